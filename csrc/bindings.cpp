@@ -1,0 +1,235 @@
+// pinncore._core: the pybind11 boundary. No maths here: convert, check sizes once, release
+// the GIL around the compute. Friendly, named errors are raised by the Python layer before
+// it calls in; the checks here are the memory-safety guard (std::invalid_argument -> ValueError).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <string>
+
+#include "kernel.hpp"
+
+namespace py = pybind11;
+using namespace pinncore;
+
+namespace {
+
+template <class T> using Arr = py::array_t<T, py::array::c_style>;
+using IArr = py::array_t<int, py::array::c_style | py::array::forcecast>;
+
+void require(bool ok, const std::string& msg) {
+    if (!ok) throw std::invalid_argument(msg);
+}
+
+template <class T> std::shared_ptr<Term<T>> make_term(Arr<T> x, Arr<T> scale, Arr<T> shift, IArr first, IArr pairs,
+                                                     int components, IArr comp, IArr fac_off, IArr fac_stream,
+                                                     IArr fac_out, Arr<T> coef) {
+    require(x.ndim() == 2, "x must be 2-D (N, d)");
+    require(scale.ndim() == 1 && shift.ndim() == 1 && scale.shape(0) == shift.shape(0), "scale/shift must be 1-D of length d");
+    const int d = static_cast<int>(scale.shape(0));
+    require(d >= 1 && x.shape(1) == d, "x has " + std::to_string(x.shape(1)) + " columns, expected " + std::to_string(d));
+    auto t = std::make_shared<Term<T>>();
+    t->n = static_cast<int>(x.shape(0));
+    t->d = d;
+    require(x.shape(0) < (1L << 30), "too many points");
+    t->scale.assign(scale.data(), scale.data() + d);
+    t->xhat.resize(static_cast<std::size_t>(t->n) * d);
+    const T* xp = x.data();
+    for (std::size_t i = 0; i < static_cast<std::size_t>(t->n); ++i)
+        for (int k = 0; k < d; ++k) t->xhat[i * d + k] = scale.data()[k] * xp[i * d + k] + shift.data()[k];
+    require(first.ndim() == 1, "first must be 1-D");
+    for (ssize_t f = 0; f < first.shape(0); ++f) {
+        const int k = first.data()[f];
+        require(k >= 0 && k < d, "first-order direction out of range");
+        t->streams.first.push_back(k);
+    }
+    const int F = t->streams.F();
+    require(pairs.ndim() == 2 && pairs.shape(1) == 2, "pairs must be (P, 2)");
+    for (ssize_t p = 0; p < pairs.shape(0); ++p) {
+        const int a = pairs.data()[2 * p], b = pairs.data()[2 * p + 1];
+        require(a >= 0 && a < F && b >= 0 && b < F, "pair refers to a missing first-order stream");
+        t->streams.pairs.push_back({a, b});
+    }
+    const int S = t->streams.S();
+    require(components >= 0, "components must be >= 0");
+    require(comp.ndim() == 1 && fac_off.ndim() == 1 && fac_stream.ndim() == 1 && fac_out.ndim() == 1, "table arrays must be 1-D");
+    const int M = static_cast<int>(comp.shape(0));
+    require(fac_off.shape(0) == M + 1, "fac_off must have M+1 entries");
+    require(fac_stream.shape(0) == fac_out.shape(0), "fac_stream/fac_out lengths differ");
+    require(coef.ndim() == 2 && coef.shape(0) == M && coef.shape(1) == t->n, "coef must be (M, N)");
+    Table<T>& tb = t->table;
+    tb.components = components;
+    for (int m = 0; m < M; ++m) {
+        require(comp.data()[m] >= 0 && comp.data()[m] < components, "monomial component out of range");
+        require(fac_off.data()[m] <= fac_off.data()[m + 1], "fac_off must be non-decreasing");
+    }
+    require(M == 0 ? true : (fac_off.data()[0] == 0 && fac_off.data()[M] == fac_stream.shape(0)), "fac_off must span the factors");
+    for (ssize_t f = 0; f < fac_stream.shape(0); ++f) {
+        require(fac_stream.data()[f] >= 0 && fac_stream.data()[f] < S, "factor stream out of range");
+        require(fac_out.data()[f] >= 0, "factor output out of range");
+    }
+    tb.comp.assign(comp.data(), comp.data() + M);
+    tb.fac_off.assign(fac_off.data(), fac_off.data() + M + 1);
+    tb.fac_stream.assign(fac_stream.data(), fac_stream.data() + fac_stream.shape(0));
+    tb.fac_out.assign(fac_out.data(), fac_out.data() + fac_out.shape(0));
+    tb.coef.assign(coef.data(), coef.data() + static_cast<std::size_t>(M) * t->n);
+    return t;
+}
+
+template <class T> void check_params(const Model<T>& m, const Arr<T>& params) {
+    require(params.ndim() == 1 && static_cast<std::size_t>(params.shape(0)) == m.n_params(),
+            "params must be 1-D of length " + std::to_string(m.n_params()));
+}
+
+template <class T> void check_term(const Model<T>& m, const Term<T>& t) {
+    require(t.d == m.inputs(), "term input width " + std::to_string(t.d) + " != network input width " + std::to_string(m.inputs()));
+    for (int o : t.table.fac_out) require(o < m.outputs(), "residual table refers to a missing network output");
+}
+
+template <class T> void bind(py::module_& mod, const char* model_name, const char* term_name) {
+    py::class_<Term<T>, std::shared_ptr<Term<T>>>(mod, term_name)
+        .def(py::init(&make_term<T>), py::arg("x"), py::arg("scale"), py::arg("shift"), py::arg("first"),
+             py::arg("pairs"), py::arg("components"), py::arg("comp"), py::arg("fac_off"), py::arg("fac_stream"),
+             py::arg("fac_out"), py::arg("coef"))
+        .def_property_readonly("n", [](const Term<T>& t) { return t.n; })
+        .def_property_readonly("streams", [](const Term<T>& t) { return t.streams.S(); })
+        .def_property_readonly("components", [](const Term<T>& t) { return t.table.components; });
+
+    py::class_<Model<T>>(mod, model_name)
+        .def(py::init<const std::vector<int>&>(), py::arg("widths"))
+        .def_property_readonly("n_params", &Model<T>::n_params)
+        .def_readwrite("chunk_points", &Model<T>::chunk_points)
+        .def("jets",
+             [](Model<T>& m, Arr<T> params, const Term<T>& t, int nthreads) {
+                 check_params(m, params);
+                 check_term(m, t);
+                 const int S = t.streams.S();
+                 Arr<T> jets({static_cast<ssize_t>(S), static_cast<ssize_t>(t.n), static_cast<ssize_t>(m.outputs())});
+                 std::vector<SweepOut<T>> outs(1);
+                 outs[0].jets = jets.mutable_data();
+                 std::vector<const Term<T>*> terms{&t};
+                 {
+                     py::gil_scoped_release release;
+                     m.run(params.data(), Mode::Forward, terms, outs, nthreads);
+                 }
+                 return jets;
+             },
+             py::arg("params"), py::arg("term"), py::arg("nthreads") = 1)
+        .def("vjp",
+             [](Model<T>& m, Arr<T> params, const Term<T>& t, Arr<T> adjoint, bool want_norms, int nthreads) {
+                 check_params(m, params);
+                 check_term(m, t);
+                 const int S = t.streams.S();
+                 require(adjoint.ndim() == 3 && adjoint.shape(0) == S && adjoint.shape(1) == t.n && adjoint.shape(2) == m.outputs(),
+                         "adjoint must have shape (streams, N, outputs) = (" + std::to_string(S) + ", " + std::to_string(t.n) + ", " +
+                             std::to_string(m.outputs()) + ")");
+                 Arr<T> grad(static_cast<ssize_t>(m.n_params()));
+                 Arr<T> norms(static_cast<ssize_t>(want_norms ? t.n : 0));
+                 std::vector<SweepOut<T>> outs(1);
+                 outs[0].want_grad = true;
+                 outs[0].want_norms = want_norms;
+                 outs[0].grad = grad.mutable_data();
+                 outs[0].norms = want_norms ? norms.mutable_data() : nullptr;
+                 outs[0].adjoint = adjoint.data();
+                 std::vector<const Term<T>*> terms{&t};
+                 {
+                     py::gil_scoped_release release;
+                     m.run(params.data(), Mode::Adjoint, terms, outs, nthreads);
+                 }
+                 return py::make_tuple(grad, norms);
+             },
+             py::arg("params"), py::arg("term"), py::arg("adjoint"), py::arg("want_norms") = false, py::arg("nthreads") = 1)
+        .def("losses_grads",
+             [](Model<T>& m, Arr<T> params, std::vector<std::shared_ptr<Term<T>>> terms, py::list point_weights,
+                bool want_residuals, int nthreads) {
+                 check_params(m, params);
+                 const std::size_t nt = terms.size();
+                 require(static_cast<std::size_t>(py::len(point_weights)) == nt, "point_weights must have one entry per term");
+                 py::array_t<double> losses(static_cast<ssize_t>(nt));
+                 Arr<T> grads({static_cast<ssize_t>(nt), static_cast<ssize_t>(m.n_params())});
+                 std::vector<SweepOut<T>> outs(nt);
+                 std::vector<const Term<T>*> tp(nt);
+                 std::vector<Arr<T>> keep;  // keep weight arrays alive while the GIL is released
+                 py::list residuals;
+                 for (std::size_t i = 0; i < nt; ++i) {
+                     require(terms[i] != nullptr, "term is None");
+                     check_term(m, *terms[i]);
+                     require(terms[i]->table.components > 0, "term has no residual table");
+                     tp[i] = terms[i].get();
+                     outs[i].want_grad = true;
+                     outs[i].grad = grads.mutable_data() + i * m.n_params();
+                     outs[i].loss = losses.mutable_data() + i;
+                     py::object w = point_weights[i];
+                     if (!w.is_none()) {
+                         Arr<T> wa = py::cast<Arr<T>>(w);
+                         require(wa.ndim() == 1 && wa.shape(0) == terms[i]->n, "point weights must be 1-D with one entry per point");
+                         keep.push_back(wa);
+                         outs[i].point_weights = wa.data();
+                     }
+                     if (want_residuals) {
+                         Arr<T> r({static_cast<ssize_t>(terms[i]->table.components), static_cast<ssize_t>(terms[i]->n)});
+                         outs[i].residuals = r.mutable_data();
+                         residuals.append(r);
+                     }
+                 }
+                 {
+                     py::gil_scoped_release release;
+                     m.run(params.data(), Mode::Loss, tp, outs, nthreads);
+                 }
+                 return py::make_tuple(losses, grads, want_residuals ? py::object(residuals) : py::object(py::none()));
+             },
+             py::arg("params"), py::arg("terms"), py::arg("point_weights"), py::arg("want_residuals") = false,
+             py::arg("nthreads") = 1)
+        .def("ntk_norms",
+             [](Model<T>& m, Arr<T> params, std::vector<std::shared_ptr<Term<T>>> terms, int nthreads) {
+                 check_params(m, params);
+                 const std::size_t nt = terms.size();
+                 std::vector<SweepOut<T>> outs(nt);
+                 std::vector<const Term<T>*> tp(nt);
+                 py::list result;
+                 for (std::size_t i = 0; i < nt; ++i) {
+                     require(terms[i] != nullptr, "term is None");
+                     check_term(m, *terms[i]);
+                     tp[i] = terms[i].get();
+                     Arr<T> norms(static_cast<ssize_t>(terms[i]->n));
+                     outs[i].want_norms = true;
+                     outs[i].norms = norms.mutable_data();
+                     result.append(norms);
+                 }
+                 {
+                     py::gil_scoped_release release;
+                     m.run(params.data(), Mode::NtkTable, tp, outs, nthreads);
+                 }
+                 return result;
+             },
+             py::arg("params"), py::arg("terms"), py::arg("nthreads") = 1);
+
+    mod.def("adam_step",
+            [](Arr<T> params, Arr<T> grads, py::array_t<double, py::array::c_style> weights, Arr<T> m, Arr<T> v, double lr,
+               double b1, double b2, double eps, long step) {
+                const ssize_t n = params.size();
+                require(params.ndim() == 1 && m.size() == n && v.size() == n, "params, m and v must have the same length");
+                require(grads.ndim() == 2 && grads.shape(1) == n, "grads must be (terms, n_params)");
+                require(weights.ndim() == 1 && weights.shape(0) == grads.shape(0), "one weight per gradient row");
+                require(step >= 1, "step must be >= 1");
+                require(params.writeable() && m.writeable() && v.writeable(), "params, m and v must be writeable");
+                T* p = params.mutable_data();
+                T* mp = m.mutable_data();
+                T* vp = v.mutable_data();
+                py::gil_scoped_release release;
+                adam_step<T>(p, grads.data(), weights.data(), static_cast<int>(grads.shape(0)), static_cast<std::size_t>(n), mp, vp, lr,
+                             b1, b2, eps, step);
+            },
+            py::arg("params"), py::arg("grads"), py::arg("weights"), py::arg("m"), py::arg("v"), py::arg("lr"), py::arg("b1"),
+            py::arg("b2"), py::arg("eps"), py::arg("step"));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, mod) {
+    mod.doc() = "pinncore compiled kernel: jets forward, adjoints backward, residual tables, Adam";
+    bind<double>(mod, "Model64", "Term64");
+    bind<float>(mod, "Model32", "Term32");
+    mod.def("vector_width_bytes", [] { return 64; });
+}

@@ -1,0 +1,422 @@
+"""The network: ``pc.MLP``, its jets, and the narrow boundary to the compiled kernel.
+
+``MLP`` is the plain tanh network of DESIGN.md §4 (tanh hidden layers, linear output,
+Xavier-normal weights, zero biases). All arguments are checked here, once, with errors that
+name the argument; the compiled ``_core`` only guards memory. Two backends compute the same
+maths: ``"cpp"`` (``pinncore._core``) and ``"numpy"`` (``pinncore.reference``, the oracle).
+
+Example
+-------
+>>> import numpy as np, pinncore as pc
+>>> net = pc.MLP([1, 20, 20, 1], seed=0)
+>>> x = np.linspace(0, 1, 5)[:, None]
+>>> jet = net.derivatives(x, order=2)
+>>> jet.value.shape, jet.grad.shape, jet.hess.shape
+((5, 1), (5, 1, 1), (5, 1, 1, 1))
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import reference
+
+__all__ = ["MLP", "Jet", "TermData", "set_num_threads", "get_num_threads", "check_points", "parse_derivs"]
+
+_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_threads = {"n": 1}
+_lock = threading.Lock()
+
+
+def set_num_threads(n):
+    """Threads the compiled kernel may use per call (points are split in fixed ranges, so
+    results are identical run to run for a given count).
+
+    >>> import pinncore as pc
+    >>> pc.set_num_threads(1); pc.get_num_threads()
+    1
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    with _lock:
+        _threads["n"] = int(n)
+
+
+def get_num_threads():
+    """The thread count set by ``set_num_threads`` (default 1).
+
+    >>> import pinncore as pc
+    >>> pc.get_num_threads() >= 1
+    True
+    """
+    return _threads["n"]
+
+
+def check_points(x, d, name="x", dtype=np.float64):
+    """Coerce ``x`` to a C-contiguous (N, d) array of ``dtype``; raise naming ``name``.
+
+    A fresh array is returned when conversion is needed, so the caller's array is never
+    modified. Integer/bool input is rejected (it is almost always a mistake of units).
+
+    >>> check_points([[0.0], [1.0]], 1).shape
+    (2, 1)
+    """
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be an array of shape (N, {d}), got {type(x).__name__}")
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise TypeError(f"{name} must be a numeric array, got dtype object")
+    if arr.dtype.kind not in "f":
+        raise TypeError(f"{name} must have a floating dtype (float32 or float64), got {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D with shape (N, {d}), got shape {arr.shape}")
+    if arr.shape[1] != d:
+        raise ValueError(f"{name} has {arr.shape[1]} columns, expected {d} (the network's input width)")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def parse_derivs(derivs, d):
+    """Normalise a derivative request to sorted multi-index tuples; raise on bad entries.
+
+    ``()`` is the value, ``(i,)`` is d/dx_i, ``(i, j)`` is d²/dx_i dx_j.
+
+    >>> parse_derivs([(), (0,), (1, 0)], 2)
+    [(), (0,), (0, 1)]
+    """
+    if isinstance(derivs, (str, bytes)) or not hasattr(derivs, "__iter__"):
+        raise TypeError(f"derivs must be a list of index tuples like [(), (0,), (0, 0)], got {derivs!r}")
+    out = []
+    for dv in derivs:
+        if isinstance(dv, (int, np.integer)):
+            dv = (dv,)
+        if not isinstance(dv, (tuple, list)):
+            raise TypeError(f"derivs entry {dv!r} must be a tuple of input indices")
+        if len(dv) > 2:
+            raise ValueError(f"derivs entry {tuple(dv)!r}: order {len(dv)} > 2 is not supported")
+        for k in dv:
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < d:
+                raise ValueError(f"derivs entry {tuple(dv)!r}: unknown derivative, input index must be in [0, {d})")
+        out.append(tuple(sorted(int(k) for k in dv)))
+    return out
+
+
+def stream_plan(derivs):
+    """(first, pairs, index) — the streams the kernel propagates for a set of multi-indices:
+    every first-order direction a pair needs, and ``index[multi] -> stream``.
+
+    >>> stream_plan([(0, 1)])
+    ([0, 1], [(0, 1)], {(): 0, (0,): 1, (1,): 2, (0, 1): 3})
+    """
+    first = sorted({k for dv in derivs for k in dv})
+    pos = {k: f for f, k in enumerate(first)}
+    pairs_multi = sorted({dv for dv in derivs if len(dv) == 2})
+    pairs = [(pos[a], pos[b]) for a, b in pairs_multi]
+    index = {(): 0}
+    for f, k in enumerate(first):
+        index[(k,)] = 1 + f
+    for p, dv in enumerate(pairs_multi):
+        index[dv] = 1 + len(first) + p
+    return first, pairs, index
+
+
+@dataclass
+class TermData:
+    """Everything one sweep needs, in the kernel's layout (shared by both backends).
+
+    xhat (N, d) network inputs; scale (d,) = dx̂/dx; first/pairs the streams; and the
+    residual table: monomial m of component comp[m] is coef[m] * Π J[fac_stream, :, fac_out].
+    """
+
+    xhat: np.ndarray
+    scale: np.ndarray
+    shift: np.ndarray
+    first: list
+    pairs: list
+    components: int = 0
+    comp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    fac_off: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int32))
+    fac_stream: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    fac_out: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    coef: np.ndarray = None
+    _compiled: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, x, scale, shift, first, pairs, dtype, **table):
+        """From physical points x: x̂ = scale*x + shift (computed in float64, then cast)."""
+        x = np.asarray(x, dtype=np.float64)
+        scale = np.asarray(scale, dtype=np.float64)
+        shift = np.asarray(shift, dtype=np.float64)
+        xhat = np.ascontiguousarray(x * scale + shift, dtype=dtype)
+        t = cls(xhat=xhat, scale=scale.astype(dtype), shift=shift.astype(dtype), first=list(first),
+                pairs=[tuple(p) for p in pairs], **table)
+        if t.coef is None:
+            t.coef = np.zeros((len(t.comp), xhat.shape[0]), dtype=dtype)
+        t.coef = np.ascontiguousarray(t.coef, dtype=dtype)
+        return t
+
+    @property
+    def S(self):
+        return 1 + len(self.first) + len(self.pairs)
+
+    def compiled(self, dtype):
+        """The ``_core.Term`` twin, built once per dtype (the points are copied in)."""
+        key = np.dtype(dtype).char
+        if key not in self._compiled:
+            from . import _core
+            cls = _core.Term64 if key == "d" else _core.Term32
+            # x̂ is passed with scale 1, shift 0: the kernel needs x̂ and the seeds' scale.
+            d = self.xhat.shape[1]
+            self._compiled[key] = cls(
+                np.ascontiguousarray(self.xhat), np.ascontiguousarray(self.scale), np.zeros(d, dtype=dtype),
+                np.asarray(self.first, np.int32), np.asarray(self.pairs, np.int32).reshape(-1, 2),
+                int(self.components), np.asarray(self.comp, np.int32), np.asarray(self.fac_off, np.int32),
+                np.asarray(self.fac_stream, np.int32), np.asarray(self.fac_out, np.int32),
+                np.ascontiguousarray(self.coef, dtype=dtype))
+        return self._compiled[key]
+
+
+class CppBackend:
+    """The compiled kernel (``pinncore._core``). Holds a workspace; calls are serialised per
+    backend object inside C++ and run with the GIL released."""
+
+    name = "cpp"
+
+    def __init__(self, widths, dtype):
+        from . import _core
+        self.dtype = np.dtype(dtype)
+        self.model = (_core.Model64 if self.dtype == np.float64 else _core.Model32)(list(widths))
+
+    def jets(self, params, term):
+        return self.model.jets(params, term.compiled(self.dtype), get_num_threads())
+
+    def vjp(self, params, term, adjoint, want_norms=False):
+        return self.model.vjp(params, term.compiled(self.dtype), adjoint, want_norms, get_num_threads())
+
+    def losses_grads(self, params, terms, point_weights, want_residuals=False):
+        return self.model.losses_grads(params, [t.compiled(self.dtype) for t in terms], list(point_weights),
+                                       want_residuals, get_num_threads())
+
+    def ntk_norms(self, params, terms):
+        return self.model.ntk_norms(params, [t.compiled(self.dtype) for t in terms], get_num_threads())
+
+
+@dataclass
+class Jet:
+    """Network outputs and their input derivatives at N points.
+
+    value (N, m); grad (N, m, d) with grad[n, o, i] = ∂u_o/∂x_i; hess (N, m, d, d) (symmetric).
+    """
+
+    value: np.ndarray
+    grad: np.ndarray = None
+    hess: np.ndarray = None
+
+
+class MLP:
+    """A tanh multilayer perceptron with a linear output layer (DESIGN §4).
+
+    Parameters
+    ----------
+    layers : list of int, e.g. [1, 50, 50, 50, 1] (1–4 inputs, any depth and width).
+    seed : int, seeds ``numpy.random.default_rng`` for the Xavier-normal weights
+        (std = sqrt(2 / (fan_in + fan_out)), Glorot & Bengio 2010); biases start at zero.
+    dtype : np.float64 or np.float32.
+    backend : "cpp" (compiled kernel) or "numpy" (the reference implementation).
+
+    ``net.params`` is the flat parameter vector, layer by layer W_l (out×in, row-major) then
+    b_l. It is writable: optimizers update it in place.
+
+    >>> import numpy as np, pinncore as pc
+    >>> net = pc.MLP([2, 16, 1], seed=1)
+    >>> net(np.zeros((3, 2))).shape
+    (3, 1)
+    """
+
+    def __init__(self, layers, seed=0, dtype=np.float64, backend="cpp"):
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
+            raise TypeError(f"layers must be a list of positive ints, got {layers!r}")
+        layers = list(layers)
+        if len(layers) < 2:
+            raise ValueError(f"layers must list at least an input and an output width, got {layers!r}")
+        for w in layers:
+            if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+                raise ValueError(f"layers must contain positive integer widths, got {layers!r}")
+        if not 1 <= layers[0] <= 4:
+            raise ValueError(f"layers[0] (input width) must be 1 to 4, got {layers[0]}")
+        try:
+            dt = np.dtype(dtype)
+        except TypeError as e:
+            raise TypeError(f"dtype must be np.float64 or np.float32, got {dtype!r}") from e
+        if dt not in _DTYPES:
+            raise TypeError(f"dtype must be np.float64 or np.float32, got {dt}")
+        if backend not in ("cpp", "numpy"):
+            raise ValueError(f"backend must be 'cpp' or 'numpy', got {backend!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        self.layers = [int(w) for w in layers]
+        self.dtype = dt
+        self.seed = int(seed)
+        self.backend_name = backend
+        rng = np.random.default_rng(seed)
+        chunks = []
+        for n_in, n_out in zip(self.layers[:-1], self.layers[1:]):
+            std = np.sqrt(2.0 / (n_in + n_out))
+            chunks.append(rng.normal(0.0, std, size=n_out * n_in))
+            chunks.append(np.zeros(n_out))
+        self._params = np.ascontiguousarray(np.concatenate(chunks), dtype=dt)
+        self._backend = None
+
+    # -- parameters -------------------------------------------------------------------
+    @property
+    def params(self):
+        return self._params
+
+    @params.setter
+    def params(self, value):
+        self._params[...] = self.check_params(value, "params")
+
+    @property
+    def n_params(self):
+        return self._params.size
+
+    @property
+    def n_inputs(self):
+        return self.layers[0]
+
+    @property
+    def n_outputs(self):
+        return self.layers[-1]
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            cls = CppBackend if self.backend_name == "cpp" else reference.NumpyBackend
+            self._backend = cls(self.layers, self.dtype)
+        return self._backend
+
+    def check_params(self, p, name="params"):
+        """A C-contiguous copy-free view of ``p`` if it fits this network, else a clear error."""
+        if p is None:
+            return self._params
+        arr = np.asarray(p)
+        if arr.dtype != self.dtype:
+            raise TypeError(f"{name} must have dtype {self.dtype}, got {arr.dtype}")
+        if arr.ndim != 1 or arr.size != self.n_params:
+            raise ValueError(f"{name} must be 1-D of length {self.n_params}, got shape {arr.shape}")
+        arr = np.ascontiguousarray(arr)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return arr
+
+    def copy(self):
+        """An independent network with the same architecture and parameters."""
+        other = MLP(self.layers, seed=self.seed, dtype=self.dtype, backend=self.backend_name)
+        other._params[...] = self._params
+        return other
+
+    # -- evaluation ---------------------------------------------------------------------
+    def _term(self, x, derivs, scale=None, shift=None, name="x"):
+        d = self.n_inputs
+        x = check_points(x, d, name, np.float64)
+        scale = np.ones(d) if scale is None else np.asarray(scale, dtype=np.float64).reshape(d)
+        shift = np.zeros(d) if shift is None else np.asarray(shift, dtype=np.float64).reshape(d)
+        if not (np.isfinite(scale).all() and np.isfinite(shift).all()):
+            raise ValueError("scale and shift must be finite")
+        first, pairs, index = stream_plan(derivs)
+        return TermData.build(x, scale, shift, first, pairs, self.dtype), index
+
+    def __call__(self, x, params=None):
+        """Network outputs at x (N, d) -> (N, m)."""
+        return self.jets(x, [()], params=params)[0]
+
+    def jets(self, x, derivs, *, params=None, scale=None, shift=None):
+        """Low-level forward for front ends: the requested output derivatives, (len(derivs), N, m).
+
+        derivs: list of multi-indices, () value, (i,) ∂/∂x_i, (i, j) ∂²/∂x_i∂x_j (only these
+        streams, plus the first-order ones a pair needs, are propagated). Optional input
+        scaling x̂ = scale*x + shift is applied before the network; derivatives are w.r.t. x.
+
+        >>> import numpy as np, pinncore as pc
+        >>> net = pc.MLP([2, 8, 1])
+        >>> net.jets(np.zeros((4, 2)), [(), (0, 1)]).shape
+        (2, 4, 1)
+        """
+        derivs = parse_derivs(derivs, self.n_inputs)
+        p = self.check_params(params)
+        term, index = self._term(x, derivs, scale, shift)
+        J = self.backend.jets(p, term)
+        return np.ascontiguousarray(J[[index[dv] for dv in derivs]])
+
+    def jets_vjp(self, x, derivs, adjoint, *, norms=False, params=None, scale=None, shift=None):
+        """Low-level reverse sweep: ∇θ Σ adjoint·jets, and optionally each point's squared
+        gradient norm ‖∂(Σ_s adjoint_s·J_s)(x_n)/∂θ‖² (the NTK diagonal, by the Gram identity).
+
+        adjoint has the shape of ``jets(x, derivs)``: (len(derivs), N, m).
+
+        >>> import numpy as np, pinncore as pc
+        >>> net = pc.MLP([1, 8, 1])
+        >>> g, n = net.jets_vjp(np.ones((3, 1)), [()], np.ones((1, 3, 1)), norms=True)
+        >>> g.shape, n.shape
+        ((25,), (3,))
+        """
+        derivs = parse_derivs(derivs, self.n_inputs)
+        if len(set(derivs)) != len(derivs):
+            raise ValueError("derivs must not repeat an entry in jets_vjp")
+        p = self.check_params(params)
+        term, index = self._term(x, derivs, scale, shift)
+        a = np.asarray(adjoint)
+        if a.dtype.kind not in "f":
+            raise TypeError(f"adjoint must be a floating array, got dtype {a.dtype}")
+        N = term.xhat.shape[0]
+        if a.shape != (len(derivs), N, self.n_outputs):
+            raise ValueError(f"adjoint must have shape {(len(derivs), N, self.n_outputs)}, got {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError("adjoint contains NaN or infinite values")
+        full = np.zeros((term.S, N, self.n_outputs), dtype=self.dtype)
+        for k, dv in enumerate(derivs):
+            full[index[dv]] = a[k]
+        grad, nrm = self.backend.vjp(p, term, full, norms)
+        return (grad, nrm) if norms else grad
+
+    def derivatives(self, x, order=2, params=None):
+        """Outputs and all input derivatives up to ``order`` (0, 1 or 2) at x (N, d).
+
+        Returns a ``Jet`` with .value (N, m), .grad (N, m, d) if order >= 1 and .hess
+        (N, m, d, d) if order == 2 (mixed entries included, symmetric).
+
+        >>> import numpy as np, pinncore as pc
+        >>> jet = pc.MLP([2, 8, 1]).derivatives(np.zeros((3, 2)), order=1)
+        >>> jet.grad.shape
+        (3, 1, 2)
+        """
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order not in (0, 1, 2):
+            raise ValueError(f"order must be 0, 1 or 2, got {order!r}")
+        d = self.n_inputs
+        derivs = [()]
+        if order >= 1:
+            derivs += [(i,) for i in range(d)]
+        if order == 2:
+            derivs += [(i, j) for i in range(d) for j in range(i, d)]
+        J = self.jets(x, derivs, params=params)
+        jet = Jet(value=J[0])
+        if order >= 1:
+            jet.grad = np.ascontiguousarray(np.moveaxis(J[1:1 + d], 0, -1))
+        if order == 2:
+            N, m = J.shape[1], J.shape[2]
+            hess = np.empty((N, m, d, d), dtype=self.dtype)
+            k = 1 + d
+            for i in range(d):
+                for j in range(i, d):
+                    hess[:, :, i, j] = J[k]
+                    hess[:, :, j, i] = J[k]
+                    k += 1
+            jet.hess = hess
+        return jet
+
+    def __repr__(self):
+        return f"MLP({self.layers}, dtype={self.dtype.name}, backend={self.backend_name!r})"
