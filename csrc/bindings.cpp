@@ -22,11 +22,12 @@ void require(bool ok, const std::string& msg) {
     if (!ok) throw std::invalid_argument(msg);
 }
 
-template <class T> std::shared_ptr<Term<T>> make_term(Arr<T> x, Arr<T> scale, Arr<T> shift, IArr first, IArr pairs,
+template <class T> std::shared_ptr<Term<T>> make_term(Arr<T> x, Arr<T> scale, IArr first, IArr pairs,
                                                      int components, IArr comp, IArr fac_off, IArr fac_stream,
                                                      IArr fac_out, Arr<T> coef) {
     require(x.ndim() == 2, "x must be 2-D (N, d)");
-    require(scale.ndim() == 1 && shift.ndim() == 1 && scale.shape(0) == shift.shape(0), "scale/shift must be 1-D of length d");
+    // x is the network input x_hat (already scaled); scale = dx_hat/dx seeds the first-order streams.
+    require(scale.ndim() == 1, "scale must be 1-D of length d");
     const int d = static_cast<int>(scale.shape(0));
     require(d >= 1 && x.shape(1) == d, "x has " + std::to_string(x.shape(1)) + " columns, expected " + std::to_string(d));
     auto t = std::make_shared<Term<T>>();
@@ -37,7 +38,7 @@ template <class T> std::shared_ptr<Term<T>> make_term(Arr<T> x, Arr<T> scale, Ar
     t->xhat.resize(static_cast<std::size_t>(t->n) * d);
     const T* xp = x.data();
     for (std::size_t i = 0; i < static_cast<std::size_t>(t->n); ++i)
-        for (int k = 0; k < d; ++k) t->xhat[i * d + k] = scale.data()[k] * xp[i * d + k] + shift.data()[k];
+        for (int k = 0; k < d; ++k) t->xhat[i * d + k] = xp[i * d + k];
     require(first.ndim() == 1, "first must be 1-D");
     for (ssize_t f = 0; f < first.shape(0); ++f) {
         const int k = first.data()[f];
@@ -89,7 +90,7 @@ template <class T> void check_term(const Model<T>& m, const Term<T>& t) {
 
 template <class T> void bind(py::module_& mod, const char* model_name, const char* term_name) {
     py::class_<Term<T>, std::shared_ptr<Term<T>>>(mod, term_name)
-        .def(py::init(&make_term<T>), py::arg("x"), py::arg("scale"), py::arg("shift"), py::arg("first"),
+        .def(py::init(&make_term<T>), py::arg("xhat"), py::arg("scale"), py::arg("first"),
              py::arg("pairs"), py::arg("components"), py::arg("comp"), py::arg("fac_off"), py::arg("fac_stream"),
              py::arg("fac_out"), py::arg("coef"))
         .def_property_readonly("n", [](const Term<T>& t) { return t.n; })

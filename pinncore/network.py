@@ -169,10 +169,8 @@ class TermData:
         if key not in self._compiled:
             from . import _core
             cls = _core.Term64 if key == "d" else _core.Term32
-            # x̂ is passed with scale 1, shift 0: the kernel needs x̂ and the seeds' scale.
-            d = self.xhat.shape[1]
             self._compiled[key] = cls(
-                np.ascontiguousarray(self.xhat), np.ascontiguousarray(self.scale), np.zeros(d, dtype=dtype),
+                np.ascontiguousarray(self.xhat), np.ascontiguousarray(self.scale),
                 np.asarray(self.first, np.int32), np.asarray(self.pairs, np.int32).reshape(-1, 2),
                 int(self.components), np.asarray(self.comp, np.int32), np.asarray(self.fac_off, np.int32),
                 np.asarray(self.fac_stream, np.int32), np.asarray(self.fac_out, np.int32),

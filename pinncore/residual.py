@@ -1,0 +1,917 @@
+"""Symbolic tracing of PINN residuals into per-point term tables.
+
+A residual is a plain Python function over symbolic arguments. It is called ONCE with a
+coordinate namespace ``x`` and one :class:`Field` per network output; the operations it
+performs build an immutable expression DAG (:class:`Expr`). :func:`trace` then lowers that
+DAG, at a fixed set of points, into a :class:`Table`: the residual components as functions
+of the *jet variables* of the raw network outputs (value, first and second input
+derivatives).
+
+Two representations exist because two consumers exist:
+
+* polynomial residuals (sums of products of jet variables with coefficients that depend only
+  on coordinates — the overwhelmingly common case) become a flat monomial table that the C++
+  kernel evaluates and differentiates fused, with no Python per training step;
+* anything else (``sin(u)``, ``u / u.t``, ``u ** 0.5``) falls back to forward-mode dual
+  arithmetic over the DAG in NumPy, which still gives exact first derivatives.
+
+Hard constraints (``transform``) are traced the same way: the field the residual sees is an
+expression of the raw output ``n``, and its derivatives are taken symbolically (product rule,
+chain rule) so that the table is still expressed in the raw output's jet variables.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "Expr",
+    "Field",
+    "Coordinates",
+    "Table",
+    "UnknownNameError",
+    "trace",
+    "jet_closure",
+    "sin",
+    "cos",
+    "exp",
+    "tanh",
+    "log",
+    "sqrt",
+]
+
+MAX_ORDER = 2
+
+
+class UnknownNameError(ValueError, AttributeError):
+    """An unknown coordinate or derivative name.
+
+    Also an AttributeError so that ``hasattr(u, "foo")`` keeps its usual meaning.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Expression DAG
+# ---------------------------------------------------------------------------------------
+
+def _is_number(v):
+    # bool is excluded on purpose: `u * True` is almost certainly a bug in a residual.
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _as_expr(v):
+    if isinstance(v, Expr):
+        return v
+    if _is_number(v):
+        return _const(float(v))
+    if isinstance(v, np.ndarray):
+        raise TypeError(
+            "numpy arrays cannot be combined with residual expressions; per-point "
+            "coefficients must be written in terms of the coordinates (e.g. pc.sin(pi * x.x))")
+    raise TypeError(f"cannot combine a residual expression with {type(v).__name__}")
+
+
+def _const(c):
+    return Expr("const", (float(c),))
+
+
+def _is_const(e, value=None):
+    return e.op == "const" and (value is None or e.args[0] == value)
+
+
+class Expr:
+    """Immutable node of a residual expression DAG.
+
+    Nodes: ``const`` (number), ``coord`` (input coordinate), ``jet`` (a jet variable of a raw
+    network output), ``add``, ``neg``, ``mul``, ``div``, ``pow`` (real exponent), ``fn``
+    (sin, cos, exp, tanh, log, sqrt).  Two flags are computed at construction so lowering
+    never has to search: ``coord_only`` (no network output inside) and ``poly``
+    (polynomial in the jet variables with coordinate-only coefficients).
+    """
+
+    __slots__ = ("op", "args", "coord_only", "poly", "_dcache")
+    # Lets numpy scalars (np.float64(2.0) * u) and ufuncs (np.sin(u)) defer to us.
+    __array_priority__ = 1000
+
+    def __init__(self, op, args):
+        set_ = object.__setattr__
+        set_(self, "op", op)
+        set_(self, "args", tuple(args))
+        set_(self, "_dcache", {})
+        if op in ("const", "coord"):
+            coord_only, poly = True, True
+        elif op == "jet":
+            coord_only, poly = False, True
+        elif op in ("add", "neg", "mul"):
+            coord_only = all(a.coord_only for a in args)
+            poly = all(a.poly for a in args)
+        elif op == "div":
+            a, b = args
+            coord_only = a.coord_only and b.coord_only
+            poly = a.poly and b.coord_only
+        elif op == "pow":
+            a, p = args
+            coord_only = a.coord_only
+            poly = a.coord_only or (a.poly and float(p).is_integer() and p >= 0)
+        elif op == "fn":
+            coord_only = args[1].coord_only
+            poly = coord_only
+        else:  # pragma: no cover - internal misuse
+            raise AssertionError(op)
+        set_(self, "coord_only", coord_only)
+        set_(self, "poly", poly)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("residual expressions are immutable")
+
+    # Identity hashing: __eq__ is disabled (see below), and the evaluators key memo tables
+    # by node identity anyway.
+    __hash__ = object.__hash__
+
+    # -- arithmetic ----------------------------------------------------------------------
+    def __add__(self, other):
+        return _add(self, _as_expr(other))
+
+    def __radd__(self, other):
+        return _add(_as_expr(other), self)
+
+    def __sub__(self, other):
+        return _add(self, _neg(_as_expr(other)))
+
+    def __rsub__(self, other):
+        return _add(_as_expr(other), _neg(self))
+
+    def __mul__(self, other):
+        return _mul(self, _as_expr(other))
+
+    def __rmul__(self, other):
+        return _mul(_as_expr(other), self)
+
+    def __truediv__(self, other):
+        return _div(self, _as_expr(other))
+
+    def __rtruediv__(self, other):
+        return _div(_as_expr(other), self)
+
+    def __neg__(self):
+        return _neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __pow__(self, p):
+        if isinstance(p, Expr) or not _is_number(p):
+            raise TypeError("the exponent of a residual expression must be a real number")
+        return _pow(self, float(p))
+
+    def __rpow__(self, base):
+        # number ** expr == exp(expr * log(number)); only meaningful for a positive base.
+        if not _is_number(base) or base <= 0:
+            raise TypeError("number ** expression needs a positive real base")
+        return exp(self * float(np.log(base)))
+
+    # -- things a residual must not do -----------------------------------------------------
+    def _no_values(self, *_):
+        raise TypeError(
+            "a residual expression has no value at trace time: residuals may not branch on "
+            "or compare field values (use pc.sin/pc.exp/... instead of math functions)")
+
+    __bool__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _no_values
+    __float__ = __int__ = __index__ = __complex__ = _no_values
+
+    # -- numpy interop ---------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        impl = _UFUNCS.get(ufunc)
+        if method != "__call__" or impl is None or kwargs:
+            return NotImplemented
+        return impl(*inputs)
+
+    # -- symbolic differentiation -----------------------------------------------------------
+    def diff(self, i):
+        """Derivative with respect to input index ``i`` (physical coordinate)."""
+        i = int(i)
+        cached = self._dcache.get(i)
+        if cached is None:
+            cached = _diff(self, i)
+            self._dcache[i] = cached
+        return cached
+
+    # -- printing -----------------------------------------------------------------------
+    def __str__(self):
+        return _to_str(self)
+
+    def __repr__(self):
+        return f"Expr({_to_str(self)})"
+
+
+def _add(a, b):
+    if _is_const(a) and _is_const(b):
+        return _const(a.args[0] + b.args[0])
+    if _is_const(a, 0.0):
+        return b
+    if _is_const(b, 0.0):
+        return a
+    return Expr("add", (a, b))
+
+
+def _neg(a):
+    if _is_const(a):
+        return _const(-a.args[0])
+    if a.op == "neg":
+        return a.args[0]
+    return Expr("neg", (a,))
+
+
+def _mul(a, b):
+    if _is_const(a) and _is_const(b):
+        return _const(a.args[0] * b.args[0])
+    # Exact zeros come mostly from differentiating constants (transforms); dropping them
+    # keeps spurious jet variables out of the table.
+    if _is_const(a, 0.0) or _is_const(b, 0.0):
+        return _const(0.0)
+    if _is_const(a, 1.0):
+        return b
+    if _is_const(b, 1.0):
+        return a
+    return Expr("mul", (a, b))
+
+
+def _div(a, b):
+    if _is_const(b, 0.0):
+        raise ZeroDivisionError("residual expression divided by zero")
+    if _is_const(a) and _is_const(b):
+        return _const(a.args[0] / b.args[0])
+    if _is_const(a, 0.0):
+        return _const(0.0)
+    if _is_const(b, 1.0):
+        return a
+    return Expr("div", (a, b))
+
+
+def _pow(a, p):
+    if p == 0.0:
+        return _const(1.0)
+    if p == 1.0:
+        return a
+    if _is_const(a):
+        c = a.args[0]
+        if c < 0 and not p.is_integer():
+            raise ValueError(f"({c!r}) ** {p!r} is not a real number")
+        return _const(c ** p)
+    return Expr("pow", (a, p))
+
+
+_FN_NUMPY = {
+    "sin": np.sin, "cos": np.cos, "exp": np.exp,
+    "tanh": np.tanh, "log": np.log, "sqrt": np.sqrt,
+}
+
+
+def _apply_fn(name, v):
+    if isinstance(v, Expr):
+        if _is_const(v):
+            return _const(_FN_NUMPY[name](v.args[0]))
+        return Expr("fn", (name, v))
+    if isinstance(v, np.ndarray) or _is_number(v):
+        return _FN_NUMPY[name](v)
+    raise TypeError(f"{name}() expects a residual expression, a number or a numpy array, "
+                    f"got {type(v).__name__}")
+
+
+def sin(v):
+    """Sine of an expression (or numpy's sine of a number/array)."""
+    return _apply_fn("sin", v)
+
+
+def cos(v):
+    """Cosine of an expression (or numpy's cosine of a number/array)."""
+    return _apply_fn("cos", v)
+
+
+def exp(v):
+    """Exponential of an expression (or numpy's exp of a number/array)."""
+    return _apply_fn("exp", v)
+
+
+def tanh(v):
+    """Hyperbolic tangent of an expression (or numpy's tanh of a number/array)."""
+    return _apply_fn("tanh", v)
+
+
+def log(v):
+    """Natural log of an expression (or numpy's log of a number/array)."""
+    return _apply_fn("log", v)
+
+
+def sqrt(v):
+    """Square root of an expression (or numpy's sqrt of a number/array)."""
+    return _apply_fn("sqrt", v)
+
+
+_UFUNCS = {
+    np.add: lambda a, b: _as_expr(a) + _as_expr(b),
+    np.subtract: lambda a, b: _as_expr(a) - _as_expr(b),
+    np.multiply: lambda a, b: _as_expr(a) * _as_expr(b),
+    np.true_divide: lambda a, b: _as_expr(a) / _as_expr(b),
+    np.negative: lambda a: -_as_expr(a),
+    np.power: lambda a, b: _as_expr(a) ** b,
+    np.sin: sin, np.cos: cos, np.exp: exp, np.tanh: tanh, np.log: log, np.sqrt: sqrt,
+}
+
+
+def _diff(e, i):
+    op, args = e.op, e.args
+    if op == "const":
+        return _const(0.0)
+    if op == "coord":
+        return _const(1.0 if args[0] == i else 0.0)
+    if op == "jet":
+        o, alpha, out_name, inputs = args
+        beta = tuple(sorted(alpha + (i,)))
+        if len(beta) > MAX_ORDER:
+            raise ValueError(
+                f"derivative order > {MAX_ORDER}: d/d{inputs[i]} of {_jet_label(e)} "
+                f"would need {_jet_label_of(out_name, beta, inputs)} (order {len(beta)})")
+        return Expr("jet", (o, beta, out_name, inputs))
+    if op == "add":
+        return _add(args[0].diff(i), args[1].diff(i))
+    if op == "neg":
+        return _neg(args[0].diff(i))
+    if op == "mul":
+        a, b = args
+        return _add(_mul(a.diff(i), b), _mul(a, b.diff(i)))
+    if op == "div":
+        a, b = args
+        # a'/b - a b'/b^2: keeps the denominator coordinate-only when it was, so the
+        # derivative of a polynomial stays polynomial.
+        return _add(_div(a.diff(i), b), _neg(_div(_mul(a, b.diff(i)), _mul(b, b))))
+    if op == "pow":
+        a, p = args
+        return _mul(_mul(_const(p), _pow(a, p - 1.0)), a.diff(i))
+    if op == "fn":
+        name, a = args
+        da = a.diff(i)
+        if _is_const(da, 0.0):
+            return _const(0.0)
+        if name == "sin":
+            g = cos(a)
+        elif name == "cos":
+            g = _neg(sin(a))
+        elif name == "exp":
+            g = e
+        elif name == "tanh":
+            g = _add(_const(1.0), _neg(_mul(e, e)))
+        elif name == "log":
+            return _div(da, a)
+        elif name == "sqrt":
+            return _div(da, _mul(_const(2.0), e))
+        else:  # pragma: no cover
+            raise AssertionError(name)
+        return _mul(g, da)
+    raise AssertionError(op)  # pragma: no cover
+
+
+def _jet_label_of(out_name, alpha, inputs):
+    if not alpha:
+        return out_name
+    if all(len(inputs[k]) == 1 for k in alpha):
+        return out_name + "." + "".join(inputs[k] for k in alpha)
+    return f"{out_name}.d({', '.join(repr(inputs[k]) for k in alpha)})"
+
+
+def _jet_label(e):
+    o, alpha, out_name, inputs = e.args
+    return _jet_label_of(out_name, alpha, inputs)
+
+
+_PREC = {"add": 1, "neg": 2, "mul": 3, "div": 3, "pow": 4}
+
+
+def _to_str(e, parent=0):
+    op, args = e.op, e.args
+    if op == "const":
+        return repr(args[0])
+    if op == "coord":
+        return f"x.{args[1]}"
+    if op == "jet":
+        return _jet_label(e)
+    if op == "fn":
+        return f"{args[0]}({_to_str(args[1])})"
+    prec = _PREC[op]
+    if op == "add":
+        b = args[1]
+        if b.op == "neg":
+            s = f"{_to_str(args[0], prec)} - {_to_str(b.args[0], prec + 1)}"
+        else:
+            s = f"{_to_str(args[0], prec)} + {_to_str(b, prec)}"
+    elif op == "neg":
+        s = f"-{_to_str(args[0], prec + 1)}"
+    elif op == "mul":
+        s = f"{_to_str(args[0], prec)}*{_to_str(args[1], prec + 1)}"
+    elif op == "div":
+        s = f"{_to_str(args[0], prec)}/{_to_str(args[1], prec + 1)}"
+    else:  # pow
+        p = args[1]
+        s = f"{_to_str(args[0], prec + 1)}**{int(p) if p.is_integer() else p}"
+    return f"({s})" if prec < parent else s
+
+
+# ---------------------------------------------------------------------------------------
+# User-facing symbols: coordinates and fields
+# ---------------------------------------------------------------------------------------
+
+class Coordinates:
+    """The ``x`` argument of residuals/transforms: ``x.t``, ``x["x1"]``, ``x[0]``."""
+
+    __slots__ = ("_inputs", "_exprs")
+
+    def __init__(self, inputs):
+        object.__setattr__(self, "_inputs", tuple(inputs))
+        object.__setattr__(self, "_exprs",
+                           tuple(Expr("coord", (k, n)) for k, n in enumerate(inputs)))
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._inputs:
+            return self._exprs[self._inputs.index(name)]
+        raise UnknownNameError(
+            f"unknown coordinate 'x.{name}': inputs are {list(self._inputs)}")
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key in self._inputs:
+                return self._exprs[self._inputs.index(key)]
+            raise UnknownNameError(
+                f"unknown coordinate x[{key!r}]: inputs are {list(self._inputs)}")
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            if -len(self._inputs) <= key < len(self._inputs):
+                return self._exprs[key]
+            raise UnknownNameError(
+                f"coordinate index {key} out of range: inputs are {list(self._inputs)}")
+        raise TypeError(f"coordinates are indexed by name or integer, not {type(key).__name__}")
+
+    def __setattr__(self, name, value):
+        raise AttributeError("coordinates are read-only")
+
+    def __len__(self):
+        return len(self._inputs)
+
+    def __repr__(self):
+        return f"Coordinates({list(self._inputs)})"
+
+
+class Field(Expr):
+    """A (possibly transformed) network output as seen by a residual.
+
+    It is an :class:`Expr` (so ``u * u.x`` works) that additionally exposes input
+    derivatives: ``u.t``, ``u.xx``, ``u.tx`` (attributes made of single-letter input names),
+    ``u.d("x1", "x2")`` for any names, ``u.d()`` for the value itself.
+    """
+
+    __slots__ = ("_inputs", "_label", "_order")
+
+    def __init__(self, expr, inputs, label, order=0):
+        super().__init__(expr.op, expr.args)
+        set_ = object.__setattr__
+        set_(self, "_dcache", expr._dcache)  # share derivative cache with the expression
+        set_(self, "_inputs", tuple(inputs))
+        set_(self, "_label", label)
+        set_(self, "_order", order)
+
+    def _derivative(self, idx, label):
+        order = self._order + len(idx)
+        if order > MAX_ORDER:
+            raise ValueError(f"derivative '{label}' has order {order}; "
+                             f"order > {MAX_ORDER} is not supported")
+        e = self
+        for k in idx:
+            e = e.diff(k)
+        return Field(e, self._inputs, label, order)
+
+    def d(self, *names):
+        """Derivative with respect to the named inputs (names or indices); ``d()`` = value."""
+        idx = []
+        for n in names:
+            if isinstance(n, str):
+                if n not in self._inputs:
+                    raise UnknownNameError(
+                        f"unknown derivative name {n!r} in {self._label}.d(...): "
+                        f"inputs are {list(self._inputs)}")
+                idx.append(self._inputs.index(n))
+            elif isinstance(n, (int, np.integer)) and not isinstance(n, bool) \
+                    and 0 <= n < len(self._inputs):
+                idx.append(int(n))
+            else:
+                raise UnknownNameError(
+                    f"bad derivative name {n!r} in {self._label}.d(...): "
+                    f"inputs are {list(self._inputs)}")
+        if not idx:
+            return self
+        label = f"{self._label}.d({', '.join(repr(self._inputs[k]) for k in idx)})"
+        return self._derivative(idx, label)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        label = f"{self._label}.{name}"
+        single = {n: k for k, n in enumerate(self._inputs) if len(n) == 1}
+        if all(ch in single for ch in name):
+            return self._derivative([single[ch] for ch in name], label)
+        if name in self._inputs:  # u.x1 for a multi-letter input name
+            return self._derivative([self._inputs.index(name)], label)
+        raise UnknownNameError(
+            f"unknown derivative '{label}': inputs are {list(self._inputs)}")
+
+    def __repr__(self):
+        return f"Field({self._label} = {_to_str(self)})"
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation helpers
+# ---------------------------------------------------------------------------------------
+
+def _topo(roots):
+    """Nodes reachable from roots, children before parents (iterative: no recursion limit)."""
+    order, seen = [], set()
+    stack = [(r, False) for r in reversed(roots)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in seen:
+            continue
+        if expanded:
+            seen.add(id(node))
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for c in _children(node):
+            if id(c) not in seen:
+                stack.append((c, False))
+    return order
+
+
+def _children(node):
+    if node.op in ("add", "mul", "div"):
+        return node.args
+    if node.op in ("neg", "pow"):
+        return node.args[:1]
+    if node.op == "fn":
+        return node.args[1:]
+    return ()
+
+
+def _numeric(node, vals, points):
+    """Value of one node given its children's values (shape (N,) arrays or floats)."""
+    op, args = node.op, node.args
+    if op == "const":
+        return np.full(points.shape[0], args[0])
+    if op == "coord":
+        return points[:, args[0]].copy()
+    if op == "add":
+        return vals[id(args[0])] + vals[id(args[1])]
+    if op == "neg":
+        return -vals[id(args[0])]
+    if op == "mul":
+        return vals[id(args[0])] * vals[id(args[1])]
+    if op == "div":
+        return vals[id(args[0])] / vals[id(args[1])]
+    if op == "pow":
+        return _power(vals[id(args[0])], args[1])
+    if op == "fn":
+        return _FN_NUMPY[args[0]](vals[id(args[1])])
+    raise AssertionError(op)  # pragma: no cover
+
+
+def _power(a, p):
+    # Integer exponents go through numpy's integer power so negative bases stay valid.
+    return a ** int(p) if p.is_integer() else a ** p
+
+
+def _var_key(node):
+    return (node.args[0], node.args[1])
+
+
+class Table:
+    """A residual lowered at fixed points.
+
+    Attributes
+    ----------
+    n_components, n_points : int
+    vars : list of (o, multi_index)
+        Jet variables of the RAW network outputs, sorted by (o, len(multi), multi).
+    polynomial : bool
+        Every component is a polynomial in ``vars`` with coordinate-only coefficients.
+    monomials : list of (c, factors, coef)
+        Only for polynomial tables: component ``c`` gets ``coef * prod(J[f] for f in
+        factors)``; ``factors`` is a sorted tuple of var indices (repeats = powers, empty =
+        pure coordinate term); ``coef`` is float64 of shape (N,).
+    components : list of Expr
+        The traced expressions (in raw-output jet variables).
+    """
+
+    def __init__(self, name, inputs, outputs, points, components):
+        self.name = name
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.points = points
+        self.components = list(components)
+        self.n_components = len(self.components)
+        self.n_points = points.shape[0]
+        self._nodes = _topo(self.components)
+
+        keys = {_var_key(n) for n in self._nodes if n.op == "jet"}
+        self.vars = sorted(keys, key=lambda k: (k[0], len(k[1]), k[1]))
+        self._var_index = {k: v for v, k in enumerate(self.vars)}
+
+        # Coordinate-only subexpressions are fixed once the points are: evaluate them now,
+        # both for the monomial coefficients and for the dual evaluator.
+        self._coord_vals = {}
+        for n in self._nodes:
+            if n.coord_only:
+                self._coord_vals[id(n)] = np.broadcast_to(
+                    np.asarray(_numeric(n, self._coord_vals, points), dtype=np.float64),
+                    (self.n_points,)).copy()
+
+        self.polynomial = all(n.poly for n in self._nodes)
+        self.monomials = self._lower() if self.polynomial else []
+
+    # -- polynomial lowering ---------------------------------------------------------------
+    def _lower(self):
+        polys = {}  # id(node) -> {factors: coef}
+        for n in self._nodes:
+            polys[id(n)] = self._lower_node(n, polys)
+        merged = {}
+        for c, comp in enumerate(self.components):
+            for factors, coef in polys[id(comp)].items():
+                key = (c, factors)
+                merged[key] = merged[key] + coef if key in merged else coef.copy()
+        # With points available, drop terms that cancelled to exact zero everywhere (e.g.
+        # a hard constraint whose multiplier vanishes at every IC point). With no points
+        # keep them, so the structure of an empty table stays inspectable.
+        out = []
+        for (c, factors), coef in sorted(merged.items(), key=lambda kv: kv[0]):
+            if self.n_points > 0 and not np.any(coef):
+                continue
+            out.append((c, factors, coef))
+        return out
+
+    def _lower_node(self, n, polys):
+        if n.coord_only:
+            return {(): self._coord_vals[id(n)]}
+        op, args = n.op, n.args
+        if op == "jet":
+            return {(self._var_index[_var_key(n)],): np.ones(self.n_points)}
+        if op == "add":
+            return _padd(polys[id(args[0])], polys[id(args[1])])
+        if op == "neg":
+            return {f: -c for f, c in polys[id(args[0])].items()}
+        if op == "mul":
+            return _pmul(polys[id(args[0])], polys[id(args[1])])
+        if op == "div":  # denominator is coordinate-only (else not polynomial)
+            den = self._coord_vals[id(args[1])]
+            return {f: c / den for f, c in polys[id(args[0])].items()}
+        if op == "pow":  # non-negative integer exponent
+            base, p = polys[id(args[0])], int(args[1])
+            result = {(): np.ones(self.n_points)}
+            while p:
+                if p & 1:
+                    result = _pmul(result, base)
+                p >>= 1
+                if p:
+                    base = _pmul(base, base)
+            return result
+        raise AssertionError(op)  # pragma: no cover
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _check_J(self, J):
+        J = np.asarray(J, dtype=np.float64)
+        shape = (len(self.vars), self.n_points)
+        if J.shape != shape:
+            raise ValueError(f"table '{self.name}': J must have shape (V, N) = {shape}, "
+                             f"got {J.shape}")
+        return J
+
+    def evaluate(self, J):
+        """Residuals ``r`` (C, N) and exact ``dr`` (C, V, N) = dr_c/dJ_v from jet values J (V, N).
+
+        Polynomial tables use the monomial table; others use the dual-number DAG path.
+        """
+        if not self.polynomial:
+            return self.evaluate_dag(J)
+        J = self._check_J(J)
+        C, V, N = self.n_components, len(self.vars), self.n_points
+        r = np.zeros((C, N))
+        dr = np.zeros((C, V, N))
+        for c, factors, coef in self.monomials:
+            vals = [J[f] for f in factors]
+            r[c] += coef * _prod(vals, coef)
+            # d/dJ_v of a product: sum over the positions holding v of the product of the
+            # others (repeated factors thereby get their power rule for free).
+            for k, f in enumerate(factors):
+                dr[c, f] += coef * _prod(vals[:k] + vals[k + 1:], coef)
+        return r, dr
+
+    def evaluate_dag(self, J):
+        """Same as :meth:`evaluate` but by forward-mode dual arithmetic over the DAG.
+
+        Works for every table; each node carries its value (N,) and a dict
+        var index -> partial (N,) (absent = exactly zero).
+        """
+        J = self._check_J(J)
+        vals, parts = dict(self._coord_vals), {}
+        for n in self._nodes:
+            if n.coord_only:
+                parts[id(n)] = {}
+                continue
+            op, args = n.op, n.args
+            if op == "jet":
+                v = self._var_index[_var_key(n)]
+                vals[id(n)] = J[v]
+                parts[id(n)] = {v: np.ones(self.n_points)}
+                continue
+            val = _numeric(n, vals, self.points)
+            vals[id(n)] = val
+            if op == "add":
+                d = _dadd(parts[id(args[0])], parts[id(args[1])])
+            elif op == "neg":
+                d = {k: -p for k, p in parts[id(args[0])].items()}
+            elif op == "mul":
+                a, b = args
+                d = _dadd(_dscale(parts[id(a)], vals[id(b)]), _dscale(parts[id(b)], vals[id(a)]))
+            elif op == "div":
+                a, b = args
+                vb = vals[id(b)]
+                d = _dadd(_dscale(parts[id(a)], 1.0 / vb), _dscale(parts[id(b)], -val / vb))
+            elif op == "pow":
+                a, p = args
+                d = _dscale(parts[id(a)], p * _power(vals[id(a)], p - 1.0))
+            else:  # fn
+                name, a = args
+                va = vals[id(a)]
+                g = {"sin": lambda: np.cos(va), "cos": lambda: -np.sin(va),
+                     "exp": lambda: val, "tanh": lambda: 1.0 - val * val,
+                     "log": lambda: 1.0 / va, "sqrt": lambda: 0.5 / val}[name]()
+                d = _dscale(parts[id(a)], g)
+            parts[id(n)] = d
+        C, V, N = self.n_components, len(self.vars), self.n_points
+        r = np.zeros((C, N))
+        dr = np.zeros((C, V, N))
+        for c, comp in enumerate(self.components):
+            r[c] = vals[id(comp)]
+            for v, p in parts[id(comp)].items():
+                dr[c, v] = p
+        return r, dr
+
+    def __repr__(self):
+        kind = f"polynomial, {len(self.monomials)} monomials" if self.polynomial \
+            else "non-polynomial"
+        return (f"Table('{self.name}', C={self.n_components}, N={self.n_points}, "
+                f"V={len(self.vars)}, {kind})")
+
+
+def _prod(vals, like):
+    if not vals:
+        return np.ones_like(like)
+    out = vals[0]
+    for v in vals[1:]:
+        out = out * v
+    return out
+
+
+def _padd(p, q):
+    out = dict(p)
+    for f, c in q.items():
+        out[f] = out[f] + c if f in out else c
+    return out
+
+
+def _pmul(p, q):
+    out = {}
+    for f1, c1 in p.items():
+        for f2, c2 in q.items():
+            f = tuple(sorted(f1 + f2))
+            c = c1 * c2
+            out[f] = out[f] + c if f in out else c
+    return out
+
+
+def _dadd(p, q):
+    out = dict(p)
+    for k, v in q.items():
+        out[k] = out[k] + v if k in out else v
+    return out
+
+
+def _dscale(p, s):
+    return {k: v * s for k, v in p.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# Tracing
+# ---------------------------------------------------------------------------------------
+
+def _check_names(names, what):
+    if isinstance(names, str) or not all(isinstance(n, str) and n.isidentifier()
+                                         for n in names):
+        raise ValueError(f"{what} must be a list of identifier strings, got {names!r}")
+    names = list(names)
+    if not names:
+        raise ValueError(f"{what} must not be empty")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} has duplicate names: {names}")
+    return names
+
+
+def _components(result, who):
+    expected = "expected an expression of the fields or a list of them"
+    if isinstance(result, Expr):
+        return [result]
+    if isinstance(result, (list, tuple)):
+        if not result:
+            raise ValueError(f"{who} returned an empty {type(result).__name__}; {expected}")
+        for k, item in enumerate(result):
+            if not isinstance(item, Expr):
+                raise ValueError(f"{who} component {k} is {type(item).__name__}; {expected}")
+        return list(result)
+    raise ValueError(f"{who} returned {type(result).__name__}; {expected}")
+
+
+def trace(residual, inputs, outputs, points, transform=None, name="residual"):
+    """Trace ``residual`` once and lower it at ``points`` into a :class:`Table`.
+
+    ``residual(x, *fields)`` gets a coordinate namespace and one :class:`Field` per output;
+    with ``transform(x, *raw)`` the fields are the transform's expressions of the raw
+    network outputs (hard constraints). The table is always expressed in the jet variables
+    of the RAW outputs, with derivatives with respect to the physical inputs.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> omega = 2 * np.pi
+    >>> t = np.linspace(0.0, 1.0, 5)[:, None]
+    >>> tab = trace(lambda x, u: u.tt + omega**2 * u, ["t"], ["u"], t)
+    >>> tab.polynomial, tab.vars
+    (True, [(0, ()), (0, (0, 0))])
+    >>> r, dr = tab.evaluate(np.ones((2, 5)))
+    >>> bool(np.allclose(r, 1.0 + omega**2))
+    True
+    >>> hard = trace(lambda x, u: u.tt + omega**2 * u, ["t"], ["u"], t,
+    ...              transform=lambda x, n: 1.0 + x.t**2 * n)
+    >>> hard.vars    # u_tt = 2n + 4t n_t + t^2 n_tt
+    [(0, ()), (0, (0,)), (0, (0, 0))]
+    """
+    inputs = _check_names(inputs, "inputs")
+    outputs = _check_names(outputs, "outputs")
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim == 1 and len(inputs) == 1:
+        pts = pts.reshape(-1, 1)
+    if pts.ndim != 2 or pts.shape[1] != len(inputs):
+        raise ValueError(f"points for '{name}' must have shape (N, {len(inputs)}), "
+                         f"got {pts.shape}")
+
+    x = Coordinates(inputs)
+    raw = [Field(Expr("jet", (o, (), out, tuple(inputs))), inputs, out)
+           for o, out in enumerate(outputs)]
+    fields = raw
+    if transform is not None:
+        who = f"transform for '{name}'"
+        try:
+            res = transform(x, *raw)
+        except Exception as e:
+            raise ValueError(f"{who} raised {type(e).__name__}: {e}") from e
+        exprs = _components(res, who)
+        if len(exprs) != len(outputs):
+            raise ValueError(f"{who} returned {len(exprs)} expressions for "
+                             f"{len(outputs)} outputs {outputs}")
+        fields = [Field(e, inputs, out) for e, out in zip(exprs, outputs)]
+
+    try:
+        res = residual(x, *fields)
+    except Exception as e:
+        raise ValueError(f"residual '{name}' raised {type(e).__name__}: {e}") from e
+    comps = _components(res, f"residual '{name}'")
+    return Table(name, inputs, outputs, pts, comps)
+
+
+def jet_closure(vars):
+    """Multi-indices a kernel must propagate so that every requested one is available.
+
+    ``vars`` holds multi-indices or ``(o, multi)`` pairs (as in :attr:`Table.vars`).
+    Returns ``()`` first, then every first-order index used by any request, then the
+    requested (sorted) pairs.
+
+    >>> jet_closure([(0, ()), (0, (1, 1))])
+    [(), (1,), (1, 1)]
+    """
+    firsts, pairs = set(), set()
+    for v in vars:
+        multi = v[1] if (len(v) == 2 and isinstance(v[1], tuple)) else v
+        multi = tuple(sorted(int(k) for k in multi))
+        if len(multi) > MAX_ORDER:
+            raise ValueError(f"multi-index {multi} has order > {MAX_ORDER}")
+        firsts.update((k,) for k in multi)
+        if len(multi) == 2:
+            pairs.add(multi)
+    return [()] + sorted(firsts) + sorted(pairs)

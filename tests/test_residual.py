@@ -1,0 +1,501 @@
+"""Tests for pinncore.residual: tracing residuals into term tables."""
+
+import doctest
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import pinncore.residual as R
+from pinncore.residual import Expr, Table, jet_closure, trace
+
+PI = np.pi
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def var_index(table, o, multi):
+    return table.vars.index((o, tuple(multi)))
+
+
+def monomial_dict(table):
+    return {(c, f): coef for c, f, coef in table.monomials}
+
+
+def fd_check(table, J, h=1e-6, rtol=1e-7):
+    """dr from evaluate must match central differences of r from evaluate."""
+    r, dr = table.evaluate(J)
+    for v in range(J.shape[0]):
+        Jp, Jm = J.copy(), J.copy()
+        Jp[v] += h
+        Jm[v] -= h
+        fd = (table.evaluate(Jp)[0] - table.evaluate(Jm)[0]) / (2 * h)
+        scale = np.max(np.abs(dr[:, v])) + 1.0
+        np.testing.assert_allclose(dr[:, v], fd, rtol=rtol, atol=rtol * scale)
+    return r, dr
+
+
+# --------------------------------------------------------------------------- polynomial
+
+
+def test_harmonic_table():
+    omega = 2 * PI
+    t = np.linspace(0, 1, 7)[:, None]
+    tab = trace(lambda x, u: u.tt + omega**2 * u, ["t"], ["u"], t, name="pde")
+    assert isinstance(tab, Table)
+    assert tab.polynomial
+    assert (tab.n_components, tab.n_points) == (1, 7)
+    assert tab.vars == [(0, ()), (0, (0, 0))]
+    m = monomial_dict(tab)
+    assert set(m) == {(0, (0,)), (0, (1,))}
+    np.testing.assert_array_equal(m[(0, (0,))], np.full(7, omega**2))
+    np.testing.assert_array_equal(m[(0, (1,))], np.ones(7))
+    for _, _, coef in tab.monomials:
+        assert coef.dtype == np.float64 and coef.shape == (7,)
+
+    J = rng().normal(size=(2, 7))
+    r, dr = tab.evaluate(J)
+    np.testing.assert_allclose(r[0], J[1] + omega**2 * J[0], rtol=1e-14)
+    np.testing.assert_allclose(dr[0, 0], omega**2)
+    np.testing.assert_allclose(dr[0, 1], 1.0)
+    assert r.shape == (1, 7) and dr.shape == (1, 2, 7)
+
+
+def test_burgers_table():
+    nu = 0.01 / PI
+    pts = rng(1).uniform(-1, 1, size=(11, 2))
+    tab = trace(lambda x, u: u.t + u * u.x - nu * u.xx, ["t", "x"], ["u"], pts)
+    assert tab.polynomial
+    assert tab.vars == [(0, ()), (0, (0,)), (0, (1,)), (0, (1, 1))]
+    m = monomial_dict(tab)
+    assert set(m) == {(0, (1,)), (0, (0, 2)), (0, (3,))}
+    np.testing.assert_array_equal(m[(0, (0, 2))], 1.0)      # u * u.x
+    np.testing.assert_allclose(m[(0, (3,))], -nu, rtol=1e-15)
+
+    u, ut, ux, uxx = J = rng(2).normal(size=(4, 11))
+    r, dr = tab.evaluate(J)
+    np.testing.assert_allclose(r[0], ut + u * ux - nu * uxx, rtol=1e-13)
+    np.testing.assert_allclose(dr[0], [ux, np.ones(11), u, np.full(11, -nu)], rtol=1e-14)
+
+
+def test_two_components_constant_monomial():
+    tab = trace(lambda x, u: [u - 1.0, u.t], ["t"], ["u"], [[0.0]], name="ic")
+    assert tab.n_components == 2 and tab.polynomial
+    assert tab.vars == [(0, ()), (0, (0,))]
+    m = monomial_dict(tab)
+    assert set(m) == {(0, ()), (0, (0,)), (1, (1,))}
+    np.testing.assert_array_equal(m[(0, ())], [-1.0])
+    r, dr = tab.evaluate(np.array([[3.0], [5.0]]))
+    np.testing.assert_array_equal(r, [[2.0], [5.0]])
+    np.testing.assert_array_equal(dr[:, :, 0], [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_navier_stokes_like_system_and_mixed_derivatives():
+    nu = 0.05
+    pts = rng(3).uniform(size=(9, 2))
+
+    def res(x, u, v, p):
+        return [u.x + v.y, u * u.x + v * u.y + p.x - nu * (u.xx + u.yy)]
+
+    tab = trace(res, ["x", "y"], ["u", "v", "p"], pts)
+    assert tab.polynomial and tab.n_components == 2
+    assert tab.vars == [(0, ()), (0, (0,)), (0, (1,)), (0, (0, 0)), (0, (1, 1)),
+                        (1, ()), (1, (1,)), (2, (0,))]
+    J = rng(4).normal(size=(len(tab.vars), 9))
+    u, ux, uy, uxx, uyy, v, vy, px = J
+    r, dr = tab.evaluate(J)
+    np.testing.assert_allclose(r[0], ux + vy, rtol=1e-14)
+    np.testing.assert_allclose(r[1], u * ux + v * uy + px - nu * (uxx + uyy), rtol=1e-13)
+    np.testing.assert_allclose(dr[1, 0], ux, rtol=1e-15)     # d/du
+    np.testing.assert_allclose(dr[1, 5], uy, rtol=1e-15)     # d/dv
+    np.testing.assert_array_equal(dr[0, 0], 0.0)
+
+    # u.tx and u.xt are the same jet variable
+    tab2 = trace(lambda x, u: u.tx - 2.0 * u.xt, ["t", "x"], ["u"], pts)
+    assert tab2.vars == [(0, (0, 1))]
+    np.testing.assert_array_equal(monomial_dict(tab2)[(0, (0,))], -1.0)
+
+    # multi-letter input names through u.d(...), x[...] and u.<name>
+    tab3 = trace(lambda x, u: u.d("x1", "x2") + u.d("x2", "x1") + u.d("x1") * x["x2"]
+                 + u.x2 - u.d() * x[0],
+                 ["x1", "x2"], ["u"], pts)
+    assert tab3.vars == [(0, ()), (0, (0,)), (0, (1,)), (0, (0, 1))]
+    m = monomial_dict(tab3)
+    np.testing.assert_array_equal(m[(0, (3,))], 2.0)
+    np.testing.assert_array_equal(m[(0, (1,))], pts[:, 1])
+    np.testing.assert_array_equal(m[(0, (0,))], -pts[:, 0])
+    np.testing.assert_array_equal(m[(0, (2,))], 1.0)
+
+
+def test_source_term_coefficient():
+    k = 1.0
+    pts = rng(5).uniform(-1, 1, size=(13, 2))
+
+    def res(x, u):
+        return u.xx + u.yy + k**2 * u - R.sin(PI * x.x) * R.sin(4 * PI * x.y)
+
+    tab = trace(res, ["x", "y"], ["u"], pts)
+    assert tab.polynomial
+    m = monomial_dict(tab)
+    np.testing.assert_allclose(m[(0, ())], -np.sin(PI * pts[:, 0]) * np.sin(4 * PI * pts[:, 1]),
+                               rtol=1e-15)
+    tab2 = trace(lambda x, u: u + R.sin(PI * x.x), ["x"], ["u"], pts[:, :1])
+    np.testing.assert_allclose(monomial_dict(tab2)[(0, ())], np.sin(PI * pts[:, 0]), rtol=1e-15)
+
+
+def test_coordinate_coefficients_division_and_powers():
+    pts = rng(6).uniform(0.5, 2.0, size=(8, 1))
+    t = pts[:, 0]
+    tab = trace(lambda x, u: u.t / x.t + u**2 / (1 + x.t**2) + x.t**-0.5 * u ** 3 + (2 * u) / 4,
+                ["t"], ["u"], pts)
+    assert tab.polynomial
+    m = monomial_dict(tab)
+    np.testing.assert_allclose(m[(0, (1,))], 1 / t, rtol=1e-15)
+    np.testing.assert_allclose(m[(0, (0, 0))], 1 / (1 + t**2), rtol=1e-15)
+    np.testing.assert_allclose(m[(0, (0, 0, 0))], t**-0.5, rtol=1e-15)
+    np.testing.assert_allclose(m[(0, (0,))], 0.5, rtol=1e-15)
+
+
+def test_coordinate_only_residual_and_empty_points():
+    tab = trace(lambda x, u: x.t * 2.0, ["t"], ["u"], [[1.0], [2.0]])
+    assert tab.polynomial and tab.vars == []
+    r, dr = tab.evaluate(np.zeros((0, 2)))
+    np.testing.assert_array_equal(r, [[2.0, 4.0]])
+    assert dr.shape == (1, 0, 2)
+
+    tab0 = trace(lambda x, u: u.t + u * u, ["t"], ["u"], np.zeros((0, 1)))
+    assert tab0.n_points == 0 and tab0.vars == [(0, ()), (0, (0,))]
+    assert len(tab0.monomials) == 2
+    r, dr = tab0.evaluate(np.zeros((2, 0)))
+    assert r.shape == (1, 0) and dr.shape == (1, 2, 0)
+
+
+def test_cancellation_keeps_table_small():
+    tab = trace(lambda x, u: u.t - u.t + u, ["t"], ["u"], [[0.3]])
+    assert [f for _, f, _ in tab.monomials] == [(0,)]
+
+
+def test_numpy_interop():
+    pts = rng(7).uniform(size=(5, 1))
+    tab = trace(lambda x, u: np.float64(3.0) * u + np.sin(x.t) * u.t, ["t"], ["u"], pts)
+    m = monomial_dict(tab)
+    np.testing.assert_array_equal(m[(0, (0,))], 3.0)
+    np.testing.assert_allclose(m[(0, (1,))], np.sin(pts[:, 0]), rtol=1e-15)
+    # the module functions pass numbers / arrays straight to numpy
+    assert R.cos(0.0) == 1.0
+    np.testing.assert_array_equal(R.exp(np.zeros(3)), np.ones(3))
+    with pytest.raises(ValueError, match="raised TypeError: numpy arrays"):
+        trace(lambda x, u: np.ones(5) * u, ["t"], ["u"], pts)
+
+
+# ---------------------------------------------------------------------------- transforms
+
+
+def test_hard_constraint_harmonic():
+    omega = 2 * PI
+    pts = rng(8).uniform(size=(10, 1))
+    t = pts[:, 0]
+    tab = trace(lambda x, u: u.tt + omega**2 * u, ["t"], ["u"], pts,
+                transform=lambda x, n: 1.0 + x.t**2 * n)
+    assert tab.polynomial
+    assert tab.vars == [(0, ()), (0, (0,)), (0, (0, 0))]
+    n, nt, ntt = J = rng(9).normal(size=(3, 10))
+    r, dr = tab.evaluate(J)
+    # u = 1 + t^2 n, u_tt = 2 n + 4 t n_t + t^2 n_tt
+    np.testing.assert_allclose(r[0], 2 * n + 4 * t * nt + t**2 * ntt + omega**2 * (1 + t**2 * n),
+                               rtol=1e-12)
+    np.testing.assert_allclose(dr[0], [2 + omega**2 * t**2, 4 * t, t**2], rtol=1e-14)
+
+    # The IC is met exactly: at t = 0 the residual u - 1 has no dependence on n at all.
+    ic = trace(lambda x, u: [u - 1.0, u.t], ["t"], ["u"], [[0.0]],
+               transform=lambda x, n: 1.0 + x.t**2 * n)
+    r, dr = ic.evaluate(rng().normal(size=(len(ic.vars), 1)))
+    np.testing.assert_array_equal(r, 0.0)
+    np.testing.assert_array_equal(dr, 0.0)
+
+
+def test_hard_constraint_chain_and_product_rule():
+    pts = rng(10).uniform(size=(12, 2))
+    t, x = pts.T
+
+    def transform(x, n):
+        return R.exp(-x.t) * R.sin(PI * x.x) * n + x.x * (1 - x.x)
+
+    tab = trace(lambda x, u: [u.t - u.xx, u.tx, u], ["t", "x"], ["u"], pts, transform=transform)
+    assert tab.polynomial
+    assert tab.vars == [(0, ()), (0, (0,)), (0, (1,)), (0, (0, 1)), (0, (1, 1))]
+    n, nt, nx, ntx, nxx = J = rng(11).normal(size=(5, 12))
+    r, dr = tab.evaluate(J)
+    e, s, c = np.exp(-t), np.sin(PI * x), np.cos(PI * x)
+    u_t = e * s * (nt - n)
+    u_xx = e * (-PI**2 * s * n + 2 * PI * c * nx + s * nxx) - 2
+    u_tx = e * (PI * c * (nt - n) + s * (ntx - nx))
+    np.testing.assert_allclose(r[0], u_t - u_xx, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(r[1], u_tx, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(r[2], e * s * n + x * (1 - x), rtol=1e-13)
+    np.testing.assert_allclose(dr[0, 4], -e * s, rtol=1e-13)           # d r0 / d n_xx
+    np.testing.assert_allclose(dr[0, 0], -e * s + PI**2 * e * s, rtol=1e-12)
+    np.testing.assert_allclose(dr[1, 3], e * s, rtol=1e-13)            # d r1 / d n_tx
+    fd_check(tab, J)
+
+
+def test_transform_division_by_coordinates_and_several_outputs():
+    pts = rng(12).uniform(1.0, 2.0, size=(6, 1))
+    t = pts[:, 0]
+    tab = trace(lambda x, u, v: u.t + v.t, ["t"], ["u", "v"], pts,
+                transform=lambda x, a, b: (a / x.t, x.t * b))
+    assert tab.polynomial
+    assert tab.vars == [(0, ()), (0, (0,)), (1, ()), (1, (0,))]
+    a, at, b, bt = J = rng(13).normal(size=(4, 6))
+    r, _ = tab.evaluate(J)
+    np.testing.assert_allclose(r[0], at / t - a / t**2 + b + t * bt, rtol=1e-13)
+
+
+def test_non_polynomial_transform():
+    pts = rng(14).uniform(size=(7, 1))
+    tab = trace(lambda x, u: u.tt, ["t"], ["u"], pts, transform=lambda x, n: R.tanh(n))
+    assert not tab.polynomial and tab.monomials == []
+    n, nt, ntt = J = rng(15).normal(size=(3, 7))
+    r, _ = fd_check(tab, J)
+    th = np.tanh(n)
+    s = 1 - th**2
+    np.testing.assert_allclose(r[0], s * ntt - 2 * th * s * nt**2, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------ non-polynomial
+
+
+@pytest.mark.parametrize("res", [
+    lambda x, u: R.sin(u) - u.t,
+    lambda x, u: u / u.t,
+    lambda x, u: u**0.5,
+    lambda x, u: [R.exp(u) * R.cos(u.t), R.log(u) + R.sqrt(u.t), 2.0**u, u**-2, x.t / u],
+    lambda x, u: np.tanh(u * u.t) - 1.0 / (1.0 + u**2),
+])
+def test_non_polynomial_fd(res):
+    pts = rng(16).uniform(0.1, 1.0, size=(6, 1))
+    tab = trace(res, ["t"], ["u"], pts)
+    assert not tab.polynomial and tab.monomials == []
+    J = rng(17).uniform(0.5, 2.0, size=(len(tab.vars), 6))   # positive: log/sqrt defined
+    fd_check(tab, J)
+
+
+def test_non_polynomial_values():
+    pts = rng(18).uniform(size=(5, 1))
+    tab = trace(lambda x, u: R.sin(u) - u.t, ["t"], ["u"], pts)
+    u, ut = J = rng(19).normal(size=(2, 5))
+    r, dr = tab.evaluate(J)
+    np.testing.assert_allclose(r[0], np.sin(u) - ut, rtol=1e-15)
+    np.testing.assert_allclose(dr[0], [np.cos(u), -np.ones(5)], rtol=1e-15)
+
+
+def test_dag_path_matches_table_path():
+    nu = 0.01 / PI
+    pts = rng(20).uniform(-1, 1, size=(25, 2))
+
+    def res(x, u):
+        return [u.t + u * u.x - nu * u.xx + R.sin(PI * x.x) * u**3,
+                (u - x.t) ** 2 / (1 + x.x**2), 3.0 - u.tx * u.t]
+
+    tab = trace(res, ["t", "x"], ["u"], pts,
+                transform=lambda x, n: -R.sin(PI * x.x) + (1 - x.x**2) * x.t * n)
+    assert tab.polynomial
+    J = rng(21).normal(size=(len(tab.vars), 25))
+    r1, dr1 = tab.evaluate(J)
+    r2, dr2 = tab.evaluate_dag(J)
+    np.testing.assert_allclose(r1, r2, rtol=1e-14, atol=1e-14 * np.abs(r1).max())
+    np.testing.assert_allclose(dr1, dr2, rtol=1e-14, atol=1e-14 * np.abs(dr1).max())
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def test_unknown_derivative():
+    with pytest.raises(ValueError, match=r"unknown derivative 'u.q': inputs are \['t', 'x'\]"):
+        trace(lambda x, u: u.q, ["t", "x"], ["u"], np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="unknown derivative name 'z'"):
+        trace(lambda x, u: u.d("z"), ["t", "x"], ["u"], np.zeros((1, 2)))
+    # u.x1 letters are not single-letter input names here
+    with pytest.raises(ValueError, match="unknown derivative 'u.tq'"):
+        trace(lambda x, u: u.tq, ["t", "x"], ["u"], np.zeros((1, 2)))
+
+
+def test_unknown_derivative_is_also_attribute_error():
+    seen = {}
+
+    def res(x, u):
+        seen["has"] = hasattr(u, "q"), hasattr(u, "t")
+        return u
+
+    trace(res, ["t"], ["u"], [[0.0]])
+    assert seen["has"] == (False, True)
+
+
+def test_order_three():
+    with pytest.raises(ValueError, match="order"):
+        trace(lambda x, u: u.ttt, ["t"], ["u"], [[0.0]])
+    with pytest.raises(ValueError, match="order"):
+        trace(lambda x, u: u.tt.t, ["t"], ["u"], [[0.0]])
+    with pytest.raises(ValueError, match="order"):
+        trace(lambda x, u: u.d("t", "x", "x"), ["t", "x"], ["u"], np.zeros((1, 2)))
+    # transform that already uses n.t: u.tt would need n.ttt
+    with pytest.raises(ValueError, match="order > 2"):
+        trace(lambda x, u: u.tt, ["t"], ["u"], [[0.0]], transform=lambda x, n: n + n.t)
+    # direct symbolic differentiation past order 2
+    with pytest.raises(ValueError, match="order > 2"):
+        trace(lambda x, u: u.tt.diff(0), ["t"], ["u"], [[0.0]])
+
+
+def test_unknown_coordinate():
+    with pytest.raises(ValueError, match=r"unknown coordinate 'x.y': inputs are \['t', 'x'\]"):
+        trace(lambda x, u: u * x.y, ["t", "x"], ["u"], np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="unknown coordinate"):
+        trace(lambda x, u: u * x["y"], ["t", "x"], ["u"], np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="out of range"):
+        trace(lambda x, u: u * x[2], ["t", "x"], ["u"], np.zeros((1, 2)))
+
+
+@pytest.mark.parametrize("ret, kind", [
+    (None, "NoneType"), (3.0, "float"), (np.zeros(3), "ndarray"), ([], "an empty list"),
+    ("u", "str"),
+])
+def test_residual_returning_non_expression(ret, kind):
+    with pytest.raises(ValueError, match=f"residual 'pde' returned {kind}.*expected an expression"):
+        trace(lambda x, u: ret, ["t"], ["u"], [[0.0]], name="pde")
+
+
+def test_residual_component_not_expression():
+    with pytest.raises(ValueError, match="component 1 is float"):
+        trace(lambda x, u: [u, 0.0], ["t"], ["u"], [[0.0]], name="pde")
+
+
+def test_residual_raising_is_chained():
+    def res(x, u):
+        raise KeyError("boom")
+
+    with pytest.raises(ValueError, match="residual 'bc' raised KeyError") as info:
+        trace(res, ["t"], ["u"], [[0.0]], name="bc")
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_no_branching_on_values():
+    seen = {}
+
+    def res(x, u):
+        for f in (bool, float, lambda e: e < 1.0, lambda e: e == u, lambda e: e != 0):
+            with pytest.raises(TypeError, match="may not branch"):
+                f(u + 1.0)
+        seen["ok"] = True
+        return u
+
+    trace(res, ["t"], ["u"], [[0.0]])
+    assert seen["ok"]
+    with pytest.raises(ValueError, match="raised TypeError.*may not branch"):
+        trace(lambda x, u: u if u > 0 else -u, ["t"], ["u"], [[0.0]])
+
+
+def test_bad_exponent_and_bad_operands():
+    def res(x, u):
+        with pytest.raises(TypeError, match="exponent"):
+            u ** u
+        with pytest.raises(TypeError, match="cannot combine"):
+            u + "a"
+        with pytest.raises(TypeError):
+            u + 1j
+        return u
+
+    trace(res, ["t"], ["u"], [[0.0]])
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="shape"):
+        trace(lambda x, u: u, ["t", "x"], ["u"], np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="duplicate"):
+        trace(lambda x, u: u, ["t", "t"], ["u"], np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="expressions for 2 outputs"):
+        trace(lambda x, u, v: u, ["t"], ["u", "v"], [[0.0]], transform=lambda x, a, b: a)
+    tab = trace(lambda x, u: u, ["t"], ["u"], [[0.0]])
+    with pytest.raises(ValueError, match="shape"):
+        tab.evaluate(np.zeros((2, 1)))
+
+
+def test_expr_is_immutable_and_printable():
+    captured = {}
+
+    def res(x, u):
+        e = u.t + u * u.x - 0.5 * R.sin(x.x)
+        captured["s"] = str(e)
+        with pytest.raises(AttributeError):
+            e.op = "add"
+        return e
+
+    trace(res, ["t", "x"], ["u"], np.zeros((1, 2)))
+    assert captured["s"] == "u.t + u*u.x - 0.5*sin(x.x)"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def test_jet_closure():
+    assert jet_closure([(0, ()), (0, (0, 0))]) == [(), (0,), (0, 0)]
+    assert jet_closure([(0, (1,)), (1, (0, 1)), (0, ())]) == [(), (0,), (1,), (0, 1)]
+    assert jet_closure([(1, 1), (0,)]) == [(), (0,), (1,), (1, 1)]
+    assert jet_closure([]) == [()]
+    tab = trace(lambda x, u: u.t + u * u.x - u.xx, ["t", "x"], ["u"], np.zeros((1, 2)))
+    assert jet_closure(tab.vars) == [(), (0,), (1,), (1, 1)]
+
+
+def test_docstring_examples():
+    failures, _ = doctest.testmod(R)
+    assert failures == 0
+
+
+# -------------------------------------------------------------------------- properties
+
+DERIVS = ["", "t", "x", "tt", "tx", "xx"]
+term_st = st.tuples(
+    st.floats(-3, 3, allow_nan=False),                       # constant factor
+    st.booleans(),                                            # multiply by a coordinate term?
+    st.lists(st.tuples(st.integers(0, 1), st.sampled_from(DERIVS)), max_size=3),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(terms=st.lists(term_st, min_size=1, max_size=5),
+       n_comp=st.integers(1, 2),
+       use_transform=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_property_table_equals_dag(terms, n_comp, use_transform, seed):
+    def field_var(f, d):
+        return f.d(*d) if d else f
+
+    def res(x, u, v):
+        fields = (u, v)
+        comps = []
+        for c in range(n_comp):
+            total = 0.0 * u
+            for k, (coef, coord, factors) in enumerate(terms):
+                if k % n_comp != c and len(terms) >= n_comp:
+                    continue
+                term = coef * (R.cos(x.x) + x.t if coord else 1.0)
+                for o, d in factors:
+                    term = term * field_var(fields[o], d)
+                total = total + term
+            comps.append(total)
+        return comps
+
+    transform = (lambda x, a, b: (x.t * a + 1.0, R.exp(x.x) * b - x.t)) if use_transform \
+        else None
+    gen = np.random.default_rng(seed)
+    pts = gen.uniform(-1, 1, size=(4, 2))
+    tab = trace(res, ["t", "x"], ["u", "v"], pts, transform=transform)
+    assert tab.polynomial
+    J = gen.normal(size=(len(tab.vars), 4))
+    r1, dr1 = tab.evaluate(J)
+    r2, dr2 = tab.evaluate_dag(J)
+    scale = 1.0 + np.abs(r2).max()
+    np.testing.assert_allclose(r1, r2, rtol=1e-12, atol=1e-12 * scale)
+    dscale = 1.0 + (np.abs(dr2).max() if dr2.size else 0.0)
+    np.testing.assert_allclose(dr1, dr2, rtol=1e-12, atol=1e-12 * dscale)
