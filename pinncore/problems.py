@@ -1,0 +1,527 @@
+"""The pinncore problem library: benchmark PINN problems with exact/reference solutions.
+
+Every problem has two layers:
+
+1. a pure-NumPy exact (or reference) solution ``<name>_exact(points, ...)`` that maps an
+   ``(M, d)`` array of PHYSICAL coordinates (columns in the order of the problem's
+   ``inputs``) to an ``(M, 1)`` array, plus, where the PDE has one, the source term;
+2. a constructor ``<name>(...)`` that assembles a :class:`pinncore.Problem` through the
+   public API (DESIGN section 4).  ``pinncore.problem`` and ``pinncore.residual`` are
+   imported lazily inside the constructors, so the exact solutions work on their own.
+
+All point sets are deterministic: 1-D problems use ``np.linspace``; 2-D problems draw
+uniform points from ``np.random.default_rng(seed)``.
+
+Use :func:`get` to build a problem by name, :data:`REGISTRY` for the name -> constructor
+map and :func:`describe` for a ``(name, one-line description)`` listing.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+__all__ = [
+    "REGISTRY",
+    "get",
+    "describe",
+    # constructors
+    "harmonic",
+    "burgers",
+    "heat1d",
+    "wave1d",
+    "poisson1d",
+    "helmholtz2d",
+    # exact / reference solutions
+    "harmonic_exact",
+    "burgers_reference",
+    "burgers_exact",
+    "heat1d_exact",
+    "wave1d_exact",
+    "wave1d_initial",
+    "poisson1d_exact",
+    "poisson1d_source",
+    "helmholtz2d_exact",
+    "helmholtz2d_source",
+]
+
+PI = math.pi
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _points(points, d):
+    """Return ``points`` as a float64 ``(M, d)`` array (a 1-D input is read as one column
+    when ``d == 1``)."""
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim == 1 and d == 1:
+        p = p[:, None]
+    if p.ndim != 2 or p.shape[1] != d:
+        raise ValueError(f"expected points of shape (M, {d}), got {p.shape}")
+    return p
+
+
+def _lazy_api():
+    """Import the Problem/Term classes (written elsewhere in the package) on demand."""
+    from .problem import Problem, Term
+
+    return Problem, Term
+
+
+def _lazy_sin():
+    from .residual import sin
+
+    return sin
+
+
+def _is_int(v):
+    return float(v).is_integer()
+
+
+# ----------------------------------------------------------------------------- 1. harmonic
+
+def harmonic_exact(points, omega=2 * PI):
+    """Exact solution cos(omega t) of the harmonic IVP; ``points`` (M, 1) -> (M, 1)."""
+    p = _points(points, 1)
+    return np.cos(float(omega) * p[:, :1])
+
+
+def harmonic(omega=2 * PI, n_collocation=50, hard_constraint=False):
+    """Harmonic oscillator IVP, the project's seed problem.
+
+    Source: the loss-balance example in the spirit of Wang, Teng & Perdikaris (2021),
+    "Understanding and mitigating gradient flow pathologies in physics-informed neural
+    networks", SIAM J. Sci. Comput. 43(5).
+
+    PDE      u'' + omega^2 u = 0,           t in [0, 1]
+    IC       u(0) = 1,  u'(0) = 0
+    Solution u(t) = cos(omega t)
+    Inputs   ["t"]; outputs ["u"].
+    Terms    "pde": ``n_collocation`` points ``linspace(0, 1)``, residual u.tt + omega^2 u;
+             "ic":  the point t = 0, residual [u - 1, u.t].
+    With ``hard_constraint=True`` the transform u = 1 + t^2 n satisfies both initial
+    conditions exactly and only the "pde" term is kept.
+    """
+    Problem, Term = _lazy_api()
+    omega = float(omega)
+    w2 = omega * omega
+    t_c = np.linspace(0.0, 1.0, int(n_collocation))[:, None]
+    terms = {"pde": Term(points=t_c, residual=lambda x, u: u.tt + w2 * u)}
+    transform = None
+    if hard_constraint:
+        transform = lambda x, n: 1.0 + x.t ** 2 * n  # noqa: E731
+    else:
+        terms["ic"] = Term(points=np.array([[0.0]]), residual=lambda x, u: [u - 1.0, u.t])
+    return Problem(
+        inputs=["t"],
+        outputs=["u"],
+        domain={"t": (0.0, 1.0)},
+        terms=terms,
+        exact=lambda X: harmonic_exact(X, omega),
+        test_points=None,
+        transform=transform,
+    )
+
+
+# ----------------------------------------------------------------------------- 2. Burgers
+
+_MAX_CHUNK_ELEMS = 1 << 21  # points x nodes per block (bounds the temporaries to ~16 MB)
+
+
+@functools.lru_cache(maxsize=8)
+def _hermite_rule(n):
+    """Gauss-Hermite nodes and LOG weights for weight exp(-z^2), nodes with zero
+    (underflowed) weight dropped.  numpy's ``hermgauss`` is used up to 300 nodes (beyond
+    that it overflows internally); SciPy's asymptotic ``roots_hermite`` above."""
+    n = int(n)
+    if n <= 300:
+        z, w = np.polynomial.hermite.hermgauss(n)
+    else:
+        from scipy.special import roots_hermite
+
+        z, w = roots_hermite(n)
+    keep = w > 0.0
+    z, logw = z[keep], np.log(w[keep])
+    z.setflags(write=False)
+    logw.setflags(write=False)
+    return z, logw
+
+
+def _default_nodes(nu):
+    # After eta = sqrt(4 nu t) z the integrand is exp(-z^2 - cos(pi y)/(2 pi nu)): the
+    # second exponent spans 1/(pi nu), so nodes out to |z| ~ sqrt(1/(pi nu)) + margin are
+    # needed, i.e. n ~ 1/(pi nu) (the largest GH node is ~ sqrt(2 n)).  Its curvature in z
+    # is 2 pi t, independent of nu, so no further refinement is needed.  Twice that bound,
+    # at least 200: for nu = 0.01/pi this is 200 nodes, converged to ~1e-14 (80 already
+    # reach 1e-13, checked by node doubling in the tests).
+    return int(max(200, math.ceil(2.0 / (PI * float(nu)))))
+
+
+def burgers_reference(t, x, nu=0.01 / PI, n_nodes=None, return_ux=False):
+    """Reference solution of viscous Burgers u_t + u u_x = nu u_xx, u(0,x) = -sin(pi x),
+    u(t, +-1) = 0, by the Cole-Hopf formula (as in Basdevant et al. 1986)::
+
+        u(t,x) = - int sin(pi(x-eta)) f(x-eta) G(eta,t) d eta / int f(x-eta) G(eta,t) d eta,
+        f(y) = exp(-cos(pi y) / (2 pi nu)),  G = exp(-eta^2 / (4 nu t)).
+
+    With eta = sqrt(4 nu t) z both integrals become Gauss-Hermite integrals; all weights are
+    combined in the exponent and the maximum exponent per point is subtracted
+    (log-sum-exp), so nothing overflows although f spans exp(+-1/(2 pi nu)).
+
+    ``t`` and ``x`` broadcast; returns an array of the broadcast shape.  At t = 0 the
+    result is exactly -sin(pi x).  With ``return_ux=True`` returns ``(u, u_x)`` where
+    u_x = -(Var[sin]/(2 nu) + pi E[cos]) is the analytic x-derivative (E, Var under the
+    normalised weight f G).  ``n_nodes`` defaults to ``max(200, ceil(2/(pi nu)))``.
+    """
+    nu = float(nu)
+    if not nu > 0.0:
+        raise ValueError("nu must be positive")
+    t, x = np.broadcast_arrays(np.asarray(t, dtype=np.float64), np.asarray(x, dtype=np.float64))
+    shape = t.shape
+    tf = t.ravel()
+    xf = x.ravel()
+    if np.any(tf < 0.0):
+        raise ValueError("burgers_reference needs t >= 0")
+    n_nodes = _default_nodes(nu) if n_nodes is None else int(n_nodes)
+    if n_nodes < 1:
+        raise ValueError("n_nodes must be >= 1")
+    z, logw = _hermite_rule(n_nodes)
+    u = np.empty(tf.shape)
+    ux = np.empty(tf.shape) if return_ux else None
+    inv = 1.0 / (2.0 * PI * nu)
+    chunk = max(1, _MAX_CHUNK_ELEMS // z.size)
+    for s in range(0, tf.size, chunk):
+        T = tf[s:s + chunk, None]
+        X = xf[s:s + chunk, None]
+        y = X - np.sqrt(4.0 * nu * T) * z          # x - eta at every node
+        py = PI * y
+        cy = np.cos(py)
+        sy = np.sin(py)
+        e = logw - inv * cy
+        e -= e.max(axis=1, keepdims=True)
+        np.exp(e, out=e)
+        den = e.sum(axis=1)
+        es = (e * sy).sum(axis=1) / den
+        u[s:s + chunk] = -es
+        if return_ux:
+            ec = (e * cy).sum(axis=1) / den
+            es2 = (e * sy * sy).sum(axis=1) / den
+            ux[s:s + chunk] = -((es2 - es * es) / (2.0 * nu) + PI * ec)
+    at0 = tf == 0.0
+    if np.any(at0):
+        u[at0] = -np.sin(PI * xf[at0])
+        if return_ux:
+            ux[at0] = -PI * np.cos(PI * xf[at0])
+    if return_ux:
+        return u.reshape(shape), ux.reshape(shape)
+    return u.reshape(shape)
+
+
+def burgers_exact(points, nu=0.01 / PI, n_nodes=None):
+    """Burgers reference on ``points`` (M, 2) with columns (t, x) -> (M, 1)."""
+    p = _points(points, 2)
+    return burgers_reference(p[:, 0], p[:, 1], nu, n_nodes=n_nodes)[:, None]
+
+
+def burgers(nu=0.01 / PI, n_collocation=2048, n_ic=256, n_bc=256, seed=0):
+    """Viscous Burgers equation (Raissi, Perdikaris & Karniadakis 2019, "Physics-informed
+    neural networks", J. Comput. Phys. 378; reference data as in Basdevant et al. 1986).
+
+    PDE      u_t + u u_x - nu u_xx = 0,    t in [0, 1], x in [-1, 1], nu = 0.01/pi
+    IC       u(0, x) = -sin(pi x)
+    BC       u(t, -1) = u(t, 1) = 0
+    Solution Cole-Hopf reference :func:`burgers_reference` (shock at x = 0; the slope there
+             peaks at |u_x| = 152.005 at t = 1.6037/pi).
+    Inputs   ["t", "x"]; outputs ["u"].
+    Terms    "pde": ``n_collocation`` uniform points; "ic": ``n_ic`` points at t = 0,
+             residual u + sin(pi x); "bc": ``n_bc`` points, first half at x = -1, the rest
+             at x = +1, residual u.  All drawn from ``np.random.default_rng(seed)`` in the
+             order pde, ic, bc.
+    test_points: the 100 (t) x 256 (x) grid of the Raissi et al. data set, t-major.
+    """
+    Problem, Term = _lazy_api()
+    sin = _lazy_sin()
+    nu = float(nu)
+    rng = np.random.default_rng(seed)
+    n_collocation, n_ic, n_bc = int(n_collocation), int(n_ic), int(n_bc)
+    pde = np.column_stack([rng.uniform(0.0, 1.0, n_collocation),
+                           rng.uniform(-1.0, 1.0, n_collocation)])
+    ic = np.column_stack([np.zeros(n_ic), rng.uniform(-1.0, 1.0, n_ic)])
+    half = n_bc // 2
+    bc = np.column_stack([rng.uniform(0.0, 1.0, n_bc),
+                          np.where(np.arange(n_bc) < half, -1.0, 1.0)])
+    tt, xx = np.meshgrid(np.linspace(0.0, 1.0, 100), np.linspace(-1.0, 1.0, 256), indexing="ij")
+    test = np.column_stack([tt.ravel(), xx.ravel()])
+    return Problem(
+        inputs=["t", "x"],
+        outputs=["u"],
+        domain={"t": (0.0, 1.0), "x": (-1.0, 1.0)},
+        terms={
+            "pde": Term(points=pde, residual=lambda x, u: u.t + u * u.x - nu * u.xx),
+            "ic": Term(points=ic, residual=lambda x, u: u + sin(PI * x.x)),
+            "bc": Term(points=bc, residual=lambda x, u: u),
+        },
+        exact=lambda X: burgers_exact(X, nu),
+        test_points=test,
+        transform=None,
+    )
+
+
+# ----------------------------------------------------------------------------- 3. heat
+
+def heat1d_exact(points, kappa=0.1):
+    """exp(-kappa pi^2 t) sin(pi x); ``points`` (M, 2) columns (t, x) -> (M, 1)."""
+    p = _points(points, 2)
+    return (np.exp(-float(kappa) * PI ** 2 * p[:, 0]) * np.sin(PI * p[:, 1]))[:, None]
+
+
+def heat1d(kappa=0.1, t_max=1.0, n_collocation=1000, n_ic=128, n_bc=128, seed=0):
+    """1-D heat equation with a single decaying Fourier mode (classical separable
+    solution, e.g. Raissi et al. 2019 / Lu et al. 2021 DeepXDE "diffusion" examples).
+
+    PDE      u_t = kappa u_xx,             t in [0, t_max], x in [0, 1]
+    IC       u(0, x) = sin(pi x)
+    BC       u(t, 0) = u(t, 1) = 0
+    Solution u = exp(-kappa pi^2 t) sin(pi x)
+    Default kappa = 0.1 (not 1): the amplitude at t = 1 is exp(-0.1 pi^2) = 0.37, so the
+    solution stays O(1) over the whole domain and the relative L2 error measures the full
+    time range (with kappa = 1 it decays to 5e-5 and the late times contribute nothing).
+    Inputs   ["t", "x"]; outputs ["u"].
+    Terms    "pde": residual u.t - kappa u.xx; "ic": u - sin(pi x) at t = 0;
+             "bc": u, first half at x = 0, the rest at x = 1.  Uniform points from
+             ``default_rng(seed)`` in the order pde, ic, bc.
+    """
+    Problem, Term = _lazy_api()
+    sin = _lazy_sin()
+    kappa, t_max = float(kappa), float(t_max)
+    rng = np.random.default_rng(seed)
+    n_collocation, n_ic, n_bc = int(n_collocation), int(n_ic), int(n_bc)
+    pde = np.column_stack([rng.uniform(0.0, t_max, n_collocation), rng.uniform(0.0, 1.0, n_collocation)])
+    ic = np.column_stack([np.zeros(n_ic), rng.uniform(0.0, 1.0, n_ic)])
+    bc = np.column_stack([rng.uniform(0.0, t_max, n_bc),
+                          np.where(np.arange(n_bc) < n_bc // 2, 0.0, 1.0)])
+    return Problem(
+        inputs=["t", "x"],
+        outputs=["u"],
+        domain={"t": (0.0, t_max), "x": (0.0, 1.0)},
+        terms={
+            "pde": Term(points=pde, residual=lambda x, u: u.t - kappa * u.xx),
+            "ic": Term(points=ic, residual=lambda x, u: u - sin(PI * x.x)),
+            "bc": Term(points=bc, residual=lambda x, u: u),
+        },
+        exact=lambda X: heat1d_exact(X, kappa),
+        test_points=None,
+        transform=None,
+    )
+
+
+# ----------------------------------------------------------------------------- 4. wave
+
+def wave1d_initial(x):
+    """Initial displacement g(x) = sin(pi x) + 0.5 sin(4 pi x) (broadcasting)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sin(PI * x) + 0.5 * np.sin(4.0 * PI * x)
+
+
+def wave1d_exact(points, c=2.0):
+    """sin(pi x) cos(c pi t) + 0.5 sin(4 pi x) cos(4 c pi t); (M, 2) columns (t, x) -> (M, 1)."""
+    p = _points(points, 2)
+    t, x = p[:, 0], p[:, 1]
+    c = float(c)
+    u = np.sin(PI * x) * np.cos(c * PI * t) + 0.5 * np.sin(4.0 * PI * x) * np.cos(4.0 * c * PI * t)
+    return u[:, None]
+
+
+def wave1d(c=2.0, n_collocation=2000, n_ic=256, n_bc=256, seed=0):
+    """1-D wave equation benchmark of Wang, Yu & Perdikaris (2022), "When and why PINNs fail
+    to train: a neural tangent kernel perspective", J. Comput. Phys. 449.
+
+    PDE      u_tt = c^2 u_xx,              t in [0, 1], x in [0, 1], c = 2
+    IC       u(0, x) = sin(pi x) + 0.5 sin(4 pi x),  u_t(0, x) = 0
+    BC       u(t, 0) = u(t, 1) = 0
+    Solution u = sin(pi x) cos(c pi t) + 0.5 sin(4 pi x) cos(4 c pi t)
+    Inputs   ["t", "x"]; outputs ["u"].
+    Terms    "pde": residual u.tt - c^2 u.xx; "ic" (two components) [u - g(x), u.t] at
+             t = 0; "bc": u, first half at x = 0, the rest at x = 1.  Uniform points from
+             ``default_rng(seed)`` in the order pde, ic, bc.
+    """
+    Problem, Term = _lazy_api()
+    sin = _lazy_sin()
+    c = float(c)
+    c2 = c * c
+    rng = np.random.default_rng(seed)
+    n_collocation, n_ic, n_bc = int(n_collocation), int(n_ic), int(n_bc)
+    pde = np.column_stack([rng.uniform(0.0, 1.0, n_collocation), rng.uniform(0.0, 1.0, n_collocation)])
+    ic = np.column_stack([np.zeros(n_ic), rng.uniform(0.0, 1.0, n_ic)])
+    bc = np.column_stack([rng.uniform(0.0, 1.0, n_bc),
+                          np.where(np.arange(n_bc) < n_bc // 2, 0.0, 1.0)])
+    return Problem(
+        inputs=["t", "x"],
+        outputs=["u"],
+        domain={"t": (0.0, 1.0), "x": (0.0, 1.0)},
+        terms={
+            "pde": Term(points=pde, residual=lambda x, u: u.tt - c2 * u.xx),
+            "ic": Term(points=ic, residual=lambda x, u: [
+                u - sin(PI * x.x) - 0.5 * sin(4.0 * PI * x.x), u.t]),
+            "bc": Term(points=bc, residual=lambda x, u: u),
+        },
+        exact=lambda X: wave1d_exact(X, c),
+        test_points=None,
+        transform=None,
+    )
+
+
+# ----------------------------------------------------------------------------- 5. Poisson 1-D
+
+def poisson1d_exact(points, a=4):
+    """sin(a pi x); ``points`` (M, 1) -> (M, 1)."""
+    p = _points(points, 1)
+    return np.sin(float(a) * PI * p[:, :1])
+
+
+def poisson1d_source(points, a=4):
+    """f = -(a pi)^2 sin(a pi x); ``points`` (M, 1) -> (M, 1)."""
+    p = _points(points, 1)
+    k = float(a) * PI
+    return -(k * k) * np.sin(k * p[:, :1])
+
+
+def poisson1d(a=4, n_collocation=128):
+    """1-D Poisson equation of Wang, Yu & Perdikaris (2022), "When and why PINNs fail to
+    train: a neural tangent kernel perspective", J. Comput. Phys. 449.
+
+    PDE      u_xx = f,  f(x) = -(a pi)^2 sin(a pi x),   x in [0, 1]
+    BC       u(0) = 0, u(1) = sin(a pi)  (= 0 for integer a)
+    Solution u = sin(a pi x)
+    Inputs   ["x"]; outputs ["u"].
+    Terms    "pde": ``n_collocation`` points ``linspace(0, 1)``, residual
+             u.xx + (a pi)^2 sin(a pi x) (source as a coordinate expression);
+             "bc": the two points x = 0, 1, residual u (integer a) or u - sin(a pi x).
+    """
+    Problem, Term = _lazy_api()
+    sin = _lazy_sin()
+    a = float(a)
+    k = a * PI
+    k2 = k * k
+    x_c = np.linspace(0.0, 1.0, int(n_collocation))[:, None]
+    if _is_int(a):
+        bc_res = lambda x, u: u  # noqa: E731
+    else:
+        bc_res = lambda x, u: u - sin(k * x.x)  # noqa: E731
+    return Problem(
+        inputs=["x"],
+        outputs=["u"],
+        domain={"x": (0.0, 1.0)},
+        terms={
+            "pde": Term(points=x_c, residual=lambda x, u: u.xx + k2 * sin(k * x.x)),
+            "bc": Term(points=np.array([[0.0], [1.0]]), residual=bc_res),
+        },
+        exact=lambda X: poisson1d_exact(X, a),
+        test_points=None,
+        transform=None,
+    )
+
+
+# ----------------------------------------------------------------------------- 6. Helmholtz 2-D
+
+def helmholtz2d_exact(points, a1=1, a2=4):
+    """sin(a1 pi x) sin(a2 pi y); ``points`` (M, 2) columns (x, y) -> (M, 1)."""
+    p = _points(points, 2)
+    return (np.sin(float(a1) * PI * p[:, 0]) * np.sin(float(a2) * PI * p[:, 1]))[:, None]
+
+
+def helmholtz2d_source(points, a1=1, a2=4, k=1.0):
+    """q = (-(a1 pi)^2 - (a2 pi)^2 + k^2) sin(a1 pi x) sin(a2 pi y); (M, 2) -> (M, 1)."""
+    coef = -(float(a1) * PI) ** 2 - (float(a2) * PI) ** 2 + float(k) ** 2
+    return coef * helmholtz2d_exact(points, a1, a2)
+
+
+def helmholtz2d(a1=1, a2=4, k=1.0, n_collocation=2000, n_bc=400, seed=0):
+    """2-D Helmholtz benchmark of Wang, Teng & Perdikaris (2021), "Understanding and
+    mitigating gradient flow pathologies in physics-informed neural networks",
+    SIAM J. Sci. Comput. 43(5).
+
+    PDE      u_xx + u_yy + k^2 u = q(x, y),   (x, y) in [-1, 1]^2
+             q = (-(a1 pi)^2 - (a2 pi)^2 + k^2) sin(a1 pi x) sin(a2 pi y)
+    BC       u = sin(a1 pi x) sin(a2 pi y) on the boundary (= 0 for integer a1, a2)
+    Solution u = sin(a1 pi x) sin(a2 pi y)
+    Inputs   ["x", "y"]; outputs ["u"].
+    Terms    "pde": ``n_collocation`` uniform points, residual u.xx + u.yy + k^2 u - q;
+             "bc": ``n_bc`` points spread over the four edges (x = -1, x = 1, y = -1,
+             y = 1, in that order, ``n_bc // 4`` each, remainder to the first edges),
+             residual u (integer a1, a2) or u - sin(a1 pi x) sin(a2 pi y).  Drawn from
+             ``default_rng(seed)`` in the order pde, bc.
+    """
+    Problem, Term = _lazy_api()
+    sin = _lazy_sin()
+    a1, a2, k = float(a1), float(a2), float(k)
+    k1, k2 = a1 * PI, a2 * PI
+    kk = k * k
+    coef = -k1 * k1 - k2 * k2 + kk
+    rng = np.random.default_rng(seed)
+    n_collocation, n_bc = int(n_collocation), int(n_bc)
+    pde = rng.uniform(-1.0, 1.0, (n_collocation, 2))
+    counts = [n_bc // 4 + (1 if i < n_bc % 4 else 0) for i in range(4)]
+    edges = []
+    for i, m in enumerate(counts):
+        s = rng.uniform(-1.0, 1.0, m)
+        fixed = np.full(m, -1.0 if i % 2 == 0 else 1.0)
+        edges.append(np.column_stack([fixed, s]) if i < 2 else np.column_stack([s, fixed]))
+    bc = np.concatenate(edges, axis=0)
+    if _is_int(a1) and _is_int(a2):
+        bc_res = lambda x, u: u  # noqa: E731
+    else:
+        bc_res = lambda x, u: u - sin(k1 * x.x) * sin(k2 * x.y)  # noqa: E731
+    return Problem(
+        inputs=["x", "y"],
+        outputs=["u"],
+        domain={"x": (-1.0, 1.0), "y": (-1.0, 1.0)},
+        terms={
+            "pde": Term(points=pde, residual=lambda x, u:
+                        u.xx + u.yy + kk * u - coef * sin(k1 * x.x) * sin(k2 * x.y)),
+            "bc": Term(points=bc, residual=bc_res),
+        },
+        exact=lambda X: helmholtz2d_exact(X, a1, a2),
+        test_points=None,
+        transform=None,
+    )
+
+
+# ----------------------------------------------------------------------------- registry
+
+REGISTRY = {
+    "harmonic": harmonic,
+    "burgers": burgers,
+    "heat1d": heat1d,
+    "wave1d": wave1d,
+    "poisson1d": poisson1d,
+    "helmholtz2d": helmholtz2d,
+}
+
+_DESCRIPTIONS = {
+    "harmonic": "harmonic IVP u'' + w^2 u = 0, t in [0,1], u = cos(2 pi t) (loss-balance seed)",
+    "burgers": "viscous Burgers u_t + u u_x = (0.01/pi) u_xx on [0,1]x[-1,1], Cole-Hopf reference",
+    "heat1d": "heat u_t = 0.1 u_xx on [0,1]x[0,1], u = exp(-0.1 pi^2 t) sin(pi x)",
+    "wave1d": "wave u_tt = 4 u_xx on [0,1]^2, two modes (Wang, Yu & Perdikaris 2022)",
+    "poisson1d": "Poisson u_xx = f on [0,1], u = sin(4 pi x) (Wang, Yu & Perdikaris 2022)",
+    "helmholtz2d": "Helmholtz on [-1,1]^2, u = sin(pi x) sin(4 pi y) (Wang, Teng & Perdikaris 2021)",
+}
+
+
+def get(name, **kw):
+    """Build the problem registered as ``name`` with keyword arguments ``kw``."""
+    try:
+        ctor = REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown problem {name!r}; known problems: {', '.join(sorted(REGISTRY))}"
+        ) from None
+    return ctor(**kw)
+
+
+def describe():
+    """``[(name, one-line description), ...]`` for every registered problem (CLI listing)."""
+    return [(name, _DESCRIPTIONS.get(name, (REGISTRY[name].__doc__ or "").strip().splitlines()[0]))
+            for name in REGISTRY]

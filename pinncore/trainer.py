@@ -1,0 +1,449 @@
+"""The trainer: ``pc.train`` — Adam (then optionally L-BFGS) on Σ_a λ_a L_a with a weighting
+scheme, logging the loss-balance diagnostics from step 0.
+
+One step: the kernel returns every term's loss and gradient in one call; the weighting
+scheme updates its state from them (its (init, update) pair); the fused Adam kernel applies
+g = Σ_a λ_a ∇L_a in place. Logs are keyed by term name (``<term>_loss``, ``<term>_weight``,
+``<term>_grad_norm``, as in jaxpi). Training is deterministic: the same seed gives a bitwise
+identical history, and a saved state resumes exactly (k + k steps == 2k steps).
+
+Stops cleanly: on the first non-finite loss or gradient (naming the step and term, keeping
+the last finite parameters), on Ctrl-C (at the end of the current step, history intact) and
+when ``callback`` returns True.
+"""
+from __future__ import annotations
+
+import csv
+import io as _pyio
+import json
+import math
+import signal
+import threading
+import time
+import warnings
+from functools import cached_property
+
+import numpy as np
+
+from . import io as _io
+from . import weighting as _weighting
+from .diagnostics import THRESHOLD, LossBalanceWarning, balance_ratio
+from .network import MLP
+from .optim import Adam, lbfgs
+from .problem import Problem
+
+__all__ = ["train", "TrainResult", "History", "load_state"]
+
+STATE_KIND = "pinncore.train_state"
+
+
+class History:
+    """Columns of logged values, one row per log step.
+
+    Columns: ``step``, ``phase`` ("adam"/"lbfgs"), ``wall_time``, ``total_loss``, and per term
+    ``<term>_loss`` (unweighted L_a), ``<term>_grad_norm`` (‖∇θL_a‖₂), ``<term>_weight`` (λ_a),
+    plus ``rel_l2`` when the problem has an exact solution.
+
+    >>> h = History(["pde"]); h.append({"step": 0, "pde_loss": 1.0})
+    >>> h["pde_loss"].tolist(), len(h)
+    ([1.0], 1)
+    """
+
+    def __init__(self, terms, columns=None):
+        self.terms = list(terms)
+        self.columns = {k: list(v) for k, v in (columns or {}).items()}
+
+    def append(self, row):
+        n = len(self)
+        for k in row:
+            if k not in self.columns:
+                self.columns[k] = [None] * n
+        for k, col in self.columns.items():
+            col.append(row.get(k))
+
+    def __len__(self):
+        return len(self.columns.get("step", []))
+
+    def __getitem__(self, key):
+        if key not in self.columns:
+            raise KeyError(f"no column {key!r}; columns are {list(self.columns)}")
+        col = self.columns[key]
+        return np.array(col) if key == "phase" else np.array([np.nan if v is None else v for v in col], dtype=np.float64)
+
+    def __contains__(self, key):
+        return key in self.columns
+
+    def keys(self):
+        return list(self.columns)
+
+    def to_dict(self):
+        """{column: list} (plain Python values, JSON-ready)."""
+        return {k: list(v) for k, v in self.columns.items()}
+
+    def to_json(self, path=None):
+        """JSON text of ``{"terms": [...], "columns": {...}}``; written to ``path`` if given."""
+        text = json.dumps({"terms": self.terms, "columns": self.to_dict()}, allow_nan=True)
+        if path is not None:
+            with open(path, "w") as f:
+                f.write(text)
+        return text
+
+    def to_csv(self, path=None):
+        """CSV text with a header row; written to ``path`` if given."""
+        buf = _pyio.StringIO()
+        w = csv.writer(buf)
+        keys = list(self.columns)
+        w.writerow(keys)
+        for i in range(len(self)):
+            w.writerow(["" if self.columns[k][i] is None else repr(self.columns[k][i]) if isinstance(self.columns[k][i], float)
+                        else self.columns[k][i] for k in keys])
+        text = buf.getvalue()
+        if path is not None:
+            with open(path, "w", newline="") as f:
+                f.write(text)
+        return text
+
+    def __repr__(self):
+        return f"History({len(self)} rows, columns={list(self.columns)})"
+
+
+class TrainResult:
+    """What ``train`` returns: the trained ``net``, its ``history``, the final ``rel_l2``
+    (None without an exact solution), ``wall_time`` (s), final ``weights``, ``status``
+    ("completed" | "interrupted" | "diverged" | "stopped"), a ``message`` and the global ``step``.
+    ``save(path)`` writes the full training state (no pickle) for ``train(..., resume=path)``."""
+
+    def __init__(self, net, history, rel_l2, wall_time, weights, status, message, step, state):
+        self.net, self.history, self.rel_l2, self.wall_time = net, history, rel_l2, wall_time
+        self.weights, self.status, self.message, self.step = weights, status, message, step
+        self.state = state
+
+    def save(self, path):
+        """Save the training state atomically (pinncore.io format, versioned, checksummed)."""
+        _io.save(path, self.state, kind=STATE_KIND)
+
+    def __repr__(self):
+        err = "n/a" if self.rel_l2 is None else f"{self.rel_l2:.3e}"
+        return f"TrainResult(status={self.status!r}, step={self.step}, rel_l2={err}, wall_time={self.wall_time:.3f}s)"
+
+
+def load_state(path):
+    """Load a training state saved by ``TrainResult.save`` (a dict; pass it or the path to
+    ``train(..., resume=...)``).
+
+    >>> import pinncore as pc, tempfile, os
+    >>> r = pc.train(pc.problems.harmonic(), pc.MLP([1, 8, 1]), steps=3, weighting=pc.Fixed(), warn=False)
+    >>> path = os.path.join(tempfile.mkdtemp(), "state.pcs"); r.save(path)
+    >>> pc.load_state(path)["step"]
+    3
+    """
+    return _io.load(path, kind=STATE_KIND)
+
+
+class _Context:
+    """What a weighting scheme sees at one step (attributes of weighting.Context), lazily."""
+
+    def __init__(self, problem, net, L, G, R, weight_mask, lr, unweighted):
+        self._problem, self._net, self._L, self._G, self._R = problem, net, L, G, R
+        self.weight_mask, self.lr, self._unweighted = weight_mask, lr, unweighted
+
+    @cached_property
+    def losses(self):
+        return dict(zip(self._problem.term_names, map(float, self._unweighted)))
+
+    @cached_property
+    def grads(self):
+        return {k: self._G[a] for a, k in enumerate(self._problem.term_names)}
+
+    @cached_property
+    def residuals(self):
+        return None if self._R is None else dict(zip(self._problem.term_names, self._R))
+
+    def ntk_traces(self):
+        return self._problem.ntk_traces(self._net)
+
+
+def _weight_mask(layers):
+    mask = []
+    for n_in, n_out in zip(layers[:-1], layers[1:]):
+        mask += [True] * (n_in * n_out) + [False] * n_out
+    return np.array(mask, dtype=bool)
+
+
+def _check_int(name, v, lo):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _resolve_weighting(weighting):
+    if weighting is None:
+        return _weighting.default()
+    if isinstance(weighting, str):
+        return _weighting.get(weighting)
+    if not isinstance(weighting, _weighting.Weighting):
+        raise TypeError(f"weighting must be a pc weighting scheme (pc.Fixed, pc.NTK, ...) or its name, "
+                        f"got {type(weighting).__name__}")
+    return weighting
+
+
+class _Interrupt:
+    """Turn Ctrl-C into a flag checked at the end of each step (main thread only)."""
+
+    def __init__(self):
+        self.flag = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._old = signal.signal(signal.SIGINT, self._handler)
+            except (ValueError, OSError):
+                self._old = None
+        return self
+
+    def _handler(self, signum, frame):
+        self.flag = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="adam", lbfgs_steps=0,
+          log_every=100, seed=0, callback=None, verbose=False, warn=True, resume=None, checkpoint=None,
+          checkpoint_every=None):
+    """Train a PINN on ``problem`` and return a ``TrainResult``.
+
+    Parameters
+    ----------
+    problem : pc.Problem.
+    net : pc.MLP, or None for ``pc.MLP([d, 50, 50, 50, m], seed=seed)``. A copy is trained;
+        the trained network is ``result.net``.
+    weighting : a scheme (pc.Fixed, pc.GradNorm, pc.NTK, pc.SelfAdaptive, pc.ReLoBRaLo), its
+        name, or None for the default (``pc.weighting.default()``).
+    steps : Adam steps in this call. lr : Adam learning rate (or pass ``optimizer=pc.Adam(...)``).
+    optimizer : "adam", a ``pc.Adam`` instance, or "lbfgs" (then ``steps`` are L-BFGS iterations).
+    lbfgs_steps : L-BFGS iterations after Adam, with the weights frozen at their last value.
+    log_every : history row every this many steps (and at step 0 and at the end).
+    callback : ``callback(step, result_so_far_row) -> bool``; True stops training.
+    verbose : print one line per log step. warn : issue ``LossBalanceWarning`` at step 0.
+    resume : a path or state dict from ``TrainResult.save``: continue from it (parameters,
+        optimizer moments, weighting state, step and history; the saved optimizer settings win).
+    checkpoint, checkpoint_every : save the state to ``checkpoint`` every that many steps.
+
+    >>> import pinncore as pc
+    >>> r = pc.train(pc.problems.harmonic(), pc.MLP([1, 16, 16, 1]), weighting=pc.Fixed({"ic": 100.0}),
+    ...              steps=50, log_every=10, warn=False)
+    >>> r.history["pde_loss"].shape, r.status
+    ((6,), 'completed')
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a pc.Problem, got {type(problem).__name__}")
+    steps = _check_int("steps", steps, 0)
+    lbfgs_steps = _check_int("lbfgs_steps", lbfgs_steps, 0)
+    log_every = _check_int("log_every", log_every, 1)
+    seed = _check_int("seed", seed, 0)
+    if checkpoint_every is not None:
+        checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
+        if checkpoint is None:
+            raise ValueError("checkpoint_every needs checkpoint=<path>")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable callback(step, row) -> bool")
+    if isinstance(optimizer, Adam):
+        adam = optimizer
+    elif optimizer in ("adam", "lbfgs"):
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        adam = Adam(lr=lr)
+    else:
+        raise ValueError(f"optimizer must be 'adam', 'lbfgs' or a pc.Adam, got {optimizer!r}")
+    if optimizer == "lbfgs":
+        steps, lbfgs_steps = 0, steps + lbfgs_steps
+    scheme = _resolve_weighting(weighting)
+
+    state = None
+    if resume is not None:
+        state = load_state(resume) if not isinstance(resume, dict) else resume
+        if net is None:
+            net = MLP(state["layers"], seed=int(state["seed"]), dtype=np.dtype(state["dtype"]),
+                      backend=state.get("backend", "cpp"))
+        if list(net.layers) != list(state["layers"]) or net.dtype != np.dtype(state["dtype"]):
+            raise ValueError(f"resume state is for layers {state['layers']} ({state['dtype']}), "
+                             f"net is {net.layers} ({net.dtype})")
+        if list(state["terms"]) != problem.term_names:
+            raise ValueError(f"resume state has terms {state['terms']}, the problem has {problem.term_names}")
+        if weighting is None:
+            scheme = _weighting.get(state["weighting"]["name"])
+        elif type(scheme).__name__ != state["weighting"]["name"]:
+            raise ValueError(f"resume state used weighting {state['weighting']['name']}, got {type(scheme).__name__}")
+        if not isinstance(optimizer, Adam):
+            adam = Adam(**state["optimizer"]["config"])
+    if net is None:
+        net = MLP([len(problem.inputs), 50, 50, 50, len(problem.outputs)], seed=seed)
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be a pc.MLP, got {type(net).__name__}")
+    problem._check_net(net)
+    net = net.copy()
+    names = problem.term_names
+    T = len(names)
+
+    if state is not None:
+        params = np.asarray(state["params"])
+        if params.shape != net.params.shape or not np.isfinite(params).all():
+            raise ValueError("resume state parameters do not fit the network or are not finite")
+        net.params[...] = params
+        opt_state = {"m": np.asarray(state["optimizer"]["m"], dtype=net.dtype).copy(),
+                     "v": np.asarray(state["optimizer"]["v"], dtype=net.dtype).copy(),
+                     "step": int(state["optimizer"]["step"])}
+        w_state = state["weighting"]["state"]
+        step0 = int(state["step"])
+        history = History(names, state["history"])
+    else:
+        opt_state = adam.init(net.params)
+        w_state = scheme.init(problem)
+        step0 = 0
+        history = History(names)
+
+    params = net.params
+    mask = _weight_mask(net.layers)
+    needs_res = bool(getattr(scheme, "needs_residuals", False))
+    has_exact = problem.exact is not None
+    t_start = time.perf_counter()
+    wall0 = history["wall_time"][-1] if len(history) else 0.0
+    prev = params.copy()
+    status, message = "completed", ""
+    step = step0
+    lam = np.ones(T)
+    reported = None
+
+    def weights_now(ws):
+        w = scheme.weights(ws)
+        return np.array([float(w[k]) for k in names])
+
+    def point_weights_now(ws):
+        pw = scheme.point_weights(ws)
+        if pw is None:
+            return None
+        return [None if pw.get(k) is None else np.ascontiguousarray(pw[k], dtype=net.dtype) for k in names]
+
+    def unweighted(L, R):
+        if R is None:
+            return L
+        return np.array([float(sum(np.mean(np.asarray(rc, dtype=np.float64) ** 2) for rc in r)) if r.size else 0.0
+                         for r in R])
+
+    def log(step, L, G, lam, phase, R=None):
+        Lu = unweighted(L, R)
+        row = {"step": step, "phase": phase, "wall_time": wall0 + time.perf_counter() - t_start,
+               "total_loss": float(np.dot(lam, L))}
+        rw = scheme.reported_weights(w_state) if hasattr(scheme, "reported_weights") else None
+        for a, k in enumerate(names):
+            row[f"{k}_loss"] = float(Lu[a])
+            row[f"{k}_grad_norm"] = float(np.linalg.norm(G[a].astype(np.float64)))
+            row[f"{k}_weight"] = float(rw[k]) if rw is not None else float(lam[a])
+        if has_exact:
+            row["rel_l2"] = problem.rel_l2(net)
+        history.append(row)
+        if verbose:
+            terms = "  ".join(f"{k}={row[f'{k}_loss']:.3e}(λ={row[f'{k}_weight']:.3g})" for k in names)
+            err = f"  rel_l2={row['rel_l2']:.3e}" if has_exact else ""
+            print(f"[{phase} {step:>6}] loss={row['total_loss']:.4e}  {terms}{err}  t={row['wall_time']:.2f}s", flush=True)
+        return row
+
+    def save_state(path):
+        _io.save(path, snapshot(), kind=STATE_KIND)
+
+    def snapshot():
+        return {"layers": list(net.layers), "dtype": net.dtype.name, "seed": net.seed, "backend": net.backend_name,
+                "terms": list(names), "params": params.copy(), "step": step,
+                "optimizer": {"name": "adam", "config": adam.config(), "m": opt_state["m"].copy(),
+                              "v": opt_state["v"].copy(), "step": int(opt_state["step"])},
+                "weighting": {"name": type(scheme).__name__, "state": w_state},
+                "history": history.to_dict()}
+
+    evaluate = problem._step_function(net)
+    pw = point_weights_now(w_state)
+    L = G = R = None
+    with _Interrupt() as intr:
+        try:
+            for _ in range(steps):
+                L, G, R = evaluate(pw, needs_res)
+                bad = [names[a] for a in range(T) if not (math.isfinite(L[a]) and np.isfinite(G[a]).all())]
+                if bad:
+                    status = "diverged"
+                    message = f"non-finite loss or gradient at step {step} in term(s) {', '.join(map(repr, bad))}; " \
+                              f"returned the parameters of step {max(step - 1, 0)}"
+                    params[...] = prev
+                    break
+                ctx = _Context(problem, net, L, G, R, mask, adam.learning_rate(opt_state["step"]), unweighted(L, R))
+                w_state = scheme.update(w_state, step, ctx)
+                lam = weights_now(w_state)
+                pw_next = point_weights_now(w_state)
+                if step == step0 or step % log_every == 0:
+                    row = log(step, L, G, lam, "adam", R)
+                    if step == 0 and warn:
+                        ratio, hi, lo = balance_ratio({k: lam[a] * row[f"{k}_grad_norm"] for a, k in enumerate(names)})
+                        if ratio > THRESHOLD:
+                            warnings.warn(f"loss imbalance at step 0: λ·‖∇L‖ of '{hi}' is {ratio:.3g}x that of '{lo}' "
+                                          f"(> {THRESHOLD:g}); training will neglect '{lo}'. See pc.diagnose() or use "
+                                          f"an adaptive weighting such as pc.NTK().", LossBalanceWarning, stacklevel=2)
+                    if callback is not None and callback(step, row):
+                        status, message = "stopped", f"stopped by callback at step {step}"
+                        break
+                np.copyto(prev, params)
+                adam.update(params, G, lam, opt_state)
+                pw = pw_next
+                step += 1
+                if checkpoint_every and (step - step0) % checkpoint_every == 0:
+                    save_state(checkpoint)
+                if intr.flag:
+                    status, message = "interrupted", f"interrupted by Ctrl-C after step {step}"
+                    break
+            if status == "completed" and lbfgs_steps > 0:
+                status, message, step = _lbfgs_stage(problem, net, evaluate, lam, pw, lbfgs_steps, log_every, step,
+                                                     log, intr)
+        except KeyboardInterrupt:
+            status, message = "interrupted", f"interrupted at step {step}"
+        # Final row: the state the result holds.
+        L, G, R = evaluate(pw, needs_res)
+        if all(math.isfinite(v) for v in L) and np.isfinite(G).all():
+            if not len(history) or history.columns["step"][-1] != step:
+                log(step, L, G, lam, "lbfgs" if lbfgs_steps and status != "diverged" and step > step0 + steps else "adam", R)
+    if checkpoint is not None:
+        save_state(checkpoint)
+    rel = problem.rel_l2(net) if has_exact else None
+    final_w = dict(zip(names, map(float, lam)))
+    if hasattr(scheme, "reported_weights"):
+        final_w = {k: float(v) for k, v in scheme.reported_weights(w_state).items()}
+    if verbose and message:
+        print(message, flush=True)
+    return TrainResult(net=net, history=history, rel_l2=rel, wall_time=time.perf_counter() - t_start,
+                       weights=final_w, status=status, message=message, step=step, state=snapshot())
+
+
+def _lbfgs_stage(problem, net, evaluate, lam, pw, iters, log_every, step, log, intr):
+    """L-BFGS on the frozen objective Σ λ_a L_a (float64 in SciPy, the net's dtype in the kernel)."""
+    params = net.params
+    last = {}
+
+    def fun(x):
+        params[...] = x.astype(net.dtype)
+        L, G, _ = evaluate(pw, False)
+        last.update(L=L, G=G)
+        return float(np.dot(lam, L)), (lam @ G.astype(np.float64))
+
+    def cb(it, xk):
+        if it % log_every == 0:
+            params[...] = xk.astype(net.dtype)
+            L, G, R = evaluate(pw, False)
+            log(step + it, L, G, lam, "lbfgs", None)
+        return intr.flag
+
+    x0 = params.astype(np.float64)
+    xbest, fbest, n, msg = lbfgs(fun, x0, iters, cb)
+    params[...] = xbest.astype(net.dtype)
+    status = "interrupted" if intr.flag else "completed"
+    return status, ("" if status == "completed" else "interrupted by Ctrl-C during L-BFGS") + \
+        ("" if "non-finite" not in msg else msg), step + n
