@@ -1,25 +1,35 @@
 """pinncore: a fast, dependency-light CPU engine for physics-informed neural networks.
 
-The public names (DESIGN.md §4) live here; everything else is an implementation module:
+The public names (DESIGN.md §4) live here; everything else is an implementation module,
+one file per idea:
 
-    network     pc.MLP, jets and the boundary to the compiled kernel (pinncore._core)
-    reference   the NumPy twin of the kernel (backend="numpy"), the test oracle
-    residual    the residual tracer: Python functions -> polynomial tables over jets
-    problem     pc.Problem / pc.Term: per-term losses, gradients, NTK traces, errors
-    problems    the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d)
+    network      pc.MLP, jets, and the narrow boundary to the compiled kernel (pinncore._core)
+    reference    the NumPy twin of the kernel (backend="numpy"), the test oracle
+    residual     the residual tracer: Python functions -> polynomial tables over jets
+    problem      pc.Problem / pc.Term: per-term losses, gradients, NTK traces, errors
+    problems     the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d)
+    optim        Adam (fused, compiled) and L-BFGS (strong Wolfe)
+    weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo
+    trainer      pc.train, History, TrainResult
+    diagnostics  pc.diagnose, LossBalanceWarning
+    io           versioned, checksummed, atomic files (no pickle)
+    cli          the `pinncore` command
 """
-try:
-    from . import problems
-except ImportError:  # TEMP during development
-    pass
+from . import problems
+from .diagnostics import Diagnosis, LossBalanceWarning, diagnose
 from .network import MLP, Jet, get_num_threads, set_num_threads
+from .optim import Adam
 from .problem import Problem, Term
 from .residual import cos, exp, log, sin, sqrt, tanh
+from .trainer import History, TrainResult, load_state, train
+from .weighting import NTK, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "Jet", "Problem", "Term", "problems",
+    "MLP", "Jet", "Problem", "Term", "problems", "train", "TrainResult", "History", "load_state",
+    "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Weighting", "Adam",
+    "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
     "sin", "cos", "exp", "tanh", "log", "sqrt",
 ]

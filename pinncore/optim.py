@@ -90,51 +90,143 @@ def adam_reference(params, grads, weights, state, lr, b1=0.9, b2=0.999, eps=1e-8
     return params - lr * mhat / (np.sqrt(vhat) + eps), {"m": m, "v": v, "step": t}
 
 
-class _Abort(Exception):
-    pass
+def _cubic_min(a, fa, ga, b, fb, gb):
+    """Minimiser of the cubic interpolating (a, fa, ga), (b, fb, gb) (Nocedal & Wright eq. 3.59),
+    or None when it does not exist."""
+    d1 = ga + gb - 3 * (fa - fb) / (a - b)
+    disc = d1 * d1 - ga * gb
+    if disc < 0:
+        return None
+    d2 = math.copysign(math.sqrt(disc), b - a)
+    denom = gb - ga + 2 * d2
+    if denom == 0:
+        return None
+    return b - (b - a) * (gb + d2 - d1) / denom
+
+
+def _strong_wolfe(fun, x, f0, g0, d, alpha, c1=1e-4, c2=0.9, max_evals=25):
+    """Line search for the strong Wolfe conditions (Nocedal & Wright, Algorithms 3.5 and 3.6).
+
+    A trial point with a non-finite value or gradient is treated as "too far" (the bracket
+    shrinks), so a NaN is never accepted. Returns (alpha, f, g, evals) or (None, ...)."""
+    gd0 = float(g0 @ d)
+    evals = 0
+
+    def phi(a):
+        f, g = fun(x + a * d)
+        ok = math.isfinite(f) and bool(np.isfinite(g).all())
+        return (f if ok else math.inf), g, (float(g @ d) if ok else math.inf), ok
+
+    def zoom(lo, flo, gdlo, hi, fhi, gdhi):
+        nonlocal evals
+        while evals < max_evals:
+            a = None
+            if math.isfinite(fhi) and math.isfinite(gdhi):
+                a = _cubic_min(lo, flo, gdlo, hi, fhi, gdhi)
+            width = abs(hi - lo)
+            if a is None or not (min(lo, hi) + 0.1 * width <= a <= max(lo, hi) - 0.1 * width):
+                a = 0.5 * (lo + hi)
+            fa, ga, gda, ok = phi(a)
+            evals += 1
+            if not ok or fa > f0 + c1 * a * gd0 or fa >= flo:
+                hi, fhi, gdhi = a, fa, gda
+            else:
+                if abs(gda) <= -c2 * gd0:
+                    return a, fa, ga
+                if gda * (hi - lo) >= 0:
+                    hi, fhi, gdhi = lo, flo, gdlo
+                lo, flo, gdlo = a, fa, gda
+                best[0] = (a, fa, ga)
+            if width < 1e-16 * max(1.0, abs(lo)):
+                break
+        return best[0] if best[0][0] > 0 else (None, None, None)
+
+    best = [(0.0, f0, g0)]
+    a_prev, f_prev, gd_prev = 0.0, f0, gd0
+    a = alpha
+    while evals < max_evals:
+        fa, ga, gda, ok = phi(a)
+        evals += 1
+        if not ok or fa > f0 + c1 * a * gd0 or (evals > 1 and fa >= f_prev):
+            r = zoom(a_prev, f_prev, gd_prev, a, fa, gda)
+            return (*r, evals)
+        if abs(gda) <= -c2 * gd0:
+            return a, fa, ga, evals
+        if gda >= 0:
+            r = zoom(a, fa, gda, a_prev, f_prev, gd_prev)
+            return (*r, evals)
+        best[0] = (a, fa, ga)
+        a_prev, f_prev, gd_prev = a, fa, gda
+        a = 2 * a
+    a, fa, ga = best[0]
+    return (a, fa, ga, evals) if a > 0 else (None, None, None, evals)
 
 
 def lbfgs(fun, x0, maxiter, callback=None, history_size=20):
-    """Minimise ``fun(x) -> (f, g)`` from x0 with L-BFGS (strong-Wolfe line search).
+    """Minimise ``fun(x) -> (f, g)`` from x0 by L-BFGS (Nocedal & Wright Algorithm 7.5, two-loop
+    recursion) with a strong-Wolfe line search.
 
-    Stops cleanly on a non-finite value or gradient (the line search never accepts it) and
-    when progress stalls; always returns the best finite point seen, with its value:
-    ``(x_best, f_best, n_iterations, message)``.
+    Never accepts a non-finite step; stops cleanly when the line search fails, progress
+    stalls, ``callback(iteration, x)`` returns True or ``maxiter`` is reached. Returns the best
+    finite point seen: ``(x_best, f_best, iterations, message)``.
 
     >>> import numpy as np
     >>> x, f, it, msg = lbfgs(lambda x: (float(((x - 3) ** 2).sum()), 2 * (x - 3)), np.zeros(2), 50)
     >>> np.allclose(x, 3), f < 1e-12
     (True, True)
     """
-    from scipy.optimize import minimize
-
-    best = {"x": np.array(x0, dtype=np.float64), "f": math.inf, "msg": ""}
-    iters = {"n": 0}
-
-    def wrapped(x):
-        f, g = fun(x)
-        if not (math.isfinite(f) and np.isfinite(g).all()):
-            best["msg"] = "stopped: non-finite loss or gradient in the line search (best point kept)"
-            raise _Abort()
-        if f < best["f"]:
-            best["x"], best["f"] = x.copy(), f
-        return f, g
-
-    def cb(xk):
-        iters["n"] += 1
-        if callback is not None and callback(iters["n"], xk):
-            best["msg"] = "stopped by callback"
-            raise _Abort()
-
-    if maxiter > 0:
-        try:
-            res = minimize(wrapped, np.array(x0, dtype=np.float64), jac=True, method="L-BFGS-B", callback=cb,
-                           options={"maxiter": int(maxiter), "maxfun": int(2 * maxiter + 20),
-                                    "maxcor": history_size, "ftol": 0.0, "gtol": 0.0})
-            best["msg"] = str(res.message)
-        except _Abort:
-            pass
-    else:
-        f, _ = fun(best["x"])
-        best["f"] = f
-    return best["x"], best["f"], iters["n"], best["msg"]
+    x = np.array(x0, dtype=np.float64)
+    f, g = fun(x)
+    g = np.asarray(g, dtype=np.float64)
+    if not (math.isfinite(f) and np.isfinite(g).all()):
+        return x, f, 0, "stopped: non-finite loss or gradient at the starting point"
+    S, Y, R = [], [], []
+    msg = "reached the iteration limit"
+    it = 0
+    while it < maxiter:
+        # Two-loop recursion: d = -H g with H0 = (s·y / y·y) I.
+        q = g.copy()
+        alphas = []
+        for s, y, rho in zip(reversed(S), reversed(Y), reversed(R)):
+            a = rho * float(s @ q)
+            alphas.append(a)
+            q -= a * y
+        if S:
+            q *= float(S[-1] @ Y[-1]) / float(Y[-1] @ Y[-1])
+        for (s, y, rho), a in zip(zip(S, Y, R), reversed(alphas)):
+            b = rho * float(y @ q)
+            q += (a - b) * s
+        d = -q
+        if not float(g @ d) < 0:  # not a descent direction: restart from steepest descent
+            S, Y, R = [], [], []
+            d = -g
+        gnorm = float(np.linalg.norm(g))
+        if gnorm == 0:
+            msg = "converged: zero gradient"
+            break
+        alpha0 = 1.0 if S else min(1.0, 1.0 / gnorm)
+        alpha, f_new, g_new, _ = _strong_wolfe(fun, x, f, g, d, alpha0)
+        if alpha is None:
+            msg = "stopped: the line search found no acceptable (finite, decreasing) step"
+            break
+        g_new = np.asarray(g_new, dtype=np.float64)
+        s = alpha * d
+        y = g_new - g
+        sy = float(s @ y)
+        if sy > 1e-12 * float(y @ y):
+            S.append(s)
+            Y.append(y)
+            R.append(1.0 / sy)
+            if len(S) > history_size:
+                S.pop(0), Y.pop(0), R.pop(0)
+        x = x + s
+        stalled = f - f_new <= 1e-15 * max(abs(f), 1e-300)
+        f, g = f_new, g_new
+        it += 1
+        if callback is not None and callback(it, x):
+            msg = "stopped by callback"
+            break
+        if stalled and float(np.abs(s).max()) == 0:
+            msg = "stopped: no progress"
+            break
+    return x, f, it, msg
