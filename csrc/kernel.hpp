@@ -15,7 +15,13 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -70,6 +76,107 @@ template <class T> struct SweepOut {
 
 enum class Mode { Forward, Adjoint, Loss, NtkTable };
 
+// A small persistent pool: run(n, fn) calls fn(0) on the caller and fn(1..n-1) on workers,
+// and returns when all are done. Each Model owns one (no state shared between models);
+// which thread runs which index is fixed, so with a fixed partition of the points the
+// results are deterministic. Spawning threads per call cost ~30-60 µs, which is the whole
+// compute at N ~ 50; a parked worker here wakes in a few µs. Workers spin briefly after a
+// job (training loops call back to back) and then block on a condition variable.
+class WorkerPool {
+  public:
+    WorkerPool() = default;
+    WorkerPool(const WorkerPool&) = delete;
+    WorkerPool& operator=(const WorkerPool&) = delete;
+    ~WorkerPool() { stop(); }
+
+    template <class F> void run(int n, F&& fn) {
+        if (n <= 1) {
+            fn(0);
+            return;
+        }
+        if (static_cast<int>(threads_.size()) < n - 1) {
+            stop();
+            start(n - 1);
+        }
+        Job job = [&fn](int t) { fn(t); };
+        {
+            std::lock_guard<std::mutex> lk(m_);
+            job_ = &job;
+            active_ = n;
+            pending_.store(static_cast<int>(threads_.size()), std::memory_order_relaxed);
+            gen_.fetch_add(1, std::memory_order_release);
+        }
+        cv_work_.notify_all();
+        fn(0);
+        // Wait: spin a little (the workers usually finish about when we do), then block.
+        if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+            std::unique_lock<std::mutex> lk(m_);
+            cv_done_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+        }
+        job_ = nullptr;
+    }
+
+  private:
+    typedef std::function<void(int)> Job;
+    std::vector<std::thread> threads_;
+    std::mutex m_;
+    std::condition_variable cv_work_, cv_done_;
+    const Job* job_ = nullptr;
+    int active_ = 0;
+    std::atomic<std::uint64_t> gen_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> stop_{false};
+
+    template <class P> static bool spin_until(P done, double max_us = 50.0) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int it = 1;; ++it) {
+            if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+            if ((it & 63) == 0 &&
+                std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() > max_us)
+                return done();
+        }
+    }
+
+    void start(int nworkers) {
+        stop_.store(false);
+        // The generation the workers start from is read before any job is posted, so a
+        // worker that starts late cannot miss the first job.
+        const std::uint64_t g0 = gen_.load();
+        for (int i = 1; i <= nworkers; ++i) threads_.emplace_back([this, i, g0] { loop(i, g0); });
+    }
+
+    void stop() {
+        if (threads_.empty()) return;
+        {
+            std::lock_guard<std::mutex> lk(m_);
+            stop_.store(true);
+            gen_.fetch_add(1, std::memory_order_release);
+        }
+        cv_work_.notify_all();
+        for (auto& t : threads_) t.join();
+        threads_.clear();
+    }
+
+    void loop(int index, std::uint64_t seen) {
+        for (;;) {
+            if (!spin_until([&] { return gen_.load(std::memory_order_acquire) != seen; })) {
+                std::unique_lock<std::mutex> lk(m_);
+                cv_work_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
+            }
+            seen = gen_.load(std::memory_order_acquire);
+            if (stop_.load()) return;
+            if (index < active_) (*job_)(index);
+            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                std::lock_guard<std::mutex> lk(m_);
+                cv_done_.notify_one();
+            }
+        }
+    }
+};
+
 template <class T> class Model {
   public:
     explicit Model(const std::vector<int>& widths) : widths_(widths) {
@@ -105,6 +212,7 @@ template <class T> class Model {
     int outputs() const { return widths_[L_]; }
     const std::vector<int>& widths() const { return widths_; }
     int chunk_points = 0;  // 0: automatic
+    double min_parallel_flops = 1e6;  // below this a sweep runs on one thread
 
     // The one entry point: pack the parameters, then sweep each (term, out) pair.
     // Serialised per model (workspaces are per model), callable without the GIL.
@@ -116,11 +224,19 @@ template <class T> class Model {
     }
 
   private:
+    // A second-order pair that contains a first-order stream: offsets of the pair's block and
+    // of the other factor's block, and the multiplicity (2 for a repeated direction).
+    struct Link {
+        std::size_t gp, zo;
+        T c;
+    };
     struct Work {
         std::vector<Buffer<T>> Z, H;  // per hidden layer: pre-activation jets (value row holds sech^2), activations
         Buffer<T> out, gbar0, gbar1, tmp;
         std::vector<Buffer<T>> gWT, gb;  // gradient accumulators, packed layout
         std::vector<double> rsum;        // residual scratch (C x cn)
+        std::vector<Link> links;         // adjoint_activate: pairs touching each first-order stream
+        std::vector<int> link_off;
         Buffer<T> r, dr;
         double loss = 0;
     };
@@ -132,6 +248,7 @@ template <class T> class Model {
     std::vector<Buffer<T>> WT_, Wp_, B_;
     std::vector<Work> work_;
     std::mutex mutex_;
+    WorkerPool pool_;  // declared last: destroyed (workers joined) first
 
     void pack(const T* params) {
         for (int l = 1; l <= L_; ++l) {
@@ -191,32 +308,41 @@ template <class T> class Model {
     }
 
     // ---------------------------------------------------------------- forward
-    // h = tanh z, h_f = s1 z_f, h_ab = s2 z_a z_b + s1 z_ab  (s1 = sech^2, s2 = -2 h s1)
-    void activate(Work& w, int l, const StreamSpec& sp, int cn) {
-        const int ld = pad_[l];
+    // h = tanh z, h_f = s1 z_f, h_ab = s2 z_a z_b + s1 z_ab  (s1 = sech^2, s2 = -2 h s1).
+    // One pass over whole vectors of the chunk: stream s of point i sits at the same offset
+    // inside stream block s as the value does inside block 0, so every stream is addressed by
+    // one block offset and the loop runs over cn*ld contiguous elements (no per-point short
+    // loops, whose prologues/epilogues cost as much as the arithmetic at width 50).
+    // `bias` (or null) is added to the value pre-activation first, saving a pass.
+    void activate(Work& w, int l, const StreamSpec& sp, int cn, const T* bias) {
+        using V = typename Vec<T>::type;
+        constexpr int vw = Vec<T>::width;
+        const int ld = pad_[l], F = sp.F(), P = sp.P();
+        const std::size_t blk = static_cast<std::size_t>(cn) * ld;
         T* Z = w.Z[l].data();
         T* H = w.H[l].data();
-        T* s2 = w.tmp.data();
-        const int F = sp.F();
+        auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
         for (int i = 0; i < cn; ++i) {
-            T* z0 = Z + static_cast<std::size_t>(i) * ld;
-            T* h0 = H + static_cast<std::size_t>(i) * ld;
-            tanh_sech2<T>(ld, z0, h0, z0);  // z0 now holds s1: the value pre-activation is not needed again
-            const T* s1 = z0;
-            for (int k = 0; k < ld; ++k) s2[k] = T(-2) * h0[k] * s1[k];
-            for (int f = 0; f < F; ++f) {
-                const std::size_t row = (static_cast<std::size_t>(1 + f) * cn + i) * ld;
-                const T* zf = Z + row;
-                T* hf = H + row;
-                for (int k = 0; k < ld; ++k) hf[k] = s1[k] * zf[k];
-            }
-            for (int p = 0; p < sp.P(); ++p) {
-                const std::size_t row = (static_cast<std::size_t>(1 + F + p) * cn + i) * ld;
-                const T* za = Z + (static_cast<std::size_t>(1 + sp.pairs[p][0]) * cn + i) * ld;
-                const T* zb = Z + (static_cast<std::size_t>(1 + sp.pairs[p][1]) * cn + i) * ld;
-                const T* zp = Z + row;
-                T* hp = H + row;
-                for (int k = 0; k < ld; ++k) hp[k] = s2[k] * za[k] * zb[k] + s1[k] * zp[k];
+            const std::size_t row = static_cast<std::size_t>(i) * ld;
+            for (int k = 0; k < ld; k += vw) {
+                const std::size_t q = row + k;
+                V z = at(Z, q);
+                if (bias) z += *reinterpret_cast<const V*>(bias + k);
+                V s1;
+                const V h = tanh_sech2_vec<T>(z, s1);
+                at(H, q) = h;
+                at(Z, q) = s1;  // the value pre-activation is not needed again: keep s1 there
+                const V s2 = T(-2) * h * s1;
+                for (int f = 0; f < F; ++f) {
+                    const std::size_t o = (1 + f) * blk + q;
+                    at(H, o) = s1 * at(Z, o);
+                }
+                for (int p = 0; p < P; ++p) {
+                    const std::size_t o = (1 + F + p) * blk + q;
+                    const V za = at(Z, (1 + sp.pairs[p][0]) * blk + q);
+                    const V zb = at(Z, (1 + sp.pairs[p][1]) * blk + q);
+                    at(H, o) = s2 * za * zb + s1 * at(Z, o);
+                }
             }
         }
     }
@@ -252,74 +378,76 @@ template <class T> class Model {
             }
             if (sp.P() > 0)
                 std::memset(Z + static_cast<std::size_t>(1 + F) * cn * ld, 0, sizeof(T) * static_cast<std::size_t>(sp.P()) * cn * ld);
-            if (L_ > 1) activate(w, 1, sp, cn);
+            if (L_ > 1) activate(w, 1, sp, cn, nullptr);
         }
         for (int l = 2; l <= L_; ++l) {
             const int ldi = pad_[l - 1], ldo = pad_[l];
             T* Z = (l == L_) ? w.out.data() : w.Z[l].data();
             gemm<T>(R, ldo, widths_[l - 1], w.H[l - 1].data(), ldi, 1, WT_[l].data(), ldo, Z, ldo, false);
-            const T* b = B_[l].data();
-            for (int i = 0; i < cn; ++i) {
-                T* z = Z + static_cast<std::size_t>(i) * ldo;
-                for (int o = 0; o < ldo; ++o) z[o] += b[o];
+            if (l < L_) {
+                activate(w, l, sp, cn, B_[l].data());
+            } else {
+                const T* b = B_[l].data();
+                for (int i = 0; i < cn; ++i) {
+                    T* z = Z + static_cast<std::size_t>(i) * ldo;
+                    for (int o = 0; o < ldo; ++o) z[o] += b[o];
+                }
             }
-            if (l < L_) activate(w, l, sp, cn);
         }
     }
 
     // ---------------------------------------------------------------- backward
-    // In place on gbar (rows of h-bar become rows of z-bar), point by point:
+    // In place on gbar (rows of h-bar become rows of z-bar):
     //   z̄ = s1 h̄ + Σ_f s2 z_f h̄_f + Σ_ab (s3 z_a z_b + s2 z_ab) h̄_ab
-    //   z̄_f = s1 h̄_f + Σ_{ab ∋ f} s2 z_other h̄_ab          z̄_ab = s1 h̄_ab
-    // The order (value, first, pairs) makes the in-place update safe.
+    //   z̄_f = s1 h̄_f + Σ_{ab ∋ f} s2 z_other h̄_ab (twice for a = b)      z̄_ab = s1 h̄_ab
+    // (s2 = -2 h s1, s3 = -2 s1 (1 - 3h²)). Whole vectors over the chunk, as in activate; the
+    // order (value, first, pairs) makes the in-place update safe.
     void adjoint_activate(Work& w, int l, const StreamSpec& sp, int cn, T* G) {
-        const int ld = pad_[l];
-        const T* Z = w.Z[l].data();
-        const T* H = w.H[l].data();
-        T* s2 = w.tmp.data();
-        T* s3 = s2 + ld;
-        const int F = sp.F(), P = sp.P();
-        auto row = [&](int s, int i) { return (static_cast<std::size_t>(s) * cn + i) * ld; };
-        for (int i = 0; i < cn; ++i) {
-            const T* h = H + row(0, i);
-            const T* s1 = Z + row(0, i);
-            for (int k = 0; k < ld; ++k) {
-                s2[k] = T(-2) * h[k] * s1[k];
-                s3[k] = T(-2) * s1[k] * (T(1) - T(3) * h[k] * h[k]);
+        using V = typename Vec<T>::type;
+        const int ld = pad_[l], F = sp.F(), P = sp.P();
+        const std::size_t blk = static_cast<std::size_t>(cn) * ld, n = blk;
+        T* Z = w.Z[l].data();
+        T* H = w.H[l].data();
+        auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
+        // For each first-order stream, the pairs that contain it.
+        std::vector<Link>& links = w.links;
+        std::vector<int>& link_off = w.link_off;
+        links.clear();
+        link_off.assign(F + 1, 0);
+        for (int f = 0; f < F; ++f) {
+            for (int p = 0; p < P; ++p) {
+                const int a = sp.pairs[p][0], b = sp.pairs[p][1];
+                if (a != f && b != f) continue;
+                links.push_back({(1 + F + p) * blk, (1 + (a == f ? b : a)) * blk, a == b ? T(2) : T(1)});
             }
-            T* g0 = G + row(0, i);
-            for (int k = 0; k < ld; ++k) g0[k] *= s1[k];
+            link_off[f + 1] = static_cast<int>(links.size());
+        }
+        for (std::size_t q = 0; q < n; q += Vec<T>::width) {
+            const V s1 = at(Z, q), h = at(H, q);
+            const V s2 = T(-2) * h * s1;
+            const V s3 = T(-2) * s1 * (T(1) - T(3) * h * h);
+            V g0 = at(G, q) * s1;
             for (int f = 0; f < F; ++f) {
-                const T* zf = Z + row(1 + f, i);
-                const T* gf = G + row(1 + f, i);
-                for (int k = 0; k < ld; ++k) g0[k] += s2[k] * zf[k] * gf[k];
+                const std::size_t o = (1 + f) * blk + q;
+                g0 += s2 * at(Z, o) * at(G, o);
             }
             for (int p = 0; p < P; ++p) {
-                const T* za = Z + row(1 + sp.pairs[p][0], i);
-                const T* zb = Z + row(1 + sp.pairs[p][1], i);
-                const T* zp = Z + row(1 + F + p, i);
-                const T* gp = G + row(1 + F + p, i);
-                for (int k = 0; k < ld; ++k) g0[k] += (s3[k] * za[k] * zb[k] + s2[k] * zp[k]) * gp[k];
+                const std::size_t o = (1 + F + p) * blk + q;
+                const V za = at(Z, (1 + sp.pairs[p][0]) * blk + q);
+                const V zb = at(Z, (1 + sp.pairs[p][1]) * blk + q);
+                g0 += (s3 * za * zb + s2 * at(Z, o)) * at(G, o);
             }
+            at(G, q) = g0;
             for (int f = 0; f < F; ++f) {
-                T* gf = G + row(1 + f, i);
-                for (int k = 0; k < ld; ++k) gf[k] *= s1[k];
-                for (int p = 0; p < P; ++p) {
-                    const int a = sp.pairs[p][0], b = sp.pairs[p][1];
-                    if (a != f && b != f) continue;
-                    const T* gp = G + row(1 + F + p, i);
-                    if (a == b) {
-                        const T* za = Z + row(1 + a, i);
-                        for (int k = 0; k < ld; ++k) gf[k] += T(2) * s2[k] * za[k] * gp[k];
-                    } else {
-                        const T* zo = Z + row(1 + (a == f ? b : a), i);
-                        for (int k = 0; k < ld; ++k) gf[k] += s2[k] * zo[k] * gp[k];
-                    }
-                }
+                const std::size_t o = (1 + f) * blk + q;
+                V gf = s1 * at(G, o);
+                for (int j = link_off[f]; j < link_off[f + 1]; ++j)
+                    gf += links[j].c * s2 * at(Z, links[j].zo + q) * at(G, links[j].gp + q);
+                at(G, o) = gf;
             }
             for (int p = 0; p < P; ++p) {
-                T* gp = G + row(1 + F + p, i);
-                for (int k = 0; k < ld; ++k) gp[k] *= s1[k];
+                const std::size_t o = (1 + F + p) * blk + q;
+                at(G, o) = s1 * at(G, o);
             }
         }
     }
@@ -489,8 +617,12 @@ template <class T> class Model {
         if (grad) zero_grad(w);
         T* norms = out.want_norms ? out.norms : nullptr;
         const std::size_t N = static_cast<std::size_t>(tm.n);
-        for (int i0 = begin; i0 < end; i0 += cn_max) {
-            const int cn = std::min(cn_max, end - i0);
+        // Near-equal chunks (not cn_max and a small remainder): a 4-point tail chunk runs
+        // its products at a fraction of the speed of a full one.
+        const int nchunks = std::max(1, (end - begin + cn_max - 1) / cn_max);
+        const int cn_eq = (end - begin + nchunks - 1) / nchunks;
+        for (int i0 = begin; i0 < end; i0 += cn_eq) {
+            const int cn = std::min(cn_eq, end - i0);
             forward_chunk(tm, i0, cn, w);
             if (mode == Mode::Forward) {
                 for (int s = 0; s < S; ++s)
@@ -524,32 +656,25 @@ template <class T> class Model {
     void sweep(const Term<T>& tm, Mode mode, SweepOut<T>& out, int nthreads) {
         const int n = tm.n;
         if (out.want_norms && out.norms) std::fill(out.norms, out.norms + n, T(0));
-        // Threads only pay off above ~ a few Mflop of work (a thread start costs ~30 µs).
+        // Threads pay off above ~1 Mflop (~20 µs of work; waking a parked worker costs a few µs).
         double flops = 0;
         for (int l = 1; l <= L_; ++l) flops += 2.0 * widths_[l] * widths_[l - 1];
         flops *= double(n) * tm.streams.S() * (mode == Mode::Forward ? 1.0 : 3.0);
         int T_ = std::max(1, std::min(nthreads, n));
-        if (flops < 4e6) T_ = 1;
+        if (flops < min_parallel_flops) T_ = 1;
         if (static_cast<int>(work_.size()) < T_) work_.resize(T_);
         if (T_ == 1) {
             sweep_range(tm, mode, out, work_[0], 0, n);
         } else {
-            std::vector<std::thread> pool;
+            // Thread t owns points [n t / T, n (t+1) / T) and work_[t]: a fixed partition.
             std::vector<std::exception_ptr> errors(T_);
-            for (int t = 1; t < T_; ++t)
-                pool.emplace_back([&, t] {
-                    try {
-                        sweep_range(tm, mode, out, work_[t], int(std::size_t(n) * t / T_), int(std::size_t(n) * (t + 1) / T_));
-                    } catch (...) {
-                        errors[t] = std::current_exception();
-                    }
-                });
-            try {
-                sweep_range(tm, mode, out, work_[0], 0, int(std::size_t(n) / T_));
-            } catch (...) {
-                errors[0] = std::current_exception();
-            }
-            for (auto& th : pool) th.join();
+            pool_.run(T_, [&](int t) {
+                try {
+                    sweep_range(tm, mode, out, work_[t], int(std::size_t(n) * t / T_), int(std::size_t(n) * (t + 1) / T_));
+                } catch (...) {
+                    errors[t] = std::current_exception();
+                }
+            });
             for (auto& e : errors)
                 if (e) std::rethrow_exception(e);
         }

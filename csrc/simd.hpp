@@ -95,6 +95,11 @@ inline void micro_kernel(int K, const T* __restrict A, std::ptrdiff_t ars, std::
         const T* b = B + k * ldb;
         for (int j = 0; j < NV; ++j) {
             V bv = *reinterpret_cast<const V*>(b + j * w);
+            // Pin bv in a register. Without this GCC folds the load into every FMA
+            // (vfmadd231pd mem, ...), i.e. MR loads of the same vector per column; Zen4
+            // issues one 64-byte load per cycle, so the kernel became load-bound (~75% of
+            // FMA peak). Loaded once, a k-step costs NV + MR loads for MR*NV FMAs.
+            asm("" : "+v"(bv));
             for (int i = 0; i < MR; ++i) acc[i][j] += a[i] * bv;
         }
     }
@@ -169,50 +174,71 @@ inline void gemm(int R, int N, int K, const T* A, std::ptrdiff_t ars, std::ptrdi
 template <class T> struct TanhConst;
 template <> struct TanhConst<double> {
     static constexpr double clamp = 40.0;  // tanh(20) == 1 in double
-    static constexpr int degree = 13;
+    static constexpr int degree = 13;  // Taylor terms of expm1(r)/r: r^12/13! ~ 1e-16 at |r| = ln2/2
     typedef std::int64_t Int;
     static constexpr int mant = 52, bias = 1023;
 };
 template <> struct TanhConst<float> {
     static constexpr float clamp = 20.0f;
-    static constexpr int degree = 8;
+    static constexpr int degree = 8;  // r^7/8! ~ 1e-8
     typedef std::int32_t Int;
     static constexpr int mant = 23, bias = 127;
 };
 
-// 1/j for the Horner steps (a multiply, not a divide, in the hot loop).
-constexpr double kInverse[16] = {0, 1, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7,
-                                 1.0 / 8, 1.0 / 9, 1.0 / 10, 1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14, 1.0 / 15};
+// Taylor coefficients of expm1(r)/r = sum_k r^k/(k+1)!, for plain Horner (one FMA per degree).
+constexpr double kExpm1Coef[14] = {1.0,
+                                   1.0 / 2,
+                                   1.0 / 6,
+                                   1.0 / 24,
+                                   1.0 / 120,
+                                   1.0 / 720,
+                                   1.0 / 5040,
+                                   1.0 / 40320,
+                                   1.0 / 362880,
+                                   1.0 / 3628800,
+                                   1.0 / 39916800,
+                                   1.0 / 479001600,
+                                   1.0 / 6227020800.0,
+                                   1.0 / 87178291200.0};
 
+// One vector of tanh and sech^2. Written on whole vectors (not a scalar loop left to the
+// auto-vectoriser) so the elementwise passes can fuse it with their other per-vector work.
 template <class T>
-inline void tanh_sech2(int n, const T* z, T* h, T* s1) {
+inline typename Vec<T>::type tanh_sech2_vec(typename Vec<T>::type x, typename Vec<T>::type& s1) {
+    using V = typename Vec<T>::type;
     using C = TanhConst<T>;
     using Int = typename C::Int;
-    const T inv_ln2 = T(1.4426950408889634);
-    const T ln2_hi = T(0.693145751953125);
-    const T ln2_lo = T(1.42860682030941723212e-6);
+    typedef Int IV __attribute__((vector_size(64)));
+    const V zero = V{} , one = zero + T(1);
     const T shifter = sizeof(T) == 8 ? T(6755399441055744.0) : T(12582912.0f);  // 1.5*2^52 / 1.5*2^23
-#pragma GCC ivdep
-    for (int k = 0; k < n; ++k) {
-        const T x = z[k];
-        T y = std::fabs(x) * T(2);
-        y = y > C::clamp ? C::clamp : y;  // NaN propagates (a NaN compare is false)
-        const T nf = (y * inv_ln2 + shifter) - shifter;  // round to nearest
-        const T r = (y - nf * ln2_hi) - nf * ln2_lo;
-        // expm1(r) by Horner on the Taylor series 1/k!, enough terms for |r| <= ln2/2.
-        T p = T(1);
-        for (int j = C::degree; j >= 2; --j) p = T(1) + r * p * T(kInverse[j]);
-        // The loop above builds 1 + r/2 + r^2/6 + ... ; expm1(r) = r * p.
-        p = r * p;
-        Int ni = static_cast<Int>(nf);
-        Int bits = (ni + C::bias) << C::mant;
-        T two;
-        std::memcpy(&two, &bits, sizeof(T));
-        const T e = two * p + (two - T(1));
-        const T inv = T(1) / (e + T(2));
-        const T t = e * inv;
-        h[k] = x < T(0) ? -t : t;
-        s1[k] = T(4) * (e + T(1)) * inv * inv;
+    V y = (x < zero ? -x : x) * T(2);
+    y = y > C::clamp ? zero + C::clamp : y;  // NaN propagates (a NaN compare is false)
+    const V nf = (y * T(1.4426950408889634) + shifter) - shifter;  // round(y / ln2)
+    const V r = (y - nf * T(0.693145751953125)) - nf * T(1.42860682030941723212e-6);
+    // expm1(r) = r * p(r), Horner on the Taylor series: |r| <= ln2/2, C::degree terms.
+    V p = zero + T(kExpm1Coef[C::degree - 1]);
+    for (int k = C::degree - 2; k >= 0; --k) p = p * r + T(kExpm1Coef[k]);
+    p = r * p;
+    const IV ni = __builtin_convertvector(nf, IV);
+    const IV bits = (ni + C::bias) << C::mant;
+    V two;
+    std::memcpy(&two, &bits, sizeof(V));
+    const V e = two * p + (two - T(1));  // expm1(2|x|), exact reconstruction for n = 0
+    const V inv = one / (e + T(2));
+    const V t = e * inv;
+    s1 = T(4) * (e + T(1)) * inv * inv;
+    return x < zero ? -t : t;
+}
+
+// Array form (n a multiple of the vector width, 64-byte aligned).
+template <class T>
+inline void tanh_sech2(int n, const T* z, T* h, T* s1) {
+    using V = typename Vec<T>::type;
+    constexpr int w = Vec<T>::width;
+    for (int k = 0; k < n; k += w) {
+        V s;
+        *reinterpret_cast<V*>(h + k) = tanh_sech2_vec<T>(*reinterpret_cast<const V*>(z + k), s);
+        *reinterpret_cast<V*>(s1 + k) = s;
     }
 }
 

@@ -282,8 +282,8 @@ class Problem:
         T = len(data)
         if point_weights is None:
             point_weights = [None] * T
-        elif len(point_weights) != T:
-            raise ValueError(f"point_weights must have {T} entries (one per term), got {len(point_weights)}")
+        else:
+            point_weights = self._check_point_weights(point_weights, data, net.dtype)
         be = net.backend
         poly = [a for a in range(T) if self._lowered[a].table.polynomial]
         losses = np.zeros(T)
@@ -300,6 +300,28 @@ class Problem:
             if a not in poly:
                 losses[a], grads[a], res[a] = self._fallback(be, p, a, data[a], point_weights[a], net)
         return losses, grads, (res if residuals else None)
+
+    def _check_point_weights(self, point_weights, data, dtype):
+        if isinstance(point_weights, np.ndarray) or not hasattr(point_weights, "__len__"):
+            raise TypeError("point_weights must be a list with one entry (None or an (N_a,) array) per term")
+        if len(point_weights) != len(data):
+            raise ValueError(f"point_weights must have {len(data)} entries (one per term), got {len(point_weights)}")
+        out = []
+        for a, w in enumerate(point_weights):
+            if w is None:
+                out.append(None)
+                continue
+            arr = np.asarray(w)
+            n = data[a].xhat.shape[0]
+            name = f"point_weights[{a}] (term {self.term_names[a]!r})"
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}")
+            if arr.shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} contains NaN or infinite values")
+            out.append(np.ascontiguousarray(arr, dtype=dtype))
+        return out
 
     def _step_function(self, net):
         """``f(point_weights, residuals) -> (losses, grads, res)`` at ``net.params`` (which the

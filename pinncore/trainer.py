@@ -300,6 +300,11 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
         w_state = state["weighting"]["state"]
         step0 = int(state["step"])
         history = History(names, state["history"])
+        # The saved run's closing row (at a step that is not a log step) belongs to that run's
+        # end, not to the continued run: drop it so k + k steps log exactly like 2k steps.
+        if len(history) and history.columns["step"][-1] == step0 and step0 % log_every != 0:
+            for col in history.columns.values():
+                col.pop()
     else:
         opt_state = adam.init(net.params)
         w_state = scheme.init(problem)
@@ -381,7 +386,7 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
                 w_state = scheme.update(w_state, step, ctx)
                 lam = weights_now(w_state)
                 pw_next = point_weights_now(w_state)
-                if step == step0 or step % log_every == 0:
+                if step % log_every == 0 or (step == step0 and not len(history)):
                     row = log(step, L, G, lam, "adam", R)
                     if step == 0 and warn:
                         ratio, hi, lo = balance_ratio({k: lam[a] * row[f"{k}_grad_norm"] for a, k in enumerate(names)})

@@ -199,6 +199,64 @@ def fallback_case(n=12, seed=5):
     return Case(prob, [1, 8, 6, 1], hand, np.array([0.0]), np.array([2.0]))
 
 
+def transform2_case(n=9, seed=6):
+    """Two outputs, a coordinate-dependent hard constraint, a mixed derivative and a
+    non-polynomial component: u = sin(πx) n + t, v = t x m."""
+    lo, hi = np.array([0.0, -1.0]), np.array([1.0, 2.0])
+    pts = _grid(n, lo, hi, seed)
+    prob = pc.Problem(
+        inputs=["t", "x"], outputs=["u", "v"], domain={"t": (0.0, 1.0), "x": (-1.0, 2.0)},
+        terms={"a": pc.Term(points=pts, residual=lambda x, u, v: v.tx * v - x.x),
+               "b": pc.Term(points=pts, residual=lambda x, u, v: [pc.sin(u) * v.x, u.xx * v.t])},
+        transform=lambda x, n, m: [pc.sin(np.pi * x.x) * n + x.t, m * x.t * x.x])
+
+    def fields(x, U):
+        t, xx = x[:, 0], x[:, 1]
+        S, Cc = np.sin(np.pi * xx), np.cos(np.pi * xx)
+        n, nx, nxx = U[0, ()], U[0, (1,)], U[0, (1, 1)]
+        m, mt, mx, mtx = U[1, ()], U[1, (0,)], U[1, (1,)], U[1, (0, 1)]
+        u = S * n + t
+        uxx = -np.pi**2 * S * n + 2 * np.pi * Cc * nx + S * nxx
+        v = t * xx * m
+        vx = t * m + t * xx * mx
+        vt = xx * m + t * xx * mt
+        vtx = m + xx * mx + t * mt + t * xx * mtx
+        return u, uxx, v, vx, vt, vtx
+
+    def a(x, U):
+        u, uxx, v, vx, vt, vtx = fields(x, U)
+        return [vtx * v - x[:, 1]]
+
+    def b(x, U):
+        u, uxx, v, vx, vt, vtx = fields(x, U)
+        return [np.sin(u) * vx, uxx * vt]
+
+    return Case(prob, [2, 6, 5, 2], {"a": a, "b": b}, lo, hi)
+
+
+def misc_case(n=8, seed=7):
+    """Integer powers, division by a coordinate expression, a coordinate-only component."""
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    prob = pc.Problem(
+        inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+        terms={"r": pc.Term(points=t, residual=lambda x, u: [u**3 - u.tt / (1 + x.t), x.t, -u.t * u.t / 2])})
+    hand = {"r": lambda x, U: [U[0, ()]**3 - U[0, (0, 0)] / (1 + x[:, 0]), x[:, 0] + 0 * U[0, ()],
+                               -U[0, (0,)]**2 / 2]}
+    return Case(prob, [1, 7, 1], hand, np.array([0.0]), np.array([1.0]))
+
+
+def names3_case(n=10, seed=8):
+    """Three inputs with multi-letter names: u.d("x1", "x2") + u.t, u.x1 access."""
+    lo, hi = np.array([-1.0, 0.0, 0.0]), np.array([1.0, 2.0, 0.5])
+    pts = _grid(n, lo, hi, seed)
+    prob = pc.Problem(
+        inputs=["x1", "x2", "t"], outputs=["u"],
+        domain={"x1": (-1.0, 1.0), "x2": (0.0, 2.0), "t": (0.0, 0.5)},
+        terms={"pde": pc.Term(points=pts, residual=lambda x, u: u.d("x1", "x2") + u.t * x.x2 - u.x1 ** 2)})
+    hand = {"pde": lambda x, U: [U[0, (0, 1)] + U[0, (2,)] * x[:, 1] - U[0, (0,)] ** 2]}
+    return Case(prob, [3, 6, 4, 1], hand, lo, hi)
+
+
 CASES = {
     "harmonic": harmonic_case,
     "burgers": burgers_case,
@@ -207,6 +265,9 @@ CASES = {
     "hard": hard_case,
     "source": source_case,
     "fallback": fallback_case,
+    "transform2": transform2_case,
+    "misc": misc_case,
+    "names3": names3_case,
 }
 
 

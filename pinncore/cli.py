@@ -1,0 +1,480 @@
+"""The ``pinncore`` command (console script and ``python -m pinncore``).
+
+Subcommands::
+
+    pinncore demo      [--steps N] [--lbfgs N] [--seed S] [--plot FILE.png]
+    pinncore train     --problem NAME [--weighting SCHEME] [--weights TERM=λ,...] [--steps N]
+                       [--lbfgs N] [--lr X] [--layers 1,50,50,50,1] [--seed S] [--out DIR] [--plot]
+    pinncore diagnose  --problem NAME [--layers ...] [--seed S]
+    pinncore problems
+    pinncore bench     [args for bench/compare.py]
+
+Bad input (unknown problem or scheme, malformed --layers, negative --steps, an unwritable
+--out, layers that do not fit the problem) gives a one-line error on stderr and exit status 2.
+matplotlib is imported only for ``--plot`` (through ``pinncore.plotting``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+__all__ = ["main", "DEMO_LAMBDAS", "run_demo", "verdict"]
+
+DEMO_LAMBDAS = [1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5]
+DEMO_LAYERS = [1, 50, 50, 50, 1]
+CLEAN, WRONG = 0.05, 0.30
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage block), still exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+# ---------------------------------------------------------------------------------- parsing
+
+def _nonneg_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {s!r}")
+    return v
+
+
+def _pos_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {s!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {s!r}")
+    return v
+
+
+def _layers(s):
+    parts = [p.strip() for p in s.split(",")]
+    try:
+        widths = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers like 1,50,50,50,1, "
+                                         f"got {s!r}") from None
+    if len(widths) < 2 or any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"must be at least two positive integers like 1,50,50,50,1, got {s!r}")
+    return widths
+
+
+def _weights(s):
+    out = {}
+    for item in s.split(","):
+        name, eq, val = item.partition("=")
+        try:
+            v = float(val)
+        except ValueError:
+            v = None
+        if not eq or not name.strip() or v is None or not math.isfinite(v) or v < 0:
+            raise argparse.ArgumentTypeError(f"must look like ic=100,bc=10 (finite weights >= 0), got {s!r}")
+        out[name.strip()] = v
+    return out
+
+
+def _build_parser():
+    p = _Parser(prog="pinncore", description="pinncore: a fast CPU engine for physics-informed neural networks.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="the loss-balance crisis and its cures on the harmonic oscillator",
+                       description="Train the harmonic IVP u'' + (2π)² u = 0, u(0)=1, u'(0)=0 with a sweep of "
+                                   "fixed IC weights, each adaptive scheme, a hard constraint and NTK + L-BFGS; "
+                                   "print one table row per run.")
+    d.add_argument("--steps", type=_nonneg_int, default=2000, help="Adam steps per run (default 2000)")
+    d.add_argument("--lbfgs", type=_nonneg_int, default=None,
+                   help="L-BFGS iterations of the NTK + L-BFGS run (default: --steps)")
+    d.add_argument("--seed", type=_nonneg_int, default=0, help="network seed (default 0)")
+    d.add_argument("--lr", type=_pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    d.add_argument("--plot", metavar="FILE.png", default=None, help="write a figure (needs matplotlib)")
+
+    t = sub.add_parser("train", help="train a library problem and write history, state and plot",
+                       description="Train a library problem; write history.csv, history.json and state.pcs "
+                                   "(and plot.png with --plot) to --out.")
+    t.add_argument("--problem", required=True, metavar="NAME", help="a library problem (see 'pinncore problems')")
+    t.add_argument("--weighting", default=None, metavar="SCHEME",
+                   help="fixed, gradnorm, ntk, selfadaptive (sa) or relobralo (default: fixed, or the "
+                        "library default)")
+    t.add_argument("--weights", type=_weights, default=None, metavar="TERM=λ,...",
+                   help="fixed weights, e.g. ic=100 (implies --weighting fixed)")
+    t.add_argument("--steps", type=_nonneg_int, default=2000, help="Adam steps (default 2000)")
+    t.add_argument("--lbfgs", type=_nonneg_int, default=0, help="L-BFGS iterations after Adam (default 0)")
+    t.add_argument("--lr", type=_pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1",
+                   help="layer widths (default: inputs,50,50,50,outputs)")
+    t.add_argument("--seed", type=_nonneg_int, default=0, help="network seed (default 0)")
+    t.add_argument("--log-every", type=_nonneg_int, default=100, help="history row every N steps (default 100)")
+    t.add_argument("--out", default=None, metavar="DIR", help="output directory (default ./pinncore-out/<problem>)")
+    t.add_argument("--plot", action="store_true", help="also write DIR/plot.png (needs matplotlib)")
+    t.add_argument("--quiet", action="store_true", help="no per-log-step lines")
+
+    g = sub.add_parser("diagnose", help="gradient norms, NTK traces and advice at initialisation",
+                       description="Per-term gradient norms and NTK traces at initialisation, their ratios, "
+                                   "the verdict and the advice.")
+    g.add_argument("--problem", required=True, metavar="NAME")
+    g.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1")
+    g.add_argument("--seed", type=_nonneg_int, default=0)
+    g.add_argument("--weights", type=_weights, default=None, metavar="TERM=λ,...")
+
+    sub.add_parser("problems", help="list the problem library")
+
+    b = sub.add_parser("bench", help="run bench/compare.py (source checkout only)", add_help=False)
+    b.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+def verdict(rel_l2):
+    """'clean' (< 5%), 'wrong steady state' (>= 30%) or 'partial' for a relative L2 error."""
+    if rel_l2 is None or not math.isfinite(rel_l2):
+        return "diverged"
+    if rel_l2 < CLEAN:
+        return "clean"
+    if rel_l2 >= WRONG:
+        return "wrong steady state"
+    return "partial"
+
+
+def _problem(name):
+    from . import problems
+    if name not in problems.REGISTRY:
+        raise UsageError(f"unknown problem {name!r}; known problems: {', '.join(problems.REGISTRY)}")
+    return problems.get(name)
+
+
+def _net(problem, layers, seed):
+    from .network import MLP
+    d, m = len(problem.inputs), len(problem.outputs)
+    if layers is None:
+        layers = [d, 50, 50, 50, m]
+    if layers[0] != d or layers[-1] != m:
+        raise UsageError(f"--layers {','.join(map(str, layers))} does not fit the problem: it needs {d} input(s) "
+                         f"{problem.inputs} and {m} output(s) {problem.outputs}, e.g. "
+                         f"{','.join(map(str, [d, 50, 50, 50, m]))}")
+    return MLP(layers, seed=seed)
+
+
+def _scheme(name, weights, problem):
+    from . import weighting
+    if weights is not None:
+        if name is not None and name.lower() != "fixed":
+            raise UsageError(f"--weights sets fixed weights; it cannot be combined with --weighting {name}")
+        name = "fixed"
+    try:
+        scheme = weighting.get(name if name is not None else "fixed")
+        if weights is not None:
+            scheme = weighting.Fixed(weights)
+        scheme.init(problem)  # validates term names
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    return scheme
+
+
+def _check_out(path):
+    """Create ``path`` (a directory) and check it can be written; UsageError otherwise."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--out {path!r} exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".pinncore-write-test-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write to --out {path!r}: {e.strerror or e}") from None
+
+
+def _need_matplotlib():
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib: pip install 'pinncore[plot]' (or matplotlib)")
+
+
+def _warning_line(w):
+    return f"{w.category.__name__}: {w.message}"
+
+
+def _train(problem, net, **kw):
+    """pc.train with warnings captured: (result, [warning messages])."""
+    from .trainer import train
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(problem, net, **kw)
+    return result, caught
+
+
+class _Progress:
+    """A live line on stderr when it is a terminal; plain lines otherwise."""
+
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._shown = False
+
+    def update(self, text):
+        if self.live:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+            self._shown = True
+
+    def start(self, text):
+        if self.live:
+            self.update(text)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def clear(self):
+        if self.live and self._shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._shown = False
+
+
+# ---------------------------------------------------------------------------------- demo
+
+def _fmt_lam(v):
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    e = math.log10(abs(v))
+    if abs(e - round(e)) < 1e-9:
+        return f"1e{int(round(e))}" if v > 0 else f"-1e{int(round(e))}"
+    return f"{v:.3g}"
+
+
+def _demo_runs(steps, lbfgs_steps):
+    from . import weighting as W
+    runs = [dict(method=f"Fixed λ_ic={_fmt_lam(lam)}", kind="fixed", lam=lam, weighting=W.Fixed({"ic": lam}),
+                 hard=False, lbfgs=0) for lam in DEMO_LAMBDAS]
+    for name, scheme in [("GradNorm", W.GradNorm()), ("NTK", W.NTK()), ("SelfAdaptive", W.SelfAdaptive()),
+                         ("ReLoBRaLo", W.ReLoBRaLo())]:
+        runs.append(dict(method=name, kind="adaptive", lam=None, weighting=scheme, hard=False, lbfgs=0))
+    runs.append(dict(method="hard constraint", kind="hard", lam=None, weighting=W.Fixed(), hard=True, lbfgs=0))
+    runs.append(dict(method=f"NTK + L-BFGS {lbfgs_steps}", kind="lbfgs", lam=None, weighting=W.NTK(), hard=False,
+                     lbfgs=lbfgs_steps))
+    return runs
+
+
+COLUMNS = [("method", 20, "<"), ("λ_pde", 7, ">"), ("λ_ic", 8, ">"), ("L_pde", 9, ">"), ("L_ic", 9, ">"),
+           ("ratio@0", 9, ">"), ("rel-L2", 9, ">"), ("verdict", 18, "<"), ("time", 6, ">")]
+
+
+def _fmt_w(v):
+    return f"{v:.3g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+
+
+def _row(cells):
+    return "  ".join(f"{c:{a}{w}}" for c, (_, w, a) in zip(cells, COLUMNS)).rstrip()
+
+
+def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=None):
+    """Run the demo, printing the table to ``out`` (default stdout); return the run records
+    (dicts with method, kind, lam, weights, losses, ratio0, rel_l2, verdict, wall_time, history,
+    t, u) for ``pinncore.plotting.demo_figure``."""
+    import numpy as np
+
+    from . import problems
+    from .network import MLP
+
+    out = out if out is not None else sys.stdout
+    progress = progress if progress is not None else _Progress()
+    lbfgs_steps = steps if lbfgs_steps is None else lbfgs_steps
+    soft, hard = problems.harmonic(), problems.harmonic(hard_constraint=True)
+    t = np.linspace(0.0, 1.0, 201)[:, None]
+    runs = _demo_runs(steps, lbfgs_steps)
+    print(f"pinncore demo: harmonic IVP u'' + (2π)² u = 0, u(0) = 1, u'(0) = 0 on [0, 1]; exact u = cos(2πt)", file=out)
+    print(f"network {DEMO_LAYERS} (tanh, seed {seed}), Adam lr {lr:g}, {steps} steps per run", file=out)
+    print("ratio@0 = λ_pde‖∇L_pde‖ / λ_ic‖∇L_ic‖ at step 0 (weighted, with the scheme's step-0 weights); "
+          "L_pde, L_ic unweighted at the end", file=out)
+    print("λ = final weights (SelfAdaptive: mean per-point weight); hard constraint: u = 1 + t² n has no IC term",
+          file=out)
+    print(f"verdict: clean if rel-L2 < {CLEAN:.0%}, wrong steady state if >= {WRONG:.0%}, else partial; "
+          "! = LossBalanceWarning at step 0", file=out)
+    print(file=out)
+    header = _row([c for c, _, _ in COLUMNS])
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    out.flush()
+    records = []
+    total0 = time.perf_counter()
+    for i, run in enumerate(runs):
+        problem = hard if run["hard"] else soft
+        label = f"[{i + 1:>2}/{len(runs)}] {run['method']}"
+        n_total = steps + run["lbfgs"]
+        progress.start(label)
+
+        def cb(step, row, label=label, n_total=n_total):
+            progress.update(f"{label}: step {step}/{n_total}  rel-L2 {row.get('rel_l2', float('nan')):.2e}")
+            return False
+
+        result, caught = _train(problem, MLP(DEMO_LAYERS, seed=seed), weighting=run["weighting"], steps=steps,
+                                lr=lr, lbfgs_steps=run["lbfgs"], seed=seed, log_every=100, callback=cb)
+        progress.clear()
+        h = result.history
+        warned = any(w.category.__name__ == "LossBalanceWarning" for w in caught)
+        terms = problem.term_names
+        if "ic" in terms:
+            num = h["pde_weight"][0] * h["pde_grad_norm"][0]
+            den = h["ic_weight"][0] * h["ic_grad_norm"][0]
+            ratio = num / den if den > 0 else math.inf
+        else:
+            ratio = None
+        rec = dict(method=run["method"], kind=run["kind"], lam=run["lam"], weights=dict(result.weights),
+                   losses={k: float(h[f"{k}_loss"][-1]) for k in terms}, ratio0=ratio, warned=warned,
+                   rel_l2=result.rel_l2, verdict=verdict(result.rel_l2), wall_time=result.wall_time,
+                   status=result.status, history=h, t=t[:, 0].copy(), u=problem.predict(result.net, t)[:, 0].copy(),
+                   warnings=[_warning_line(w) for w in caught])
+        records.append(rec)
+        rstr = "-" if ratio is None else f"{ratio:.2e}" + ("!" if warned else " ")
+        cells = [rec["method"], _fmt_w(rec["weights"].get("pde", 1.0)),
+                 _fmt_w(rec["weights"]["ic"]) if "ic" in rec["weights"] else "-",
+                 f"{rec['losses']['pde']:.2e}", f"{rec['losses']['ic']:.2e}" if "ic" in terms else "exact",
+                 rstr, f"{rec['rel_l2']:.2e}" if rec["rel_l2"] is not None else "-", rec["verdict"],
+                 f"{rec['wall_time']:.2f}s"]
+        print(_row(cells), file=out)
+        out.flush()
+    print("-" * len(header), file=out)
+    zone = [r for r in records if r["kind"] == "fixed" and r["verdict"] == "clean"]
+    if zone:
+        print(f"Goldilocks zone (fixed λ_ic with rel-L2 < {CLEAN:.0%}): "
+              f"{', '.join(_fmt_lam(r['lam']) for r in zone)}", file=out)
+    else:
+        print(f"Goldilocks zone: no fixed λ_ic reached rel-L2 < {CLEAN:.0%} in {steps} steps", file=out)
+    print(f"{len(records)} runs in {time.perf_counter() - total0:.1f} s", file=out)
+    out.flush()
+    return records
+
+
+def _cmd_demo(args):
+    if args.plot:
+        _need_matplotlib()
+        _check_out(os.path.dirname(os.path.abspath(args.plot)))
+    records = run_demo(steps=args.steps, lbfgs_steps=args.lbfgs, seed=args.seed, lr=args.lr)
+    if args.plot:
+        from . import plotting
+        plotting.demo_figure(records, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- train
+
+def _cmd_train(args):
+    problem = _problem(args.problem)
+    net = _net(problem, args.layers, args.seed)
+    scheme = _scheme(args.weighting, args.weights, problem)
+    if args.log_every < 1:
+        raise UsageError("--log-every must be >= 1")
+    out = args.out if args.out is not None else os.path.join("pinncore-out", args.problem)
+    if args.plot:
+        _need_matplotlib()
+    _check_out(out)
+
+    def cb(step, row):
+        if not args.quiet:
+            terms = "  ".join(f"{k}={row[f'{k}_loss']:.3e}" for k in problem.term_names)
+            err = f"  rel-L2={row['rel_l2']:.3e}" if "rel_l2" in row else ""
+            print(f"[{row['phase']} {step:>6}] loss={row['total_loss']:.4e}  {terms}{err}  "
+                  f"t={row['wall_time']:.2f}s", flush=True)
+        return False
+
+    print(f"pinncore train: {args.problem} {problem.term_names}, net {list(net.layers)} seed {args.seed}, "
+          f"{scheme!r}, {args.steps} Adam steps (lr {args.lr:g}) + {args.lbfgs} L-BFGS", flush=True)
+    result, caught = _train(problem, net, weighting=scheme, steps=args.steps, lr=args.lr, lbfgs_steps=args.lbfgs,
+                            seed=args.seed, log_every=args.log_every, callback=cb)
+    for w in caught:
+        print(f"warning: {_warning_line(w)}", file=sys.stderr)
+    paths = [os.path.join(out, "history.csv"), os.path.join(out, "history.json"), os.path.join(out, "state.pcs")]
+    result.history.to_csv(paths[0])
+    result.history.to_json(paths[1])
+    result.save(paths[2])
+    if args.plot:
+        from . import plotting
+        paths.append(os.path.join(out, "plot.png"))
+        plotting.train_figure(problem, result, paths[-1])
+    err = "n/a" if result.rel_l2 is None else f"{result.rel_l2:.3e} ({verdict(result.rel_l2)})"
+    weights = ", ".join(f"{k}={v:.3g}" for k, v in result.weights.items())
+    print(f"{result.status} at step {result.step} in {result.wall_time:.2f} s: rel-L2 {err}; weights {weights}")
+    if result.message:
+        print(result.message, file=sys.stderr)
+    print("wrote " + ", ".join(paths))
+    return {"completed": 0, "stopped": 0, "interrupted": 130}.get(result.status, 1)
+
+
+# ---------------------------------------------------------------------------------- others
+
+def _cmd_diagnose(args):
+    from .diagnostics import diagnose
+    problem = _problem(args.problem)
+    net = _net(problem, args.layers, args.seed)
+    if args.weights is not None:
+        _scheme(None, args.weights, problem)  # validates the names
+    print(f"{args.problem}: net {list(net.layers)} seed {args.seed}, at initialisation")
+    print(str(diagnose(problem, net, weights=args.weights)))
+    return 0
+
+
+def _cmd_problems(args):
+    from . import problems
+    rows = problems.describe()
+    width = max(len(n) for n, _ in rows)
+    for name, desc in rows:
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+def _cmd_bench(args):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "bench", "compare.py")
+    if not os.path.isfile(script):
+        print("pinncore bench: bench/compare.py is not present (it lives in the source checkout); "
+              "nothing to run", file=sys.stderr)
+        return 1
+    return subprocess.call([sys.executable, script, *args.args], cwd=root)
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``pinncore`` command; returns the exit status."""
+    parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
+    if args.command is None:
+        parser.print_help()
+        return 2
+    cmd = {"demo": _cmd_demo, "train": _cmd_train, "diagnose": _cmd_diagnose, "problems": _cmd_problems,
+           "bench": _cmd_bench}[args.command]
+    try:
+        return cmd(args)
+    except UsageError as e:
+        print(f"pinncore {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pinncore {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
