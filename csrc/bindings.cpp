@@ -8,6 +8,7 @@
 #include <cmath>
 #include <string>
 
+#include "adam.hpp"
 #include "kernel.hpp"
 
 namespace py = pybind11;

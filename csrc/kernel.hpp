@@ -708,25 +708,4 @@ template <class T> class Model {
     }
 };
 
-// Adam (Kingma & Ba 2015, Algorithm 1) on the flat parameters, fused with the weighted sum
-// of per-term gradients g = Σ_a λ_a g_a so a training step makes one pass over memory.
-template <class T>
-void adam_step(T* params, const T* grads, const double* weights, int n_terms, std::size_t n, T* m, T* v,
-               double lr, double b1, double b2, double eps, long step) {
-    const double c1 = 1.0 - std::pow(b1, double(step));
-    const double c2 = 1.0 - std::pow(b2, double(step));
-    const T a = T(lr / c1);
-    const T inv_sqrt_c2 = T(1.0 / std::sqrt(c2));
-    const T tb1 = T(b1), tb2 = T(b2), te = T(eps);
-    for (std::size_t q = 0; q < n; ++q) {
-        T g = 0;
-        for (int t = 0; t < n_terms; ++t) g += T(weights[t]) * grads[static_cast<std::size_t>(t) * n + q];
-        const T mq = tb1 * m[q] + (T(1) - tb1) * g;
-        const T vq = tb2 * v[q] + (T(1) - tb2) * g * g;
-        m[q] = mq;
-        v[q] = vq;
-        params[q] -= a * mq / (std::sqrt(vq) * inv_sqrt_c2 + te);
-    }
-}
-
 }  // namespace pinncore

@@ -388,18 +388,10 @@ def _cmd_train(args):
         _need_matplotlib()
     _check_out(out)
 
-    def cb(step, row):
-        if not args.quiet:
-            terms = "  ".join(f"{k}={row[f'{k}_loss']:.3e}" for k in problem.term_names)
-            err = f"  rel-L2={row['rel_l2']:.3e}" if "rel_l2" in row else ""
-            print(f"[{row['phase']} {step:>6}] loss={row['total_loss']:.4e}  {terms}{err}  "
-                  f"t={row['wall_time']:.2f}s", flush=True)
-        return False
-
     print(f"pinncore train: {args.problem} {problem.term_names}, net {list(net.layers)} seed {args.seed}, "
           f"{scheme!r}, {args.steps} Adam steps (lr {args.lr:g}) + {args.lbfgs} L-BFGS", flush=True)
     result, caught = _train(problem, net, weighting=scheme, steps=args.steps, lr=args.lr, lbfgs_steps=args.lbfgs,
-                            seed=args.seed, log_every=args.log_every, callback=cb)
+                            seed=args.seed, log_every=args.log_every, verbose=not args.quiet)
     for w in caught:
         print(f"warning: {_warning_line(w)}", file=sys.stderr)
     paths = [os.path.join(out, "history.csv"), os.path.join(out, "history.json"), os.path.join(out, "state.pcs")]
@@ -409,11 +401,13 @@ def _cmd_train(args):
     if args.plot:
         from . import plotting
         paths.append(os.path.join(out, "plot.png"))
-        plotting.train_figure(problem, result, paths[-1])
+        err = "" if result.rel_l2 is None else f", rel-L2 {result.rel_l2:.2e}"
+        plotting.train_figure(problem, result, paths[-1],
+                              title=f"{args.problem}, {scheme!r}: {result.status} at step {result.step}{err}")
     err = "n/a" if result.rel_l2 is None else f"{result.rel_l2:.3e} ({verdict(result.rel_l2)})"
     weights = ", ".join(f"{k}={v:.3g}" for k, v in result.weights.items())
     print(f"{result.status} at step {result.step} in {result.wall_time:.2f} s: rel-L2 {err}; weights {weights}")
-    if result.message:
+    if result.message and args.quiet:  # verbose training already printed it
         print(result.message, file=sys.stderr)
     print("wrote " + ", ".join(paths))
     return {"completed": 0, "stopped": 0, "interrupted": 130}.get(result.status, 1)

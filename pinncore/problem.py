@@ -451,7 +451,7 @@ class Problem:
 
         >>> import pinncore as pc
         >>> pc.problems.harmonic().predict(pc.MLP([1, 10, 1])).shape
-        (1001, 1)
+        (1000, 1)
         """
         self._check_net(net)
         if x is None:

@@ -511,7 +511,11 @@ _DESCRIPTIONS = {
 
 
 def get(name, **kw):
-    """Build the problem registered as ``name`` with keyword arguments ``kw``."""
+    """Build the problem registered as ``name`` with keyword arguments ``kw``.
+
+    >>> get("harmonic", n_collocation=20).n_points
+    {'pde': 20, 'ic': 1}
+    """
     try:
         ctor = REGISTRY[name]
     except (KeyError, TypeError):
@@ -522,6 +526,10 @@ def get(name, **kw):
 
 
 def describe():
-    """``[(name, one-line description), ...]`` for every registered problem (CLI listing)."""
+    """``[(name, one-line description), ...]`` for every registered problem (CLI listing).
+
+    >>> [name for name, _ in describe()][:2]
+    ['harmonic', 'burgers']
+    """
     return [(name, _DESCRIPTIONS.get(name, (REGISTRY[name].__doc__ or "").strip().splitlines()[0]))
             for name in REGISTRY]

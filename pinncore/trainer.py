@@ -21,7 +21,6 @@ import signal
 import threading
 import time
 import warnings
-from functools import cached_property
 
 import numpy as np
 
@@ -138,36 +137,6 @@ def load_state(path):
     3
     """
     return _io.load(path, kind=STATE_KIND)
-
-
-class _Context:
-    """What a weighting scheme sees at one step (attributes of weighting.Context), lazily."""
-
-    def __init__(self, problem, net, L, G, R, weight_mask, lr, unweighted):
-        self._problem, self._net, self._L, self._G, self._R = problem, net, L, G, R
-        self.weight_mask, self.lr, self._unweighted = weight_mask, lr, unweighted
-
-    @cached_property
-    def losses(self):
-        return dict(zip(self._problem.term_names, map(float, self._unweighted)))
-
-    @cached_property
-    def grads(self):
-        return {k: self._G[a] for a, k in enumerate(self._problem.term_names)}
-
-    @cached_property
-    def residuals(self):
-        return None if self._R is None else dict(zip(self._problem.term_names, self._R))
-
-    def ntk_traces(self):
-        return self._problem.ntk_traces(self._net)
-
-
-def _weight_mask(layers):
-    mask = []
-    for n_in, n_out in zip(layers[:-1], layers[1:]):
-        mask += [True] * (n_in * n_out) + [False] * n_out
-    return np.array(mask, dtype=bool)
 
 
 def _check_int(name, v, lo):
@@ -312,7 +281,7 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
         history = History(names)
 
     params = net.params
-    mask = _weight_mask(net.layers)
+    mask = _weighting.weight_mask(net.layers)
     needs_res = bool(getattr(scheme, "needs_residuals", False))
     has_exact = problem.exact is not None
     t_start = time.perf_counter()
@@ -375,14 +344,21 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
         try:
             for _ in range(steps):
                 L, G, R = evaluate(pw, needs_res)
-                bad = [names[a] for a in range(T) if not (math.isfinite(L[a]) and np.isfinite(G[a]).all())]
+                # One reduction detects a NaN/inf anywhere; only then find the culprit terms.
+                if not math.isfinite(float(L.sum()) + float(G.sum())):
+                    bad = [names[a] for a in range(T) if not (math.isfinite(L[a]) and np.isfinite(G[a]).all())]
+                else:
+                    bad = None
                 if bad:
                     status = "diverged"
                     message = f"non-finite loss or gradient at step {step} in term(s) {', '.join(map(repr, bad))}; " \
                               f"returned the parameters of step {max(step - 1, 0)}"
                     params[...] = prev
                     break
-                ctx = _Context(problem, net, L, G, R, mask, adam.learning_rate(opt_state["step"]), unweighted(L, R))
+                ctx = _weighting.Context(
+                    losses=dict(zip(names, unweighted(L, R).tolist())), grads=dict(zip(names, G)), weight_mask=mask,
+                    residuals=None if R is None else dict(zip(names, R)), ntk_traces=lambda: problem.ntk_traces(net),
+                    lr=adam.learning_rate(opt_state["step"]))
                 w_state = scheme.update(w_state, step, ctx)
                 lam = weights_now(w_state)
                 pw_next = point_weights_now(w_state)

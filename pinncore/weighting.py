@@ -240,6 +240,10 @@ class Fixed(Weighting):
         _check_known(self.fixed, problem, "Fixed weights")
         return {"weights": {k: self.fixed.get(k, 1.0) for k in problem.term_names}}
 
+    def update(self, state, step, ctx):
+        """Constant weights: the state is returned as is (not copied, never mutated)."""
+        return state
+
 
 # ------------------------------------------------------------------------------ GradNorm
 

@@ -1,0 +1,21 @@
+"""Every docstring example in the package runs (STYLE: docstrings carry a runnable example)."""
+import doctest
+import importlib
+import warnings
+
+import numpy as np
+import pytest
+
+MODULES = ["network", "reference", "residual", "problem", "problems", "optim", "weighting", "trainer",
+           "diagnostics", "io"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_doctests(name):
+    mod = importlib.import_module(f"pinncore.{name}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # examples train imbalanced problems on purpose
+        res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+                              extraglobs={"np": np})
+    assert res.failed == 0, f"{res.failed} of {res.attempted} doctest examples failed in pinncore.{name}"
+    assert res.attempted > 0, f"pinncore.{name} has no runnable docstring example"
