@@ -384,7 +384,7 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
                     break
             if status == "completed" and lbfgs_steps > 0:
                 status, message, step = _lbfgs_stage(problem, net, evaluate, lam, pw, lbfgs_steps, log_every, step,
-                                                     log, intr)
+                                                     log, intr, callback)
         except KeyboardInterrupt:
             status, message = "interrupted", f"interrupted at step {step}"
         # Final row: the state the result holds.
@@ -404,7 +404,7 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
                        weights=final_w, status=status, message=message, step=step, state=snapshot())
 
 
-def _lbfgs_stage(problem, net, evaluate, lam, pw, iters, log_every, step, log, intr):
+def _lbfgs_stage(problem, net, evaluate, lam, pw, iters, log_every, step, log, intr, callback):
     """L-BFGS on the frozen objective Σ λ_a L_a (float64 in SciPy, the net's dtype in the kernel)."""
     params = net.params
     last = {}
@@ -415,16 +415,24 @@ def _lbfgs_stage(problem, net, evaluate, lam, pw, iters, log_every, step, log, i
         last.update(L=L, G=G)
         return float(np.dot(lam, L)), (lam @ G.astype(np.float64))
 
+    stopped = {"by": None}
+
     def cb(it, xk):
         if it % log_every == 0:
             params[...] = xk.astype(net.dtype)
             L, G, R = evaluate(pw, False)
-            log(step + it, L, G, lam, "lbfgs", None)
-        return intr.flag
+            row = log(step + it, L, G, lam, "lbfgs", None)
+            if callback is not None and callback(step + it, row):
+                stopped["by"] = "callback"
+        if intr.flag:
+            stopped["by"] = "ctrl-c"
+        return stopped["by"] is not None
 
     x0 = params.astype(np.float64)
     xbest, fbest, n, msg = lbfgs(fun, x0, iters, cb)
     params[...] = xbest.astype(net.dtype)
-    status = "interrupted" if intr.flag else "completed"
-    return status, ("" if status == "completed" else "interrupted by Ctrl-C during L-BFGS") + \
-        ("" if "non-finite" not in msg else msg), step + n
+    if stopped["by"] == "ctrl-c":
+        return "interrupted", f"interrupted by Ctrl-C during L-BFGS at step {step + n}", step + n
+    if stopped["by"] == "callback":
+        return "stopped", f"stopped by callback during L-BFGS at step {step + n}", step + n
+    return "completed", ("" if "non-finite" not in msg else f"L-BFGS {msg}"), step + n

@@ -185,7 +185,8 @@ class Weighting:
         return None
 
     def update(self, state, step: int, ctx: Context) -> dict:
-        """New state after seeing ``ctx`` at ``step`` (counted from 0). Default: unchanged."""
+        """New state after seeing ``ctx`` at ``step`` (counted from 0). Never mutates ``state``;
+        a scheme whose state cannot change may return it as is. Default: an unchanged copy."""
         return _copy(state)
 
     def __repr__(self):

@@ -389,7 +389,8 @@ def test_contract_state_json_like_no_mutation_finite_weights(scheme, harmonic_co
     for step, c in enumerate(contexts):
         before = _snapshot(st)
         new = scheme.update(st, step, c)
-        assert new is not st
+        # A scheme whose state never changes (Fixed) may return it as is; none may mutate it.
+        assert new is not st or type(scheme).__name__ == "Fixed"
         assert _tree_equal(st, before), "update mutated its input state"
         st = new
         _check_leaves(st)
