@@ -43,9 +43,9 @@ class History:
     ``<term>_loss`` (unweighted L_a), ``<term>_grad_norm`` (‖∇θL_a‖₂), ``<term>_weight`` (λ_a),
     plus ``rel_l2`` when the problem has an exact solution.
 
-    >>> h = History(["pde"]); h.append({"step": 0, "pde_loss": 1.0})
-    >>> h["pde_loss"].tolist(), len(h)
-    ([1.0], 1)
+    >>> h = History(["pde"]); h.append({"step": 0, "pde_loss": 1.0, "pde_grad_norm": 2.0, "pde_weight": 1.0})
+    >>> h["pde_loss"].tolist(), h.loss["pde"].tolist(), h["pde"]["grad_norm"].tolist(), len(h)
+    ([1.0], [1.0], [2.0], 1)
     """
 
     def __init__(self, terms, columns=None):
@@ -63,11 +63,39 @@ class History:
     def __len__(self):
         return len(self.columns.get("step", []))
 
+    _PER_TERM = ("loss", "grad_norm", "weight")
+
     def __getitem__(self, key):
+        """A column as an array (``h["pde_loss"]``); a quantity for every term as a dict
+        (``h["loss"] -> {"pde": array, ...}``); or every quantity of one term
+        (``h["pde"] -> {"loss": array, "grad_norm": array, "weight": array}``)."""
+        if key in self._PER_TERM and key not in self.columns:
+            return {t: self[f"{t}_{key}"] for t in self.terms}
+        if key in self.terms and key not in self.columns:
+            return {q: self[f"{key}_{q}"] for q in self._PER_TERM}
         if key not in self.columns:
             raise KeyError(f"no column {key!r}; columns are {list(self.columns)}")
         col = self.columns[key]
         return np.array(col) if key == "phase" else np.array([np.nan if v is None else v for v in col], dtype=np.float64)
+
+    @property
+    def loss(self):
+        """{term: array of unweighted losses L_a at the logged steps}."""
+        return self["loss"]
+
+    @property
+    def grad_norm(self):
+        """{term: array of ‖∇θ L_a‖₂ at the logged steps}."""
+        return self["grad_norm"]
+
+    @property
+    def weight(self):
+        """{term: array of λ_a at the logged steps}."""
+        return self["weight"]
+
+    @property
+    def steps(self):
+        return self["step"].astype(np.int64)
 
     def __contains__(self, key):
         return key in self.columns

@@ -232,3 +232,14 @@ def test_net_that_does_not_fit():
         pc.train(pc.problems.harmonic(), pc.MLP([1, 8, 2]), steps=1)
     with pytest.raises(TypeError, match="problem"):
         pc.train("harmonic", pc.MLP([1, 8, 1]))
+
+
+def test_history_access_by_term_and_quantity():
+    r = fit(pc.Fixed({"ic": 100.0}), steps=20, log_every=10)
+    h = r.history
+    np.testing.assert_array_equal(h.loss["pde"], h["pde_loss"])
+    np.testing.assert_array_equal(h["grad_norm"]["ic"], h["ic_grad_norm"])
+    np.testing.assert_array_equal(h["ic"]["weight"], h["ic_weight"])
+    assert h.steps.tolist() == [0, 10, 20] and len(h) == 3
+    with pytest.raises(KeyError, match="columns"):
+        h["nope"]
