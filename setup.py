@@ -4,12 +4,14 @@ Environment variables:
   PINNCORE_PORTABLE=1   build without -march=native (a wheel that runs on any x86-64)
   PINNCORE_SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer (tests only)
 """
+import glob
 import os
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
 SOURCES = sorted(["csrc/bindings.cpp"])
+HEADERS = sorted(glob.glob("csrc/*.hpp"))  # rebuild when a kernel header changes
 
 compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-std=c++17"]
 link_args = ["-pthread"]
@@ -24,6 +26,7 @@ ext = Pybind11Extension(
     "pinncore._core",
     SOURCES,
     include_dirs=["csrc"],
+    depends=HEADERS,
     extra_compile_args=compile_args,
     extra_link_args=link_args,
     cxx_std=17,

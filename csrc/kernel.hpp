@@ -27,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>  // getpid: the worker pool must not wait for threads lost in a fork()
+
 #include "simd.hpp"
 
 namespace pinncore {
@@ -94,6 +96,11 @@ class WorkerPool {
             fn(0);
             return;
         }
+        if (owner_ != ::getpid()) {
+            // A fork()ed child inherits the thread objects but not the threads: let them go.
+            for (auto& t : threads_) t.detach();
+            threads_.clear();
+        }
         if (static_cast<int>(threads_.size()) < n - 1) {
             stop();
             start(n - 1);
@@ -108,8 +115,8 @@ class WorkerPool {
         }
         cv_work_.notify_all();
         fn(0);
-        // Wait: spin a little (the workers usually finish about when we do), then block.
-        if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+        // Wait: poll (the workers usually finish about when we do), then block.
+        if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; }, 1000.0)) {
             std::unique_lock<std::mutex> lk(m_);
             cv_done_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
         }
@@ -126,15 +133,27 @@ class WorkerPool {
     std::atomic<std::uint64_t> gen_{0};
     std::atomic<int> pending_{0};
     std::atomic<bool> stop_{false};
+    pid_t owner_ = 0;  // process that started the workers
 
-    template <class P> static bool spin_until(P done, double max_us = 50.0) {
+    // How long a worker keeps polling for the next job before it parks (a training loop's
+    // Python work between two calls is typically 10-100 µs).
+    static constexpr double kIdleSpinUs = 200.0;
+
+    // Poll `done` for up to max_us: ~20 µs of pause-spinning, then polling with yields so a
+    // busy machine (other processes on a 2-core box) gets the core back. Parking right away
+    // is expensive on a VM, where waking a halted vCPU can take ~100 µs.
+    template <class P> static bool spin_until(P done, double max_us) {
         const auto t0 = std::chrono::steady_clock::now();
         for (int it = 1;; ++it) {
             if (done()) return true;
+            if (it < 2048) {
 #if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
+                __builtin_ia32_pause();
 #endif
-            if ((it & 63) == 0 &&
+                continue;
+            }
+            std::this_thread::yield();
+            if ((it & 15) == 0 &&
                 std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() > max_us)
                 return done();
         }
@@ -142,6 +161,7 @@ class WorkerPool {
 
     void start(int nworkers) {
         stop_.store(false);
+        owner_ = ::getpid();
         // The generation the workers start from is read before any job is posted, so a
         // worker that starts late cannot miss the first job.
         const std::uint64_t g0 = gen_.load();
@@ -150,6 +170,11 @@ class WorkerPool {
 
     void stop() {
         if (threads_.empty()) return;
+        if (owner_ != ::getpid()) {  // fork()ed child: there is nothing to join
+            for (auto& t : threads_) t.detach();
+            threads_.clear();
+            return;
+        }
         {
             std::lock_guard<std::mutex> lk(m_);
             stop_.store(true);
@@ -162,7 +187,7 @@ class WorkerPool {
 
     void loop(int index, std::uint64_t seen) {
         for (;;) {
-            if (!spin_until([&] { return gen_.load(std::memory_order_acquire) != seen; })) {
+            if (!spin_until([&] { return gen_.load(std::memory_order_acquire) != seen; }, kIdleSpinUs)) {
                 std::unique_lock<std::mutex> lk(m_);
                 cv_work_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
             }
@@ -212,7 +237,7 @@ template <class T> class Model {
     int outputs() const { return widths_[L_]; }
     const std::vector<int>& widths() const { return widths_; }
     int chunk_points = 0;  // 0: automatic
-    double min_parallel_flops = 1e6;  // below this a sweep runs on one thread
+    double min_parallel_flops = 2e6;  // below this a sweep runs on one thread
 
     // The one entry point: pack the parameters, then sweep each (term, out) pair.
     // Serialised per model (workspaces are per model), callable without the GIL.
@@ -656,7 +681,7 @@ template <class T> class Model {
     void sweep(const Term<T>& tm, Mode mode, SweepOut<T>& out, int nthreads) {
         const int n = tm.n;
         if (out.want_norms && out.norms) std::fill(out.norms, out.norms + n, T(0));
-        // Threads pay off above ~1 Mflop (~20 µs of work; waking a parked worker costs a few µs).
+        // Threads pay off above ~2 Mflop (~40 µs of work); waking a polling worker costs ~1 µs.
         double flops = 0;
         for (int l = 1; l <= L_; ++l) flops += 2.0 * widths_[l] * widths_[l - 1];
         flops *= double(n) * tm.streams.S() * (mode == Mode::Forward ? 1.0 : 3.0);

@@ -99,7 +99,9 @@ inline void micro_kernel(int K, const T* __restrict A, std::ptrdiff_t ars, std::
             // (vfmadd231pd mem, ...), i.e. MR loads of the same vector per column; Zen4
             // issues one 64-byte load per cycle, so the kernel became load-bound (~75% of
             // FMA peak). Loaded once, a k-step costs NV + MR loads for MR*NV FMAs.
-            asm("" : "+v"(bv));
+#if defined(__AVX512F__)
+            asm("" : "+v"(bv));  // a 64-byte vector is one zmm register only with AVX-512
+#endif
             for (int i = 0; i < MR; ++i) acc[i][j] += a[i] * bv;
         }
     }
