@@ -157,6 +157,7 @@ class Problem:
         self.term_names = list(self.terms)
         self._lowered = [self._lower(name, t.points, t.residual) for name, t in self.terms.items()]
         self._cache = {}
+        self._predict_cache = {}
         # Prediction: the fields themselves (through the transform), on demand at any points.
         if test_points is None:
             tp = _default_grid(self.domain, self.inputs)
@@ -463,13 +464,14 @@ class Problem:
         self._check_points(x, "x")
         if self.transform is None:
             return net(x * self.scale + self.shift, params=params).astype(np.float64)
-        key = ("predict", x.tobytes(), x.shape)
-        if key not in self._cache:
-            fields = lambda xx, *u: list(u)
-            lw = self._lower("predict", x, fields)
-            self._cache.clear() if len(self._cache) > 16 else None
-            self._cache[key] = (lw, self._termdata(lw, x, np.float64))
-        lw, td = self._cache[key]
+        # The transform is lowered once per point set (a small LRU: test points, plot grids).
+        key = (x.shape, x.tobytes())
+        if key not in self._predict_cache:
+            lw = self._lower("predict", x, lambda xx, *u: list(u))
+            if len(self._predict_cache) >= 8:
+                self._predict_cache.pop(next(iter(self._predict_cache)))
+            self._predict_cache[key] = (lw, self._termdata(lw, x, np.float64))
+        lw, td = self._predict_cache[key]
         p = net.check_params(params) if params is not None else net.params
         tdn = td if net.dtype == np.float64 else self._termdata(lw, x, net.dtype)
         J = net.backend.jets(p, tdn)
