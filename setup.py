@@ -13,7 +13,7 @@ from setuptools import setup
 SOURCES = sorted(["csrc/bindings.cpp"])
 HEADERS = sorted(glob.glob("csrc/*.hpp"))  # rebuild when a kernel header changes
 
-compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-std=c++17"]
+compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-std=c++17", "-Wno-psabi"]
 link_args = ["-pthread"]
 if os.environ.get("PINNCORE_PORTABLE", "0") != "1":
     compile_args.append("-march=native")

@@ -175,13 +175,15 @@ inline void gemm(int R, int N, int K, const T* A, std::ptrdiff_t ars, std::ptrdi
 // which is exact for n = 0 (small |x|, where tanh must not lose relative precision).
 template <class T> struct TanhConst;
 template <> struct TanhConst<double> {
-    static constexpr double clamp = 40.0;  // tanh(20) == 1 in double
+    // Clamp on y = 2|x|: e^700 still fits, so sech^2 = 4(e+1)/(e+2)^2 is exact down to ~1e-304;
+    // beyond it sech^2 is set to 0 (it is < 1e-304) and tanh is ±1.
+    static constexpr double clamp = 700.0;
     static constexpr int degree = 13;  // Taylor terms of expm1(r)/r: r^12/13! ~ 1e-16 at |r| = ln2/2
     typedef std::int64_t Int;
     static constexpr int mant = 52, bias = 1023;
 };
 template <> struct TanhConst<float> {
-    static constexpr float clamp = 20.0f;
+    static constexpr float clamp = 80.0f;  // e^80 ~ 5.5e34 fits in float; sech^2(40) ~ 7e-35
     static constexpr int degree = 8;  // r^7/8! ~ 1e-8
     typedef std::int32_t Int;
     static constexpr int mant = 23, bias = 127;
@@ -214,7 +216,8 @@ inline typename Vec<T>::type tanh_sech2_vec(typename Vec<T>::type x, typename Ve
     const V zero = V{} , one = zero + T(1);
     const T shifter = sizeof(T) == 8 ? T(6755399441055744.0) : T(12582912.0f);  // 1.5*2^52 / 1.5*2^23
     V y = (x < zero ? -x : x) * T(2);
-    y = y > C::clamp ? zero + C::clamp : y;  // NaN propagates (a NaN compare is false)
+    const auto beyond = y > C::clamp;
+    y = beyond ? zero + C::clamp : y;  // NaN propagates (a NaN compare is false)
     const V nf = (y * T(1.4426950408889634) + shifter) - shifter;  // round(y / ln2)
     const V r = (y - nf * T(0.693145751953125)) - nf * T(1.42860682030941723212e-6);
     // expm1(r) = r * p(r), Horner on the Taylor series: |r| <= ln2/2, C::degree terms.
@@ -228,7 +231,8 @@ inline typename Vec<T>::type tanh_sech2_vec(typename Vec<T>::type x, typename Ve
     const V e = two * p + (two - T(1));  // expm1(2|x|), exact reconstruction for n = 0
     const V inv = one / (e + T(2));
     const V t = e * inv;
-    s1 = T(4) * (e + T(1)) * inv * inv;
+    s1 = T(4) * inv * ((e + T(1)) * inv);  // this order cannot overflow
+    s1 = beyond ? zero : s1;
     return x < zero ? -t : t;
 }
 

@@ -27,6 +27,7 @@ __all__ = ["MLP", "Jet", "TermData", "set_num_threads", "get_num_threads", "chec
 
 _DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 MLP_KIND = "pinncore.mlp"
+MAX_PARAMS = 100_000_000
 _threads = {"n": 1}
 _lock = threading.Lock()
 
@@ -78,6 +79,21 @@ def check_points(x, d, name="x", dtype=np.float64):
     arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def _vector(v, d, name):
+    """A finite float64 vector of length d from a scalar or a length-d array (named errors)."""
+    arr = np.asarray(v)
+    if arr.dtype == object or arr.dtype.kind not in "fiu" or arr.dtype == bool:
+        raise TypeError(f"{name} must be a real number or a length-{d} real array, got {v!r}")
+    if arr.ndim == 0:
+        arr = np.full(d, float(arr))
+    if arr.shape != (d,):
+        raise ValueError(f"{name} must be a number or have shape ({d},), got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite, got {arr}")
     return arr
 
 
@@ -257,6 +273,12 @@ class MLP:
             raise ValueError(f"backend must be 'cpp' or 'numpy', got {backend!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an int, got {seed!r}")
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed}")
+        n_params = sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+        if n_params > MAX_PARAMS:
+            raise ValueError(f"layers {layers} describe {n_params:.3g} parameters; pinncore supports at most "
+                             f"{MAX_PARAMS:.0e} (a PINN needs far fewer)")
         self.layers = [int(w) for w in layers]
         self.dtype = dt
         self.seed = int(seed)
@@ -277,6 +299,8 @@ class MLP:
 
     @params.setter
     def params(self, value):
+        if value is None:
+            raise TypeError(f"params must be a 1-D {self.dtype} array of length {self.n_params}, got None")
         self._params[...] = self.check_params(value, "params")
 
     @property
@@ -322,10 +346,13 @@ class MLP:
     def _term(self, x, derivs, scale=None, shift=None, name="x"):
         d = self.n_inputs
         x = check_points(x, d, name, np.float64)
-        scale = np.ones(d) if scale is None else np.asarray(scale, dtype=np.float64).reshape(d)
-        shift = np.zeros(d) if shift is None else np.asarray(shift, dtype=np.float64).reshape(d)
-        if not (np.isfinite(scale).all() and np.isfinite(shift).all()):
-            raise ValueError("scale and shift must be finite")
+        scale = np.ones(d) if scale is None else _vector(scale, d, "scale")
+        shift = np.zeros(d) if shift is None else _vector(shift, d, "shift")
+        with np.errstate(all="ignore"):
+            xhat = x * scale + shift
+        if not np.isfinite(xhat).all() or np.abs(xhat).max(initial=0.0) > np.finfo(self.dtype).max:
+            raise ValueError(f"{name} * scale + shift exceeds the range of {self.dtype} (|x̂| must stay below "
+                             f"{np.finfo(self.dtype).max:.3g})")
         first, pairs, index = stream_plan(derivs)
         return TermData.build(x, scale, shift, first, pairs, self.dtype), index
 
@@ -450,8 +477,11 @@ class MLP:
             raise io.FormatError(f"{path}: params must be a {dtype} array of shape ({n},) for layers {layers}")
         if not np.isfinite(params).all():
             raise io.FormatError(f"{path}: params contain NaN or infinite values")
-        net = cls(layers, seed=int(seed) if isinstance(seed, int) else 0, dtype=np.dtype(dtype),
-                  backend=backend or (saved_backend if saved_backend in ("cpp", "numpy") else "cpp"))
+        try:
+            net = cls(layers, seed=seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0,
+                      dtype=np.dtype(dtype), backend=backend or (saved_backend if saved_backend in ("cpp", "numpy") else "cpp"))
+        except (TypeError, ValueError) as e:
+            raise io.FormatError(f"{path}: invalid network: {e}") from e
         net._params[...] = params
         return net
 

@@ -131,8 +131,12 @@ class Problem:
         d = len(self.inputs)
         lo = np.array([self.domain[k][0] for k in self.inputs])
         hi = np.array([self.domain[k][1] for k in self.inputs])
-        self.scale = 2.0 / (hi - lo)
-        self.shift = -2.0 * lo / (hi - lo) - 1.0
+        with np.errstate(all="ignore"):
+            self.scale = 2.0 / (hi - lo)
+            self.shift = -2.0 * lo / (hi - lo) - 1.0
+        if not (np.isfinite(self.scale).all() and np.isfinite(self.shift).all() and (self.scale > 0).all()):
+            raise ValueError(f"domain {self.domain}: an interval is too narrow or too wide to scale to [-1, 1] "
+                             "in float64")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable transform(x, n, ...), got {type(transform).__name__}")
         self.transform = transform
@@ -166,6 +170,8 @@ class Problem:
             if tp.dtype.kind not in "fiu" or tp.ndim != 2:
                 raise ValueError(f"test_points must be a real array of shape (M, {d}), got {tp.shape}")
             tp = np.array(tp, dtype=np.float64)
+            if tp.shape[0] == 0:
+                raise ValueError("test_points must contain at least one point")
             self._check_points(tp, "test_points")
         self.test_points = tp
         if exact is not None and not callable(exact):
@@ -485,12 +491,17 @@ class Problem:
         if self.exact is None:
             raise ValueError("this problem has no exact solution (pass exact= to Problem)")
         if self._exact_values is None:
-            v = np.asarray(self.exact(self.test_points.copy()), dtype=np.float64)
+            raw = np.asarray(self.exact(self.test_points.copy()))
+            if raw.dtype == object or raw.dtype.kind not in "fiub":
+                raise ValueError(f"exact(x) must return real numbers, got an array of dtype {raw.dtype}")
+            v = raw.astype(np.float64)
             M, m = self.test_points.shape[0], len(self.outputs)
             if v.shape == (M,) and m == 1:
                 v = v[:, None]
             if v.shape != (M, m):
                 raise ValueError(f"exact(x) returned shape {v.shape}, expected {(M, m)}")
+            if not np.isfinite(v).all():
+                raise ValueError("exact(x) returned NaN or infinite values at the test points")
             self._exact_values = v
         return self._exact_values
 

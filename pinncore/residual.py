@@ -628,14 +628,26 @@ class Table:
         # Coordinate-only subexpressions are fixed once the points are: evaluate them now,
         # both for the monomial coefficients and for the dual evaluator.
         self._coord_vals = {}
-        for n in self._nodes:
-            if n.coord_only:
-                self._coord_vals[id(n)] = np.broadcast_to(
-                    np.asarray(_numeric(n, self._coord_vals, points), dtype=np.float64),
-                    (self.n_points,)).copy()
-
-        self.polynomial = all(n.poly for n in self._nodes)
-        self.monomials = self._lower() if self.polynomial else []
+        with np.errstate(all="ignore"):  # checked below, naming the residual
+            for n in self._nodes:
+                if n.coord_only:
+                    self._coord_vals[id(n)] = np.broadcast_to(
+                        np.asarray(_numeric(n, self._coord_vals, points), dtype=np.float64),
+                        (self.n_points,)).copy()
+            self.polynomial = all(n.poly for n in self._nodes)
+            self.monomials = self._lower() if self.polynomial else []
+        # A coefficient that is NaN or inf at some point (log(x.t) at t = 0, u / x.t, ...)
+        # would poison every loss and gradient: refuse it here, where the user can see why.
+        bad = [(n, v) for n in self._nodes if n.coord_only for v in [self._coord_vals[id(n)]]
+               if not np.isfinite(v).all()]
+        bad += [(None, coef) for _, _, coef in self.monomials if not np.isfinite(coef).all()]
+        if bad:
+            node, v = bad[0]
+            i = int(np.flatnonzero(~np.isfinite(v))[0])
+            what = f"the coordinate expression {_to_str(node)}" if node is not None else "a coefficient"
+            raise ValueError(f"residual '{name}': {what} is not finite at point {i} "
+                             f"({dict(zip(self.inputs, points[i].tolist()))}); check divisions, log and sqrt "
+                             f"of coordinates at the term's points")
 
     # -- polynomial lowering ---------------------------------------------------------------
     def _lower(self):

@@ -17,6 +17,7 @@ import csv
 import io as _pyio
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -31,7 +32,7 @@ from .network import MLP
 from .optim import Adam, lbfgs
 from .problem import Problem
 
-__all__ = ["train", "TrainResult", "History", "load_state"]
+__all__ = ["train", "TrainResult", "History", "load_state", "check_state"]
 
 STATE_KIND = "pinncore.train_state"
 
@@ -164,7 +165,80 @@ def load_state(path):
     >>> pc.load_state(path)["step"]
     3
     """
-    return _io.load(path, kind=STATE_KIND)
+    return check_state(_io.load(path, kind=STATE_KIND))
+
+
+def _is_int(v, lo=0):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def check_state(state):
+    """Validate a training state (from a file or hand-made) before anything is built from it;
+    returns it, or raises ValueError("resume state: ...") naming the bad field."""
+    from .network import MAX_PARAMS
+
+    def bad(msg):
+        raise ValueError(f"resume state: {msg}")
+
+    if not isinstance(state, dict):
+        bad(f"expected a dict (from pc.load_state) or a path, got {type(state).__name__}")
+    for key in ("layers", "dtype", "terms", "params", "step", "optimizer", "weighting", "history"):
+        if key not in state:
+            bad(f"missing field {key!r}")
+    layers = state["layers"]
+    if not (isinstance(layers, list) and 2 <= len(layers) <= 1000 and all(_is_int(w, 1) for w in layers)):
+        bad(f"layers must be a list of positive ints, got {layers!r}")
+    n = sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+    if n > MAX_PARAMS:
+        bad(f"layers {layers} describe {n:.3g} parameters (at most {MAX_PARAMS:.0e})")
+    if not isinstance(state["dtype"], str) or state["dtype"] not in ("float64", "float32"):
+        bad(f"dtype must be 'float64' or 'float32', got {state['dtype']!r}")
+    dt = np.dtype(state["dtype"])
+    if not (isinstance(state["terms"], list) and all(isinstance(t, str) for t in state["terms"])):
+        bad("terms must be a list of term names")
+    if not _is_int(state["step"]):
+        bad(f"step must be an int >= 0, got {state['step']!r}")
+    if not _is_int(state.get("seed", 0)):
+        bad(f"seed must be an int >= 0, got {state.get('seed')!r}")
+
+    def vec(v, what, nonneg=False):
+        if not (isinstance(v, np.ndarray) and v.dtype == dt and v.shape == (n,)):
+            bad(f"{what} must be a {dt} array of shape ({n},)")
+        if not np.isfinite(v).all() or (nonneg and (v < 0).any()):
+            bad(f"{what} must be finite" + (" and >= 0" if nonneg else ""))
+
+    vec(state["params"], "params")
+    opt = state["optimizer"]
+    if not (isinstance(opt, dict) and isinstance(opt.get("config"), dict) and _is_int(opt.get("step"))):
+        bad("optimizer must hold 'config', 'm', 'v' and an int 'step'")
+    vec(opt.get("m"), "optimizer m")
+    vec(opt.get("v"), "optimizer v", nonneg=True)
+    try:
+        Adam(**opt["config"])
+    except (TypeError, ValueError) as e:
+        bad(f"optimizer config: {e}")
+    w = state["weighting"]
+    if not (isinstance(w, dict) and isinstance(w.get("name"), str) and isinstance(w.get("state"), dict)):
+        bad("weighting must hold a scheme 'name' and its 'state' dict")
+    h = state["history"]
+    if not (isinstance(h, dict) and all(isinstance(c, list) for c in h.values())):
+        bad("history must be a dict of column lists")
+    if len({len(c) for c in h.values()}) > 1:
+        bad("history columns have different lengths")
+    if h and ("step" not in h or not all(_is_int(v) for v in h["step"])):
+        bad("history needs a 'step' column of ints")
+    return state
+
+
+def _check_writable(path):
+    """Fail before training, not after it, when the checkpoint cannot be written."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a file path, got {type(path).__name__}")
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ValueError(f"checkpoint {os.fspath(path)!r}: the folder {folder!r} does not exist or is not writable")
+    if os.path.isdir(path):
+        raise ValueError(f"checkpoint {os.fspath(path)!r} is a directory, expected a file path")
 
 
 def _check_int(name, v, lo):
@@ -260,11 +334,18 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
         steps, lbfgs_steps = 0, steps + lbfgs_steps
     scheme = _resolve_weighting(weighting)
 
+    if checkpoint is not None:
+        _check_writable(checkpoint)
     state = None
     if resume is not None:
-        state = load_state(resume) if not isinstance(resume, dict) else resume
+        if isinstance(resume, dict):
+            state = check_state(resume)
+        elif isinstance(resume, (str, bytes, os.PathLike)):
+            state = load_state(resume)
+        else:
+            raise TypeError(f"resume must be a path or a state dict from pc.load_state, got {type(resume).__name__}")
         if net is None:
-            net = MLP(state["layers"], seed=int(state["seed"]), dtype=np.dtype(state["dtype"]),
+            net = MLP(state["layers"], seed=int(state.get("seed", 0)), dtype=np.dtype(state["dtype"]),
                       backend=state.get("backend", "cpp"))
         if list(net.layers) != list(state["layers"]) or net.dtype != np.dtype(state["dtype"]):
             raise ValueError(f"resume state is for layers {state['layers']} ({state['dtype']}), "
@@ -295,6 +376,15 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
                      "v": np.asarray(state["optimizer"]["v"], dtype=net.dtype).copy(),
                      "step": int(state["optimizer"]["step"])}
         w_state = state["weighting"]["state"]
+        try:  # a hand-made weighting state must at least produce valid weights
+            lam0 = scheme.weights(w_state)
+            pw0 = scheme.point_weights(w_state)
+            if set(lam0) != set(names) or not all(math.isfinite(float(v)) and float(v) >= 0 for v in lam0.values()):
+                raise ValueError("weights must be finite, >= 0 and name every term")
+            if pw0 is not None:
+                problem._check_point_weights([pw0.get(k) for k in names], problem._data(net.dtype), net.dtype)
+        except Exception as e:  # noqa: BLE001 - any failure here is a malformed file
+            raise ValueError(f"resume state: the {state['weighting']['name']} weighting state is invalid ({e})") from e
         step0 = int(state["step"])
         history = History(names, state["history"])
         # The saved run's closing row (at a step that is not a log step) belongs to that run's
@@ -368,7 +458,9 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
     evaluate = problem._step_function(net)
     pw = point_weights_now(w_state)
     L = G = R = None
-    with _Interrupt() as intr:
+    # Overflow and invalid operations are expected when a run diverges; the loop detects the
+    # first non-finite loss or gradient itself and stops, so NumPy must not warn (or raise).
+    with _Interrupt() as intr, np.errstate(all="ignore"):
         try:
             for _ in range(steps):
                 L, G, R = evaluate(pw, needs_res)
@@ -389,6 +481,13 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
                     lr=adam.learning_rate(opt_state["step"]))
                 w_state = scheme.update(w_state, step, ctx)
                 lam = weights_now(w_state)
+                if not math.isfinite(float(np.dot(lam, L))):  # finite terms, overflowing weighted sum
+                    worst = names[int(np.argmax(np.abs(lam * L)))]
+                    status = "diverged"
+                    message = f"the weighted loss overflows at step {step} (largest term {worst!r}); " \
+                              f"returned the parameters of step {max(step - 1, 0)}"
+                    params[...] = prev
+                    break
                 pw_next = point_weights_now(w_state)
                 if step % log_every == 0 or (step == step0 and not len(history)):
                     row = log(step, L, G, lam, "adam", R)
