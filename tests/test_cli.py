@@ -5,26 +5,35 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
 import pytest
 
+import pinncore
 from pinncore import cli, problems
 from pinncore.io import load
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_METHODS = [f"Fixed λ_ic={cli._fmt_lam(lam)}" for lam in cli.DEMO_LAMBDAS] + [
     "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "hard constraint", "NTK + L-BFGS"]
 
 
+# The package under test may be the installed one (CI) or the source tree (development):
+# subprocesses import whichever this process imported, and run outside the repository so
+# that `python -c`/`-m` (which put the working directory first on sys.path) cannot pick up
+# the source tree, which has no compiled _core after a plain `pip install .`.
+PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(pinncore.__file__)))
+
+
 def _env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = PKG_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
 def _run(*args, **kw):
+    kw.setdefault("cwd", tempfile.gettempdir())
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=_env(), timeout=300, **kw)
 
 

@@ -23,6 +23,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 
@@ -729,8 +730,9 @@ def _run_limited(code, limit_gb=3.0, timeout=60):
     pre = (f"import resource; lim = int({limit_gb} * 2**30); "
            "resource.setrlimit(resource.RLIMIT_AS, (lim, lim))\n")
     t0 = time.perf_counter()
+    # cwd outside the repository: `python -c` puts the working directory first on sys.path.
     cp = subprocess.run([sys.executable, "-c", pre + textwrap.dedent(code)], env=env, capture_output=True,
-                        text=True, timeout=timeout)
+                        text=True, timeout=timeout, cwd=tempfile.gettempdir())
     return cp.returncode, cp.stdout, cp.stderr, time.perf_counter() - t0
 
 
