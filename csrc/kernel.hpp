@@ -408,7 +408,7 @@ template <class T> class Model {
         for (int l = 2; l <= L_; ++l) {
             const int ldi = pad_[l - 1], ldo = pad_[l];
             T* Z = (l == L_) ? w.out.data() : w.Z[l].data();
-            gemm<T>(R, ldo, widths_[l - 1], w.H[l - 1].data(), ldi, 1, WT_[l].data(), ldo, Z, ldo, false);
+            gemm<T>(R, gemm_cols<T>(widths_[l]), widths_[l - 1], w.H[l - 1].data(), ldi, 1, WT_[l].data(), ldo, Z, ldo, false);
             if (l < L_) {
                 activate(w, l, sp, cn, B_[l].data());
             } else {
@@ -535,7 +535,7 @@ template <class T> class Model {
                 if (l >= 2) {
                     const int ldi = pad_[l - 1];
                     // gW^T (in x out) += H_{l-1}^T Z̄_l: A = H read transposed.
-                    gemm<T>(widths_[l - 1], ldo, R, w.H[l - 1].data(), 1, ldi, G, ldo, gWT, ldo, true);
+                    gemm<T>(widths_[l - 1], gemm_cols<T>(widths_[l]), R, w.H[l - 1].data(), 1, ldi, G, ldo, gWT, ldo, true);
                 } else {
                     for (int i = 0; i < cn; ++i) {
                         const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * tm.d;
@@ -565,7 +565,7 @@ template <class T> class Model {
             if (norms) layer_norms(tm, l, i0, cn, G, w, norms);
             if (l >= 2) {
                 const int ldi = pad_[l - 1];
-                gemm<T>(R, ldi, widths_[l], G, ldo, 1, Wp_[l].data(), ldi, Gnext, ldi, false);
+                gemm<T>(R, gemm_cols<T>(widths_[l - 1]), widths_[l], G, ldo, 1, Wp_[l].data(), ldi, Gnext, ldi, false);
                 adjoint_activate(w, l - 1, sp, cn, Gnext);
                 std::swap(G, Gnext);
             }

@@ -14,6 +14,10 @@
 #include <cstring>
 #include <new>
 
+#if defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 namespace pinncore {
 
 // 64-byte vectors: 8 doubles or 16 floats. GCC lowers them to zmm with AVX-512 and to pairs
@@ -72,22 +76,51 @@ template <class T> class Buffer {
     std::size_t cap_ = 0;
 };
 
-// C[MR x NV*w] (+)= A[MR x K] * B[K x NV*w].
+// hacc + a * hb on a half vector as ONE fused multiply-add. Written with `+=` GCC contracted
+// it in some tiles but not in others (MR = 1: a separate multiply and add), and results must
+// not depend on the tile (a point's value may not change with the number of streams).
+template <class T, class HV> inline HV half_fma(T a, HV b, HV c) {
+#if defined(__FMA__)
+    if constexpr (sizeof(T) == 8)
+        return reinterpret_cast<HV>(_mm256_fmadd_pd(_mm256_set1_pd(a), reinterpret_cast<__m256d>(b),
+                                                    reinterpret_cast<__m256d>(c)));
+    else
+        return reinterpret_cast<HV>(_mm256_fmadd_ps(_mm256_set1_ps(a), reinterpret_cast<__m256>(b),
+                                                    reinterpret_cast<__m256>(c)));
+#else
+    return c + a * b;  // no FMA instruction: every tile multiplies and adds alike
+#endif
+}
+
+// C[MR x (NV*w + HALF*w/2)] (+)= A[MR x K] * B[K x same].
 // A is addressed through strides (ars between rows, aks along k) so the same kernel computes
 // both A*B (ars = lda, aks = 1) and A^T*B (ars = 1, aks = lda) for the weight gradients.
-template <class T, int MR, int NV>
+// HALF adds a half-width tail vector (4 doubles / 8 floats): a 50-unit layer is 6 full
+// vectors + 2 columns, and computing the tail as 32 bytes instead of 64 saves 1/14 of the
+// FMA work (Zen4 executes a 512-bit FMA as two 256-bit halves, so a half vector costs half).
+// The tail's upper half of C (pure padding) is stored as zero, exactly what the full-width
+// product gave there, so the padded columns stay zero as the layout requires.
+template <class T, int MR, int NV, bool HALF = false>
 inline void micro_kernel(int K, const T* __restrict A, std::ptrdiff_t ars, std::ptrdiff_t aks,
                          const T* __restrict B, std::ptrdiff_t ldb, T* __restrict C,
                          std::ptrdiff_t ldc, bool accumulate) {
     using V = typename Vec<T>::type;
+    typedef T HV __attribute__((vector_size(32), aligned(sizeof(T))));
     constexpr int w = Vec<T>::width;
-    V acc[MR][NV];
+    constexpr int NA = NV > 0 ? NV : 1;  // array extents must be positive
+    constexpr int MH = HALF ? MR : 1;
+    V acc[MR][NA];
+    HV hacc[MH];
     if (accumulate) {
-        for (int i = 0; i < MR; ++i)
+        for (int i = 0; i < MR; ++i) {
             for (int j = 0; j < NV; ++j) acc[i][j] = *reinterpret_cast<const V*>(C + i * ldc + j * w);
+            if constexpr (HALF) hacc[i] = *reinterpret_cast<const HV*>(C + i * ldc + NV * w);
+        }
     } else {
-        for (int i = 0; i < MR; ++i)
+        for (int i = 0; i < MR; ++i) {
             for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+            if constexpr (HALF) hacc[i] = HV{};
+        }
     }
     for (int k = 0; k < K; ++k) {
         T a[MR];
@@ -104,41 +137,68 @@ inline void micro_kernel(int K, const T* __restrict A, std::ptrdiff_t ars, std::
 #endif
             for (int i = 0; i < MR; ++i) acc[i][j] += a[i] * bv;
         }
+        if constexpr (HALF) {
+            HV hb = *reinterpret_cast<const HV*>(b + NV * w);
+#if defined(__AVX__)
+            // Pinned for the same reason as bv.
+            asm("" : "+v"(hb));  // 32 bytes are one ymm register with AVX
+#endif
+            for (int i = 0; i < MR; ++i) hacc[i] = half_fma<T>(a[i], hb, hacc[i]);
+        }
     }
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < MR; ++i) {
         for (int j = 0; j < NV; ++j) *reinterpret_cast<V*>(C + i * ldc + j * w) = acc[i][j];
+        if constexpr (HALF) {
+            *reinterpret_cast<HV*>(C + i * ldc + NV * w) = hacc[i];
+            *reinterpret_cast<HV*>(C + i * ldc + NV * w + w / 2) = HV{};
+        }
+    }
 }
 
-template <class T, int MR, int NV>
+template <class T, int MR, int NV, bool HALF = false>
 inline void gemm_rows(int R, int K, const T* A, std::ptrdiff_t ars, std::ptrdiff_t aks, const T* B,
                       std::ptrdiff_t ldb, T* C, std::ptrdiff_t ldc, bool accumulate) {
     int r = 0;
     for (; r + MR <= R; r += MR)
-        micro_kernel<T, MR, NV>(K, A + r * ars, ars, aks, B, ldb, C + r * ldc, ldc, accumulate);
+        micro_kernel<T, MR, NV, HALF>(K, A + r * ars, ars, aks, B, ldb, C + r * ldc, ldc, accumulate);
     const int rest = R - r;
     if (rest == 0) return;
     // Remainder rows: smaller tiles of the same shape.
     if constexpr (MR > 4) {
         if (R - r >= 4) {
-            micro_kernel<T, 4, NV>(K, A + r * ars, ars, aks, B, ldb, C + r * ldc, ldc, accumulate);
+            micro_kernel<T, 4, NV, HALF>(K, A + r * ars, ars, aks, B, ldb, C + r * ldc, ldc, accumulate);
             r += 4;
         }
     }
     if constexpr (MR > 2) {
         if (R - r >= 2) {
-            micro_kernel<T, 2, NV>(K, A + r * ars, ars, aks, B, ldb, C + r * ldc, ldc, accumulate);
+            micro_kernel<T, 2, NV, HALF>(K, A + r * ars, ars, aks, B, ldb, C + r * ldc, ldc, accumulate);
             r += 2;
         }
     }
     for (; r < R; ++r)
-        micro_kernel<T, 1, NV>(K, A + r * ars, ars, aks, B, ldb, C + r * ldc, ldc, accumulate);
+        micro_kernel<T, 1, NV, HALF>(K, A + r * ars, ars, aks, B, ldb, C + r * ldc, ldc, accumulate);
 }
 
-// Column block of nv vectors: dispatch to a compile-time tile. The row tile MR shrinks as
-// the column tile grows so that MR*NV accumulators + MR broadcasts fit in 32 registers.
+// Column block of nv vectors (the last one a half vector when `half`): dispatch to a
+// compile-time tile. The row tile MR shrinks as the column tile grows so that the MR*NV
+// accumulators + MR broadcasts fit in 32 registers.
 template <class T>
-inline void gemm_block(int nv, int R, int K, const T* A, std::ptrdiff_t ars, std::ptrdiff_t aks,
+inline void gemm_block(int nv, bool half, int R, int K, const T* A, std::ptrdiff_t ars, std::ptrdiff_t aks,
                        const T* B, std::ptrdiff_t ldb, T* C, std::ptrdiff_t ldc, bool acc) {
+    if (half) {
+        switch (nv) {
+            case 1: gemm_rows<T, 8, 0, true>(R, K, A, ars, aks, B, ldb, C, ldc, acc); break;
+            case 2: gemm_rows<T, 8, 1, true>(R, K, A, ars, aks, B, ldb, C, ldc, acc); break;
+            case 3: gemm_rows<T, 8, 2, true>(R, K, A, ars, aks, B, ldb, C, ldc, acc); break;
+            case 4: gemm_rows<T, 6, 3, true>(R, K, A, ars, aks, B, ldb, C, ldc, acc); break;
+            case 5: gemm_rows<T, 5, 4, true>(R, K, A, ars, aks, B, ldb, C, ldc, acc); break;
+            case 6: gemm_rows<T, 4, 5, true>(R, K, A, ars, aks, B, ldb, C, ldc, acc); break;
+            case 7: gemm_rows<T, 3, 6, true>(R, K, A, ars, aks, B, ldb, C, ldc, acc); break;
+            default: gemm_rows<T, 3, 7, true>(R, K, A, ars, aks, B, ldb, C, ldc, acc); break;
+        }
+        return;
+    }
     switch (nv) {
         case 1: gemm_rows<T, 8, 1>(R, K, A, ars, aks, B, ldb, C, ldc, acc); break;
         case 2: gemm_rows<T, 8, 2>(R, K, A, ars, aks, B, ldb, C, ldc, acc); break;
@@ -151,21 +211,33 @@ inline void gemm_block(int nv, int R, int K, const T* A, std::ptrdiff_t ars, std
     }
 }
 
-// C[R x N] (+)= op(A)[R x K] * B[K x N], N a multiple of the vector width, B and C rows
-// 64-byte aligned. Columns are split into near-equal blocks of at most 8 vectors.
+// C[R x N] (+)= op(A)[R x K] * B[K x N], B and C rows 64-byte aligned with room for N
+// rounded up to the vector width. N is a multiple of half the vector width: callers pass the
+// real width rounded up to w/2, and a trailing half vector is computed at half cost (the rest
+// of its full vector in C is set to zero). Columns are split into near-equal blocks of at
+// most 8 vectors, the half vector (if any) ending the last block.
 template <class T>
 inline void gemm(int R, int N, int K, const T* A, std::ptrdiff_t ars, std::ptrdiff_t aks, const T* B,
                  std::ptrdiff_t ldb, T* C, std::ptrdiff_t ldc, bool accumulate) {
     constexpr int w = Vec<T>::width;
     if (R <= 0 || N <= 0) return;
-    const int nvec = N / w;
+    const bool half = (N % w) != 0;
+    const int nvec = (N + w - 1) / w;  // the half vector counted as one
     const int nblocks = (nvec + 7) / 8;
     int start = 0;
     for (int blk = 0; blk < nblocks; ++blk) {
         const int nv = (nvec - start) / (nblocks - blk);
-        gemm_block<T>(nv, R, K, A, ars, aks, B + start * w, ldb, C + start * w, ldc, accumulate);
+        gemm_block<T>(nv, half && blk == nblocks - 1, R, K, A, ars, aks, B + start * w, ldb, C + start * w, ldc,
+                      accumulate);
         start += nv;
     }
+}
+
+// The column count to pass to gemm for a layer of `n` real units: n rounded up to half the
+// vector width (the padded layout itself stays a whole number of vectors).
+template <class T> inline int gemm_cols(int n) {
+    constexpr int h = Vec<T>::width / 2;
+    return (n + h - 1) / h * h;
 }
 
 // tanh and sech^2 together, accurate to a few ulp and vectorisable (no libm call).
