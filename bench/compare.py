@@ -143,6 +143,7 @@ except ImportError:
     sys.path.insert(0, ROOT)
     import pinncore as pc
 from pinncore.optim import Adam
+from pinncore.reference import unpack  # (W_l, b_l) views of the flat parameter layout
 
 try:
     import threadpoolctl
@@ -177,17 +178,6 @@ def step_flops(problem, layers, dtype):
 
 def init_params(layers, dtype):
     return pc.MLP(layers, seed=0, dtype=dtype).params.copy()
-
-
-def split(flat, layers):
-    out, off = [], 0
-    for n_in, n_out in zip(layers[:-1], layers[1:]):
-        W = flat[off:off + n_in * n_out].reshape(n_out, n_in)
-        off += n_in * n_out
-        b = flat[off:off + n_out]
-        off += n_out
-        out.append((W, b))
-    return out
 
 
 # ----------------------------------------------------------------------------- implementations
@@ -265,7 +255,7 @@ class TorchStep:
         self.kind = case["kind"]
         self.layers = case["layers"]
         self.params_ = []
-        for W, b in split(np.asarray(p0, dtype=dtype), self.layers):
+        for W, b in unpack(np.asarray(p0, dtype=dtype), self.layers):
             self.params_.append(torch.tensor(W, dtype=tdt, requires_grad=True))
             self.params_.append(torch.tensor(b, dtype=tdt, requires_grad=True))
         self.scale = torch.tensor(problem.scale, dtype=tdt)
@@ -341,7 +331,7 @@ class JaxStep:
         self.kind = case["kind"]
         self.names = problem.term_names
         params = [(jnp.asarray(W, dtype=jdt), jnp.asarray(b, dtype=jdt))
-                  for W, b in split(np.asarray(p0, dtype=dtype), case["layers"])]
+                  for W, b in unpack(np.asarray(p0, dtype=dtype), case["layers"])]
         scale = jnp.asarray(problem.scale, dtype=jdt)
         shift = jnp.asarray(problem.shift, dtype=jdt)
         pts = {k: jnp.asarray(t.points, dtype=jdt) for k, t in problem.terms.items()}
