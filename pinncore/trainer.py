@@ -302,6 +302,8 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
     verbose : print one line per log step. warn : issue ``LossBalanceWarning`` at step 0.
     resume : a path or state dict from ``TrainResult.save``: continue from it (parameters,
         optimizer moments, weighting state, step and history; the saved optimizer settings win).
+        Pass the same ``weighting`` object as the saved run: with None the scheme is rebuilt by
+        name with its default hyper-parameters (its state, not its settings, is in the file).
     checkpoint, checkpoint_every : save the state to ``checkpoint`` every that many steps.
 
     >>> import pinncore as pc
