@@ -111,8 +111,8 @@ def _build_parser():
                                    "(and plot.png with --plot) to --out.")
     t.add_argument("--problem", required=True, metavar="NAME", help="a library problem (see 'pinncore problems')")
     t.add_argument("--weighting", default=None, metavar="SCHEME",
-                   help="fixed, gradnorm, ntk, selfadaptive (sa) or relobralo (default: fixed, or the "
-                        "library default)")
+                   help="fixed, gradnorm, ntk, selfadaptive (sa) or relobralo (default: pc.train's default, "
+                        "ntk)")
     t.add_argument("--weights", type=_weights, default=None, metavar="TERM=λ,...",
                    help="fixed weights, e.g. ic=100 (implies --weighting fixed)")
     t.add_argument("--steps", type=_nonneg_int, default=2000, help="Adam steps (default 2000)")
@@ -180,7 +180,7 @@ def _scheme(name, weights, problem):
             raise UsageError(f"--weights sets fixed weights; it cannot be combined with --weighting {name}")
         name = "fixed"
     try:
-        scheme = weighting.get(name if name is not None else "fixed")
+        scheme = weighting.get(name) if name is not None else weighting.default()
         if weights is not None:
             scheme = weighting.Fixed(weights)
         scheme.init(problem)  # validates term names
