@@ -409,7 +409,6 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
     prev = params.copy()
     status, message = "completed", ""
     step = step0
-    lam = np.ones(T)
     reported = None
 
     def weights_now(ws):
@@ -458,7 +457,8 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
                 "history": history.to_dict()}
 
     evaluate = problem._step_function(net)
-    pw = point_weights_now(w_state)
+    pw = pw_next = point_weights_now(w_state)
+    lam = weights_now(w_state)
     L = G = R = None
     # Overflow and invalid operations are expected when a run diverges; the loop detects the
     # first non-finite loss or gradient itself and stops, so NumPy must not warn (or raise).
@@ -481,8 +481,11 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
                     losses=dict(zip(names, unweighted(L, R).tolist())), grads=dict(zip(names, G)), weight_mask=mask,
                     residuals=None if R is None else dict(zip(names, R)), ntk_traces=lambda: problem.ntk_traces(net),
                     lr=adam.learning_rate(opt_state["step"]))
-                w_state = scheme.update(w_state, step, ctx)
-                lam = weights_now(w_state)
+                new_state = scheme.update(w_state, step, ctx)
+                if new_state is not w_state:  # a scheme returns its state as is when nothing changed
+                    w_state = new_state
+                    lam = weights_now(w_state)
+                    pw_next = point_weights_now(w_state)
                 if not math.isfinite(float(np.dot(lam, L))):  # finite terms, overflowing weighted sum
                     worst = names[int(np.argmax(np.abs(lam * L)))]
                     status = "diverged"
@@ -490,7 +493,6 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
                               f"returned the parameters of step {max(step - 1, 0)}"
                     params[...] = prev
                     break
-                pw_next = point_weights_now(w_state)
                 if step % log_every == 0 or (step == step0 and not len(history)):
                     row = log(step, L, G, lam, "adam", R)
                     if step == 0 and warn:

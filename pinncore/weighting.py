@@ -341,9 +341,9 @@ class GradNorm(Weighting):
         return float(sel.max()), float(np.mean([a[s:e].mean() for s, e in blocks]))
 
     def update(self, state, step, ctx):
-        new = _copy(state)
         if step % self.every:
-            return new
+            return state  # nothing changes between updates (and nothing is mutated)
+        new = _copy(state)
         ref = state["reference"]
         lam = new["weights"]
         mask = np.asarray(ctx.weight_mask, dtype=bool)
@@ -441,9 +441,9 @@ class NTK(Weighting):
                 "updates": 0}
 
     def update(self, state, step, ctx):
-        new = _copy(state)
         if step % self.every:
-            return new
+            return state  # nothing changes between updates (and nothing is mutated)
+        new = _copy(state)
         traces = ctx.ntk_traces()
         t = {}
         for k in new["weights"]:

