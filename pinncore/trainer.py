@@ -370,30 +370,7 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
     T = len(names)
 
     if state is not None:
-        params = np.asarray(state["params"])
-        if params.shape != net.params.shape or not np.isfinite(params).all():
-            raise ValueError("resume state parameters do not fit the network or are not finite")
-        net.params[...] = params
-        opt_state = {"m": np.asarray(state["optimizer"]["m"], dtype=net.dtype).copy(),
-                     "v": np.asarray(state["optimizer"]["v"], dtype=net.dtype).copy(),
-                     "step": int(state["optimizer"]["step"])}
-        w_state = state["weighting"]["state"]
-        try:  # a hand-made weighting state must at least produce valid weights
-            lam0 = scheme.weights(w_state)
-            pw0 = scheme.point_weights(w_state)
-            if set(lam0) != set(names) or not all(math.isfinite(float(v)) and float(v) >= 0 for v in lam0.values()):
-                raise ValueError("weights must be finite, >= 0 and name every term")
-            if pw0 is not None:
-                problem._check_point_weights([pw0.get(k) for k in names], problem._data(net.dtype), net.dtype)
-        except Exception as e:  # noqa: BLE001 - any failure here is a malformed file
-            raise ValueError(f"resume state: the {state['weighting']['name']} weighting state is invalid ({e})") from e
-        step0 = int(state["step"])
-        history = History(names, state["history"])
-        # The saved run's closing row (at a step that is not a log step) belongs to that run's
-        # end, not to the continued run: drop it so k + k steps log exactly like 2k steps.
-        if len(history) and history.columns["step"][-1] == step0 and step0 % log_every != 0:
-            for col in history.columns.values():
-                col.pop()
+        opt_state, w_state, step0, history = _restore(state, problem, net, scheme, log_every)
     else:
         opt_state = adam.init(net.params)
         w_state = scheme.init(problem)
@@ -409,7 +386,6 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
     prev = params.copy()
     status, message = "completed", ""
     step = step0
-    reported = None
 
     def weights_now(ws):
         w = scheme.weights(ws)
@@ -533,6 +509,33 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
         print(message, flush=True)
     return TrainResult(net=net, history=history, rel_l2=rel, wall_time=time.perf_counter() - t_start,
                        weights=final_w, status=status, message=message, step=step, state=snapshot())
+
+
+def _restore(state, problem, net, scheme, log_every):
+    """Load a checked state into ``net``: returns (optimizer state, weighting state, step, history)."""
+    names = problem.term_names
+    net.params[...] = state["params"]
+    opt_state = {"m": np.asarray(state["optimizer"]["m"], dtype=net.dtype).copy(),
+                 "v": np.asarray(state["optimizer"]["v"], dtype=net.dtype).copy(),
+                 "step": int(state["optimizer"]["step"])}
+    w_state = state["weighting"]["state"]
+    try:  # a hand-made weighting state must at least produce valid weights
+        lam0 = scheme.weights(w_state)
+        pw0 = scheme.point_weights(w_state)
+        if set(lam0) != set(names) or not all(math.isfinite(float(v)) and float(v) >= 0 for v in lam0.values()):
+            raise ValueError("weights must be finite, >= 0 and name every term")
+        if pw0 is not None:
+            problem._check_point_weights([pw0.get(k) for k in names], problem._data(net.dtype), net.dtype)
+    except Exception as e:  # noqa: BLE001 - any failure here is a malformed file
+        raise ValueError(f"resume state: the {state['weighting']['name']} weighting state is invalid ({e})") from e
+    step0 = int(state["step"])
+    history = History(names, state["history"])
+    # The saved run's closing row (at a step that is not a log step) belongs to that run's
+    # end, not to the continued run: drop it so k + k steps log exactly like 2k steps.
+    if len(history) and history.columns["step"][-1] == step0 and step0 % log_every != 0:
+        for col in history.columns.values():
+            col.pop()
+    return opt_state, w_state, step0, history
 
 
 def _lbfgs_stage(problem, net, evaluate, lam, pw, iters, log_every, step, log, intr, callback):
