@@ -13,7 +13,10 @@ one file per idea:
     trainer      pc.train, History, TrainResult
     diagnostics  pc.diagnose, LossBalanceWarning
     io           versioned, checksummed, atomic files (no pickle)
-    cli          the `pinncore` command
+    cli          the `pinncore` command (demo, train, diagnose, problems, bench)
+    plotting     figures (the only module that imports matplotlib, and only when called)
+
+The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, adam.hpp, bindings.cpp).
 """
 from . import problems
 from .diagnostics import Diagnosis, LossBalanceWarning, diagnose
