@@ -68,8 +68,14 @@ class History:
 
     def __getitem__(self, key):
         """A column as an array (``h["pde_loss"]``); a quantity for every term as a dict
-        (``h["loss"] -> {"pde": array, ...}``); or every quantity of one term
-        (``h["pde"] -> {"loss": array, "grad_norm": array, "weight": array}``)."""
+        (``h["loss"] -> {"pde": array, ...}``); every quantity of one term
+        (``h["pde"] -> {"loss": array, "grad_norm": array, "weight": array}``); or a row as a
+        dict (``h[-1]``; iterating over a History yields its rows)."""
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            n = len(self)
+            if not -n <= key < n:
+                raise IndexError(f"history row {key} out of range ({n} rows)")
+            return {k: col[key] for k, col in self.columns.items()}
         if key in self._PER_TERM and key not in self.columns:
             return {t: self[f"{t}_{key}"] for t in self.terms}
         if key in self.terms and key not in self.columns:
@@ -97,6 +103,9 @@ class History:
     @property
     def steps(self):
         return self["step"].astype(np.int64)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
     def __contains__(self, key):
         return key in self.columns

@@ -241,5 +241,9 @@ def test_history_access_by_term_and_quantity():
     np.testing.assert_array_equal(h["grad_norm"]["ic"], h["ic_grad_norm"])
     np.testing.assert_array_equal(h["ic"]["weight"], h["ic_weight"])
     assert h.steps.tolist() == [0, 10, 20] and len(h) == 3
+    assert h[-1]["step"] == 20 and h[0]["ic_weight"] == 100.0
+    assert [row["step"] for row in h] == [0, 10, 20]
+    with pytest.raises(IndexError):
+        h[3]
     with pytest.raises(KeyError, match="columns"):
         h["nope"]
