@@ -468,7 +468,8 @@ class Field(Expr):
 
     It is an :class:`Expr` (so ``u * u.x`` works) that additionally exposes input
     derivatives: ``u.t``, ``u.xx``, ``u.tx`` (attributes made of single-letter input names),
-    ``u.d("x1", "x2")`` for any names, ``u.d()`` for the value itself.
+    ``u.d("x1", "x2")`` for any names, ``u.d()`` for the value itself. (An input named ``d``:
+    ``u.d`` is this method, so write its first derivative as ``u.d("d")``; ``u.dd`` works.)
     """
 
     __slots__ = ("_inputs", "_label", "_order")
