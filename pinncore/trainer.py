@@ -227,8 +227,9 @@ def check_state(state):
     except (TypeError, ValueError) as e:
         bad(f"optimizer config: {e}")
     w = state["weighting"]
-    if not (isinstance(w, dict) and isinstance(w.get("name"), str) and isinstance(w.get("state"), dict)):
-        bad("weighting must hold a scheme 'name' and its 'state' dict")
+    if not (isinstance(w, dict) and isinstance(w.get("name"), str) and isinstance(w.get("state"), dict)
+            and isinstance(w.get("config", {}), dict)):
+        bad("weighting must hold a scheme 'name', its 'config' dict and its 'state' dict")
     h = state["history"]
     if not (isinstance(h, dict) and all(isinstance(c, list) for c in h.values())):
         bad("history must be a dict of column lists")
@@ -311,8 +312,7 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
     verbose : print one line per log step. warn : issue ``LossBalanceWarning`` at step 0.
     resume : a path or state dict from ``TrainResult.save``: continue from it (parameters,
         optimizer moments, weighting state, step and history; the saved optimizer settings win).
-        Pass the same ``weighting`` object as the saved run: with None the scheme is rebuilt by
-        name with its default hyper-parameters (its state, not its settings, is in the file).
+        With ``weighting=None`` the saved scheme is rebuilt with its saved settings.
     checkpoint, checkpoint_every : save the state to ``checkpoint`` every that many steps.
 
     >>> import pinncore as pc
@@ -363,8 +363,11 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
                              f"net is {net.layers} ({net.dtype})")
         if list(state["terms"]) != problem.term_names:
             raise ValueError(f"resume state has terms {state['terms']}, the problem has {problem.term_names}")
-        if weighting is None:
-            scheme = _weighting.get(state["weighting"]["name"])
+        if weighting is None:  # rebuild the saved scheme with its saved settings
+            try:
+                scheme = _weighting.get(state["weighting"]["name"], **state["weighting"].get("config", {}))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"resume state: cannot rebuild the weighting scheme ({e})") from e
         elif type(scheme).__name__ != state["weighting"]["name"]:
             raise ValueError(f"resume state used weighting {state['weighting']['name']}, got {type(scheme).__name__}")
         if not isinstance(optimizer, Adam):
@@ -438,7 +441,7 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
                 "terms": list(names), "params": params.copy(), "step": step,
                 "optimizer": {"name": "adam", "config": adam.config(), "m": opt_state["m"].copy(),
                               "v": opt_state["v"].copy(), "step": int(opt_state["step"])},
-                "weighting": {"name": type(scheme).__name__, "state": w_state},
+                "weighting": {"name": type(scheme).__name__, "config": scheme.config(), "state": w_state},
                 "history": history.to_dict()}
 
     evaluate = problem._step_function(net)

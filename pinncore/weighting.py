@@ -184,6 +184,11 @@ class Weighting:
         """{term: (N_a,) float64 per-point weights} or None (no per-point weights)."""
         return None
 
+    def config(self) -> dict:
+        """The constructor arguments (JSON-like), so ``type(self)(**config)`` rebuilds the scheme;
+        saved with the training state so that a resumed run uses the same settings."""
+        return {}
+
     def update(self, state, step: int, ctx: Context) -> dict:
         """New state after seeing ``ctx`` at ``step`` (counted from 0). Never mutates ``state``;
         a scheme whose state cannot change may return it as is. Default: an unchanged copy."""
@@ -244,6 +249,9 @@ class Fixed(Weighting):
     def update(self, state, step, ctx):
         """Constant weights: the state is returned as is (not copied, never mutated)."""
         return state
+
+    def config(self):
+        return {"weights": dict(self.fixed)}
 
 
 # ------------------------------------------------------------------------------ GradNorm
@@ -323,6 +331,10 @@ class GradNorm(Weighting):
         if self.max_weight < 1.0:
             raise ValueError(f"max_weight must be >= 1, got {max_weight!r}")
         self.weights_only = (mode != "paper") if weights_only is None else bool(weights_only)
+
+    def config(self):
+        return {"alpha": self.alpha, "every": self.every, "reference": self.reference, "mode": self.mode,
+                "max_weight": self.max_weight, "weights_only": self.weights_only}
 
     def init(self, problem):
         ref = self.reference
@@ -435,6 +447,9 @@ class NTK(Weighting):
         if self.alpha == 0.0:
             raise ValueError("alpha must be None or in (0, 1], got 0")
 
+    def config(self):
+        return {"every": self.every, "normalize": self.normalize, "alpha": self.alpha}
+
     def init(self, problem):
         return {"weights": {k: 1.0 for k in problem.term_names},
                 "n_points": {k: int(problem.n_points[k]) for k in problem.term_names},
@@ -533,6 +548,11 @@ class SelfAdaptive(Weighting):
                 raise ValueError(f"{what} must be in [0, 1), got {b!r}")
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.eps = _positive(eps, "eps")
+
+    def config(self):
+        init = dict(self.init_value) if isinstance(self.init_value, dict) else self.init_value
+        return {"lr": self.lr, "mask": self.mask, "init": init, "terms": self.terms, "beta1": self.beta1,
+                "beta2": self.beta2, "eps": self.eps}
 
     def init(self, problem):
         adapted = problem.term_names if self.terms is None else self.terms
@@ -633,6 +653,9 @@ class ReLoBRaLo(Weighting):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.seed = int(seed)
+
+    def config(self):
+        return {"alpha": self.alpha, "temperature": self.temperature, "rho": self.rho, "seed": self.seed}
 
     def init(self, problem):
         names = problem.term_names

@@ -247,3 +247,17 @@ def test_history_access_by_term_and_quantity():
         h[3]
     with pytest.raises(KeyError, match="columns"):
         h["nope"]
+
+
+@pytest.mark.parametrize("scheme", [pc.NTK(every=7, alpha=0.5), pc.GradNorm(alpha=0.3, every=5, mode="released"),
+                                    pc.SelfAdaptive(lr=0.01, mask="square", init={"ic": 10.0}),
+                                    pc.ReLoBRaLo(temperature=0.5, seed=3), pc.Fixed({"ic": 7.0})],
+                         ids=lambda s: type(s).__name__)
+def test_resume_without_weighting_rebuilds_the_saved_settings(tmp_path, scheme):
+    p = pc.problems.harmonic()
+    straight = fit(scheme, steps=60, problem=p)
+    first = fit(scheme, steps=30, problem=p)
+    first.save(tmp_path / "s.pcs")
+    assert pc.load_state(tmp_path / "s.pcs")["weighting"]["config"] == scheme.config()
+    second = pc.train(p, steps=30, resume=str(tmp_path / "s.pcs"), warn=False)   # weighting=None
+    np.testing.assert_array_equal(second.net.params, straight.net.params)
