@@ -181,7 +181,22 @@ def init_params(layers, dtype):
 
 
 # ----------------------------------------------------------------------------- implementations
-class PinncoreStep:
+class _Step:
+    """One implementation of the training step: ``step() -> (losses, grads)``, ``params()`` as
+    float64, ``sync()`` to wait for asynchronous work, ``set_threads(n)``."""
+    name = "?"
+
+    def sync(self):
+        pass
+
+    def params(self):
+        return self.net.params.astype(np.float64)
+
+    def set_threads(self, n):
+        pass
+
+
+class PinncoreStep(_Step):
     name = "pinncore"
 
     def __init__(self, case, problem, p0, dtype):
@@ -197,17 +212,11 @@ class PinncoreStep:
         self.adam.update(self.net.params, G, self.lam, self.state)
         return L, G
 
-    def sync(self):
-        pass
-
-    def params(self):
-        return self.net.params.astype(np.float64)
-
     def set_threads(self, n):
         pc.set_num_threads(n)
 
 
-class NumpyStep:
+class NumpyStep(_Step):
     """The NumPy reference backend (pinncore.reference) with a plain in-place NumPy Adam."""
     name = "numpy"
 
@@ -235,17 +244,10 @@ class NumpyStep:
         self.net.params[...] -= (LR / (1 - B1 ** self.t)) * m / tmp
         return L, G
 
-    def sync(self):
-        pass
-
-    def params(self):
-        return self.net.params.astype(np.float64)
-
-    def set_threads(self, n):
-        pass  # BLAS threads are set by the caller through threadpoolctl
+    # set_threads: BLAS threads are set by the caller through threadpoolctl
 
 
-class TorchStep:
+class TorchStep(_Step):
     """PyTorch CPU: the usual nested-autograd PINN (torch.autograd.grad, create_graph=True),
     one autograd.grad per term, torch.optim.Adam."""
     name = "torch"
@@ -306,9 +308,6 @@ class TorchStep:
         self.opt.step()
         return Ls, Gs
 
-    def sync(self):
-        pass
-
     def flat(self, Ls, Gs):
         L = np.array([Ls[k].item() for k in self.names])
         G = np.array([np.concatenate([g.detach().numpy().ravel() for g in Gt]) for Gt in Gs])
@@ -321,7 +320,7 @@ class TorchStep:
         torch.set_num_threads(n)
 
 
-class JaxStep:
+class JaxStep(_Step):
     """JAX CPU: the whole step (every term's value_and_grad + Adam) under one jax.jit; input
     derivatives by nested forward mode (jax.jvp)."""
     name = "jax"
@@ -417,9 +416,6 @@ class JaxStep:
 
     def params(self):
         return np.concatenate([np.asarray(a).ravel() for Wb in self.p for a in Wb]).astype(np.float64)
-
-    def set_threads(self, n):
-        pass
 
 
 def as_flat(impl, out):

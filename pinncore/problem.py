@@ -348,8 +348,10 @@ class Problem:
             return step
         return lambda point_weights, residuals: self.value_and_grad(net, None, point_weights, residuals)
 
-    def _fallback_jets(self, be, p, a, td, net):
-        lw = self._lowered[a]
+    @staticmethod
+    def _table_jets(lw, be, p, td):
+        """Kernel forward at a term's points: the output jets J (S, N, m) and the values of the
+        table's variables Jv (V, N) in float64, for ``Table.evaluate``."""
         J = be.jets(p, td)
         Jv = np.stack([J[s, :, o] for s, o in zip(lw.var_stream, lw.var_out)]).astype(np.float64) \
             if lw.var_stream else np.zeros((0, lw.n))
@@ -358,7 +360,7 @@ class Problem:
     def _fallback(self, be, p, a, td, w, net):
         """Non-polynomial residual: kernel forward, NumPy residual with exact ∂r/∂J, kernel backward."""
         lw = self._lowered[a]
-        J, Jv = self._fallback_jets(be, p, a, td, net)
+        J, Jv = self._table_jets(lw, be, p, td)
         r, dr = lw.table.evaluate(Jv)
         n = max(lw.n, 1)
         wv = np.ones(lw.n) if w is None else np.asarray(w, dtype=np.float64)
@@ -422,7 +424,7 @@ class Problem:
             if a in poly:
                 continue
             lw = self._lowered[a]
-            J, Jv = self._fallback_jets(be, p, a, data[a], net)
+            J, Jv = self._table_jets(lw, be, p, data[a])
             _, dr = lw.table.evaluate(Jv)
             total = np.zeros(lw.n, dtype=net.dtype)
             for c in range(lw.table.n_components):
@@ -476,13 +478,12 @@ class Problem:
             lw = self._lower("predict", x, lambda xx, *u: list(u))
             if len(self._predict_cache) >= 8:
                 self._predict_cache.pop(next(iter(self._predict_cache)))
-            self._predict_cache[key] = (lw, self._termdata(lw, x, np.float64))
-        lw, td = self._predict_cache[key]
+            self._predict_cache[key] = (lw, {})
+        lw, by_dtype = self._predict_cache[key]
+        if net.dtype.char not in by_dtype:
+            by_dtype[net.dtype.char] = self._termdata(lw, x, net.dtype)
         p = net.check_params(params) if params is not None else net.params
-        tdn = td if net.dtype == np.float64 else self._termdata(lw, x, net.dtype)
-        J = net.backend.jets(p, tdn)
-        Jv = np.stack([J[s, :, o] for s, o in zip(lw.var_stream, lw.var_out)]).astype(np.float64) \
-            if lw.var_stream else np.zeros((0, lw.n))
+        _, Jv = self._table_jets(lw, net.backend, p, by_dtype[net.dtype.char])
         r, _ = lw.table.evaluate(Jv)
         return r.T.copy()
 

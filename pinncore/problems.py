@@ -125,6 +125,18 @@ def harmonic(omega=2 * PI, n_collocation=50, hard_constraint=False):
     )
 
 
+def _space_time_points(seed, t_max, x_lo, x_hi, n_pde, n_ic, n_bc):
+    """Uniform (t, x) points of a 1-D evolution problem, drawn in a fixed order from
+    ``default_rng(seed)``: interior, initial line t = 0, and the two walls (first half at
+    x_lo, the rest at x_hi). Returns (pde, ic, bc) arrays with columns (t, x)."""
+    rng = np.random.default_rng(seed)
+    n_pde, n_ic, n_bc = int(n_pde), int(n_ic), int(n_bc)
+    pde = np.column_stack([rng.uniform(0.0, t_max, n_pde), rng.uniform(x_lo, x_hi, n_pde)])
+    ic = np.column_stack([np.zeros(n_ic), rng.uniform(x_lo, x_hi, n_ic)])
+    bc = np.column_stack([rng.uniform(0.0, t_max, n_bc), np.where(np.arange(n_bc) < n_bc // 2, x_lo, x_hi)])
+    return pde, ic, bc
+
+
 # ----------------------------------------------------------------------------- 2. Burgers
 
 _MAX_CHUNK_ELEMS = 1 << 21  # points x nodes per block (bounds the temporaries to ~16 MB)
@@ -244,14 +256,7 @@ def burgers(nu=0.01 / PI, n_collocation=2048, n_ic=256, n_bc=256, seed=0):
     Problem, Term = _lazy_api()
     sin = _lazy_sin()
     nu = float(nu)
-    rng = np.random.default_rng(seed)
-    n_collocation, n_ic, n_bc = int(n_collocation), int(n_ic), int(n_bc)
-    pde = np.column_stack([rng.uniform(0.0, 1.0, n_collocation),
-                           rng.uniform(-1.0, 1.0, n_collocation)])
-    ic = np.column_stack([np.zeros(n_ic), rng.uniform(-1.0, 1.0, n_ic)])
-    half = n_bc // 2
-    bc = np.column_stack([rng.uniform(0.0, 1.0, n_bc),
-                          np.where(np.arange(n_bc) < half, -1.0, 1.0)])
+    pde, ic, bc = _space_time_points(seed, 1.0, -1.0, 1.0, n_collocation, n_ic, n_bc)
     tt, xx = np.meshgrid(np.linspace(0.0, 1.0, 100), np.linspace(-1.0, 1.0, 256), indexing="ij")
     test = np.column_stack([tt.ravel(), xx.ravel()])
     return Problem(
@@ -296,12 +301,7 @@ def heat1d(kappa=0.1, t_max=1.0, n_collocation=1000, n_ic=128, n_bc=128, seed=0)
     Problem, Term = _lazy_api()
     sin = _lazy_sin()
     kappa, t_max = float(kappa), float(t_max)
-    rng = np.random.default_rng(seed)
-    n_collocation, n_ic, n_bc = int(n_collocation), int(n_ic), int(n_bc)
-    pde = np.column_stack([rng.uniform(0.0, t_max, n_collocation), rng.uniform(0.0, 1.0, n_collocation)])
-    ic = np.column_stack([np.zeros(n_ic), rng.uniform(0.0, 1.0, n_ic)])
-    bc = np.column_stack([rng.uniform(0.0, t_max, n_bc),
-                          np.where(np.arange(n_bc) < n_bc // 2, 0.0, 1.0)])
+    pde, ic, bc = _space_time_points(seed, t_max, 0.0, 1.0, n_collocation, n_ic, n_bc)
     return Problem(
         inputs=["t", "x"],
         outputs=["u"],
@@ -351,12 +351,7 @@ def wave1d(c=2.0, n_collocation=2000, n_ic=256, n_bc=256, seed=0):
     sin = _lazy_sin()
     c = float(c)
     c2 = c * c
-    rng = np.random.default_rng(seed)
-    n_collocation, n_ic, n_bc = int(n_collocation), int(n_ic), int(n_bc)
-    pde = np.column_stack([rng.uniform(0.0, 1.0, n_collocation), rng.uniform(0.0, 1.0, n_collocation)])
-    ic = np.column_stack([np.zeros(n_ic), rng.uniform(0.0, 1.0, n_ic)])
-    bc = np.column_stack([rng.uniform(0.0, 1.0, n_bc),
-                          np.where(np.arange(n_bc) < n_bc // 2, 0.0, 1.0)])
+    pde, ic, bc = _space_time_points(seed, 1.0, 0.0, 1.0, n_collocation, n_ic, n_bc)
     return Problem(
         inputs=["t", "x"],
         outputs=["u"],

@@ -409,11 +409,8 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
             return None
         return [None if pw.get(k) is None else np.ascontiguousarray(pw[k], dtype=net.dtype) for k in names]
 
-    def unweighted(L, R):
-        if R is None:
-            return L
-        return np.array([float(sum(np.mean(np.asarray(rc, dtype=np.float64) ** 2) for rc in r)) if r.size else 0.0
-                         for r in R])
+    def unweighted(L, R):  # with per-point weights the kernel's L is weighted; R gives L_a itself
+        return L if R is None else _weighting.unweighted_losses(R)
 
     def log(step, L, G, lam, phase, R=None):
         Lu = unweighted(L, R)

@@ -46,11 +46,22 @@ import numpy as np
 
 __all__ = [
     "Weighting", "Context", "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo",
-    "get", "default", "weight_mask",
+    "get", "default", "weight_mask", "unweighted_losses",
 ]
 
 
 # ------------------------------------------------------------------------------ helpers
+
+def unweighted_losses(residuals):
+    """L_a = Σ_c mean_i r_c,i² for each term's (C_a, N_a) residual array (0 for no points):
+    the losses a scheme sees even when per-point weights change what is optimised.
+
+    >>> unweighted_losses([np.array([[1.0, 3.0]]), np.zeros((2, 0))]).tolist()
+    [5.0, 0.0]
+    """
+    return np.array([float(np.sum(np.mean(np.asarray(r, dtype=np.float64) ** 2, axis=1))) if r.size else 0.0
+                     for r in residuals])
+
 
 def weight_mask(net_or_layers):
     """Boolean mask over the flat parameter vector: True on weight-matrix entries.
@@ -152,7 +163,7 @@ class Context:
         L, G, R = problem.value_and_grad(net, point_weights=pw, residuals=want_res)
         res = dict(zip(names, (np.asarray(r, dtype=np.float64) for r in R))) if want_res else None
         if pw is not None:   # unweighted losses from the residuals
-            losses = {k: float(np.sum(np.mean(res[k] ** 2, axis=1))) if res[k].size else 0.0 for k in names}
+            losses = dict(zip(names, unweighted_losses(R).tolist()))
         else:
             losses = {k: float(v) for k, v in zip(names, L)}
         return cls(losses=losses, grads={k: G[a] for a, k in enumerate(names)}, weight_mask=weight_mask(net),
