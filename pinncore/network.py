@@ -16,44 +16,19 @@ Example
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import backend as _kernel
 from . import reference
+from .backend import get_num_threads, set_num_threads
 
 __all__ = ["MLP", "Jet", "TermData", "set_num_threads", "get_num_threads", "check_points", "parse_derivs"]
 
 _DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 MLP_KIND = "pinncore.mlp"
 MAX_PARAMS = 100_000_000
-_threads = {"n": 1}
-_lock = threading.Lock()
-
-
-def set_num_threads(n):
-    """Threads the compiled kernel may use per call (points are split in fixed ranges, so
-    results are identical run to run for a given count).
-
-    >>> import pinncore as pc
-    >>> pc.set_num_threads(1); pc.get_num_threads()
-    1
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    with _lock:
-        _threads["n"] = int(n)
-
-
-def get_num_threads():
-    """The thread count set by ``set_num_threads`` (default 1).
-
-    >>> import pinncore as pc
-    >>> pc.get_num_threads() >= 1
-    True
-    """
-    return _threads["n"]
 
 
 def check_points(x, d, name="x", dtype=np.float64):
@@ -181,43 +156,11 @@ class TermData:
         return 1 + len(self.first) + len(self.pairs)
 
     def compiled(self, dtype):
-        """The ``_core.Term`` twin, built once per dtype (the points are copied in)."""
+        """The compiled twin, built once per dtype (``backend.compile_term``)."""
         key = np.dtype(dtype).char
         if key not in self._compiled:
-            from . import _core
-            cls = _core.Term64 if key == "d" else _core.Term32
-            self._compiled[key] = cls(
-                np.ascontiguousarray(self.xhat), np.ascontiguousarray(self.scale),
-                np.asarray(self.first, np.int32), np.asarray(self.pairs, np.int32).reshape(-1, 2),
-                int(self.components), np.asarray(self.comp, np.int32), np.asarray(self.fac_off, np.int32),
-                np.asarray(self.fac_stream, np.int32), np.asarray(self.fac_out, np.int32),
-                np.ascontiguousarray(self.coef, dtype=dtype))
+            self._compiled[key] = _kernel.compile_term(self, dtype)
         return self._compiled[key]
-
-
-class CppBackend:
-    """The compiled kernel (``pinncore._core``). Holds a workspace; calls are serialised per
-    backend object inside C++ and run with the GIL released."""
-
-    name = "cpp"
-
-    def __init__(self, widths, dtype):
-        from . import _core
-        self.dtype = np.dtype(dtype)
-        self.model = (_core.Model64 if self.dtype == np.float64 else _core.Model32)(list(widths))
-
-    def jets(self, params, term):
-        return self.model.jets(params, term.compiled(self.dtype), get_num_threads())
-
-    def vjp(self, params, term, adjoint, want_norms=False):
-        return self.model.vjp(params, term.compiled(self.dtype), adjoint, want_norms, get_num_threads())
-
-    def losses_grads(self, params, terms, point_weights, want_residuals=False):
-        return self.model.losses_grads(params, [t.compiled(self.dtype) for t in terms], list(point_weights),
-                                       want_residuals, get_num_threads())
-
-    def ntk_norms(self, params, terms):
-        return self.model.ntk_norms(params, [t.compiled(self.dtype) for t in terms], get_num_threads())
 
 
 @dataclass
@@ -318,7 +261,7 @@ class MLP:
     @property
     def backend(self):
         if self._backend is None:
-            cls = CppBackend if self.backend_name == "cpp" else reference.NumpyBackend
+            cls = _kernel.CppBackend if self.backend_name == "cpp" else reference.NumpyBackend
             self._backend = cls(self.layers, self.dtype)
         return self._backend
 

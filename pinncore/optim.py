@@ -2,7 +2,7 @@
 
 Adam follows optax's shape: ``init(params) -> state`` and ``update(params, grads, weights,
 state) -> state`` with the state an explicit dict ({"m", "v", "step"}) that saves without
-pickle. The update is one compiled pass (``_core.adam_step``) that also forms the weighted
+pickle. The update is one compiled pass (``backend.adam_step``) that also forms the weighted
 sum g = Σ_a λ_a ∇L_a of the per-term gradients, so a step allocates nothing and costs a
 few microseconds of Python at the seed size.
 
@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from . import _core
+from . import backend
 
 __all__ = ["Adam", "adam_reference", "lbfgs"]
 
@@ -67,7 +67,7 @@ class Adam:
         params (P,), grads (T, P) of the params' dtype, weights (T,) float64. Returns the
         state (its arrays are updated in place; ``step`` is incremented)."""
         t = state["step"] + 1
-        _core.adam_step(params, grads, weights, state["m"], state["v"], self.learning_rate(t - 1),
+        backend.adam_step(params, grads, weights, state["m"], state["v"], self.learning_rate(t - 1),
                         self.b1, self.b2, self.eps, t)
         state["step"] = t
         return state

@@ -334,18 +334,10 @@ class Problem:
         """``f(point_weights, residuals) -> (losses, grads, res)`` at ``net.params`` (which the
         optimizer updates in place): the trainer's per-step call, with the Python work hoisted
         out — one call into the kernel when every term is polynomial."""
-        from .network import get_num_threads
         self._check_net(net)
         data = self._data(net.dtype)
-        if net.backend_name == "cpp" and all(lw.table.polynomial for lw in self._lowered):
-            model, params = net.backend.model, net.params
-            terms = [t.compiled(net.dtype) for t in data]
-            ones = [None] * len(terms)
-
-            def step(point_weights, residuals):
-                return model.losses_grads(params, terms, ones if point_weights is None else point_weights,
-                                          residuals, get_num_threads())
-            return step
+        if all(lw.table.polynomial for lw in self._lowered):
+            return net.backend.step_function(net.params, data)
         return lambda point_weights, residuals: self.value_and_grad(net, None, point_weights, residuals)
 
     @staticmethod

@@ -154,7 +154,7 @@ def table_adjoint(term, jets, seed):
 
 
 class NumpyBackend:
-    """The reference backend: same interface as the compiled one (see network.CppBackend)."""
+    """The reference backend: same interface as the compiled one (see backend.CppBackend)."""
 
     name = "numpy"
 
@@ -183,6 +183,11 @@ class NumpyBackend:
             grads[a] = backward(params, self.widths, term, cache, table_adjoint(term, jets, seed))[0]
             residuals.append(r)
         return losses, grads, (residuals if want_residuals else None)
+
+    def step_function(self, params, terms):
+        """``f(point_weights, residuals)`` at ``params`` (updated in place), as ``backend.StepFunction``."""
+        ones = [None] * len(terms)
+        return lambda pw, residuals: self.losses_grads(params, terms, ones if pw is None else pw, residuals)
 
     def ntk_norms(self, params, terms):
         out = []

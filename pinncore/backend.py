@@ -1,0 +1,134 @@
+"""The one boundary to the compiled kernel: the only module that imports ``pinncore._core``.
+
+It owns the kernel's thread count, the compiled twins of the term data (``compile_term``),
+the compiled backend of a network (``CppBackend``: jets, vector-Jacobian products, fused
+losses and gradients, per-point NTK norms) and the fused Adam update (``adam_step``).
+Everything above it — the network, the problem, the optimizers, the benchmarks — calls
+these functions; nothing else touches ``_core``. The kernel's maths is docs/design.md §2.
+
+>>> import pinncore.backend as backend
+>>> backend.set_num_threads(1); backend.get_num_threads()
+1
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+try:
+    from . import _core
+except ImportError as _e:  # pragma: no cover - exercised by a subprocess test
+    _here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    raise ImportError(
+        f"pinncore's compiled kernel (pinncore._core) is not built here: Python imported the source tree "
+        f"{_here}. Install the package (`pip install .`, or `pip install -e .` to develop in place) and run "
+        f"from outside the repository root.") from _e
+
+__all__ = ["set_num_threads", "get_num_threads", "compile_term", "CppBackend", "adam_step", "vector_width_bytes"]
+
+_threads = {"n": 1}
+_lock = threading.Lock()
+
+
+def set_num_threads(n):
+    """Threads the compiled kernel may use per call (points are split in fixed ranges, so
+    results are identical run to run for a given count).
+
+    >>> import pinncore as pc
+    >>> pc.set_num_threads(1); pc.get_num_threads()
+    1
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    with _lock:
+        _threads["n"] = int(n)
+
+
+def get_num_threads():
+    """The thread count set by ``set_num_threads`` (default 1).
+
+    >>> import pinncore as pc
+    >>> pc.get_num_threads() >= 1
+    True
+    """
+    return _threads["n"]
+
+
+def compile_term(term, dtype):
+    """The ``_core.Term`` twin of a ``network.TermData`` in ``dtype`` (the points are copied in).
+
+    >>> import numpy as np
+    >>> from pinncore.network import TermData
+    >>> td = TermData.build(np.zeros((3, 1)), [1.0], [0.0], [], [], np.float64)
+    >>> type(compile_term(td, np.float64)).__name__
+    'Term64'
+    """
+    cls = _core.Term64 if np.dtype(dtype) == np.float64 else _core.Term32
+    return cls(np.ascontiguousarray(term.xhat, dtype=dtype), np.ascontiguousarray(term.scale, dtype=dtype),
+               np.asarray(term.first, np.int32), np.asarray(term.pairs, np.int32).reshape(-1, 2),
+               int(term.components), np.asarray(term.comp, np.int32), np.asarray(term.fac_off, np.int32),
+               np.asarray(term.fac_stream, np.int32), np.asarray(term.fac_out, np.int32),
+               np.ascontiguousarray(term.coef, dtype=dtype))
+
+
+class CppBackend:
+    """The compiled kernel for one network shape and dtype. Holds a workspace; calls are
+    serialised per backend object inside C++ and run with the GIL released.
+
+    >>> import numpy as np
+    >>> from pinncore.network import TermData
+    >>> be = CppBackend([1, 4, 1], np.float64)
+    >>> td = TermData.build(np.zeros((2, 1)), [1.0], [0.0], [], [], np.float64)
+    >>> be.jets(np.zeros(13), td).shape
+    (1, 2, 1)
+    """
+
+    name = "cpp"
+
+    def __init__(self, widths, dtype):
+        self.dtype = np.dtype(dtype)
+        self.model = (_core.Model64 if self.dtype == np.float64 else _core.Model32)(list(widths))
+
+    def jets(self, params, term):
+        return self.model.jets(params, term.compiled(self.dtype), get_num_threads())
+
+    def vjp(self, params, term, adjoint, want_norms=False):
+        return self.model.vjp(params, term.compiled(self.dtype), adjoint, want_norms, get_num_threads())
+
+    def losses_grads(self, params, terms, point_weights, want_residuals=False):
+        return self.model.losses_grads(params, [t.compiled(self.dtype) for t in terms], list(point_weights),
+                                       want_residuals, get_num_threads())
+
+    def ntk_norms(self, params, terms):
+        return self.model.ntk_norms(params, [t.compiled(self.dtype) for t in terms], get_num_threads())
+
+    def step_function(self, params, terms):
+        """A ``StepFunction`` over ``params`` (updated in place by the optimizer) and ``terms``."""
+        return StepFunction(self.model, params, [t.compiled(self.dtype) for t in terms])
+
+
+class StepFunction:
+    """``f(point_weights, residuals) -> (losses, grads, res)`` at fixed ``params`` storage: the
+    trainer's per-step call with every conversion hoisted out (one call into the kernel)."""
+
+    __slots__ = ("model", "params", "terms", "ones")
+
+    def __init__(self, model, params, terms):
+        self.model, self.params, self.terms = model, params, terms
+        self.ones = [None] * len(terms)
+
+    def __call__(self, point_weights, residuals):
+        return self.model.losses_grads(self.params, self.terms, self.ones if point_weights is None else point_weights,
+                                       residuals, _threads["n"])
+
+
+def adam_step(params, grads, weights, m, v, lr, b1, b2, eps, t):
+    """The fused Adam update in place (see ``optim.Adam.update``): g = Σ_a weights[a] grads[a]."""
+    _core.adam_step(params, grads, weights, m, v, lr, b1, b2, eps, t)
+
+
+def vector_width_bytes():
+    """The SIMD register width the kernel was built for (bytes)."""
+    return int(_core.vector_width_bytes())
