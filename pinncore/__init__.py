@@ -4,6 +4,7 @@ The public names (DESIGN.md §4) live here; everything else is an implementation
 one file per idea:
 
     network      pc.MLP, jets, and the narrow boundary to the compiled kernel (pinncore._core)
+    embedding    pc.FourierFeatures, pc.Periodic (input embeddings), the architecture spec/layout
     reference    the NumPy twin of the kernel (backend="numpy"), the test oracle
     residual     the residual tracer: Python functions -> polynomial tables over jets
     problem      pc.Problem / pc.Term: per-term losses, gradients, NTK traces, errors
@@ -19,6 +20,7 @@ one file per idea:
 The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, adam.hpp, bindings.cpp).
 """
 from . import problems
+from .embedding import FourierFeatures, Periodic
 from .diagnostics import Diagnosis, LossBalanceWarning, diagnose
 from .network import MLP, Jet, get_num_threads, set_num_threads
 from .optim import Adam
@@ -35,4 +37,5 @@ __all__ = [
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
     "sin", "cos", "exp", "tanh", "log", "sqrt",
+    "FourierFeatures", "Periodic",
 ]

@@ -2,7 +2,7 @@
 
 It owns the kernel's thread count, the compiled twins of the term data (``compile_term``),
 the compiled backend of a network (``CppBackend``: jets, vector-Jacobian products, fused
-losses and gradients, per-point NTK norms) and the fused Adam update (``adam_step``).
+losses and gradients, per-point NTK norms; plain, embedded or modified — ``embedding.NetSpec``) and the fused Adam update (``adam_step``).
 Everything above it — the network, the problem, the optimizers, the benchmarks — calls
 these functions; nothing else touches ``_core``. The kernel's maths is docs/design.md §2.
 
@@ -89,7 +89,16 @@ class CppBackend:
 
     def __init__(self, widths, dtype):
         self.dtype = np.dtype(dtype)
-        self.model = (_core.Model64 if self.dtype == np.float64 else _core.Model32)(list(widths))
+        cls = _core.Model64 if self.dtype == np.float64 else _core.Model32
+        spec = getattr(widths, "dense", None) and widths  # an embedding.NetSpec, or a list of widths
+        if spec is None:
+            self.model = cls(list(widths))
+        else:
+            emb = spec.embedding
+            self.model = cls(list(spec.layers), modified=spec.modified,
+                             B=None if emb is None else np.ascontiguousarray(spec.B, dtype=self.dtype),
+                             trainable=bool(emb is not None and emb.trainable),
+                             physical=bool(emb is not None and emb.physical), passthrough=list(spec.passthrough))
 
     def jets(self, params, term):
         return self.model.jets(params, term.compiled(self.dtype), get_num_threads())

@@ -390,7 +390,7 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
         history = History(names)
 
     params = net.params
-    mask = _weighting.weight_mask(net.layers)
+    mask = _weighting.weight_mask(net)
     needs_res = bool(getattr(scheme, "needs_residuals", False))
     has_exact = problem.exact is not None
     t_start = time.perf_counter()

@@ -72,6 +72,8 @@ def weight_mask(net_or_layers):
     >>> weight_mask([1, 2, 1]).astype(int).tolist()
     [1, 1, 0, 0, 1, 1, 0]
     """
+    if hasattr(net_or_layers, "weight_mask"):  # a pc.MLP: its own layout (embedding, modified)
+        return net_or_layers.weight_mask()
     layers = getattr(net_or_layers, "layers", net_or_layers)
     chunks = []
     for n_in, n_out in zip(layers[:-1], layers[1:]):

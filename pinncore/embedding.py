@@ -1,0 +1,305 @@
+"""Input embeddings and the network architecture spec shared by both backends.
+
+A PINN with a plain tanh MLP has a strong spectral bias: it learns sin 4πx and cos 8πt slowly.
+Two input-side remedies live here, as a first layer with exact jets (both backends carry the
+derivative streams through them by the chain rule, docs/design.md §2):
+
+* ``FourierFeatures`` — random Fourier features γ(x̂) = [cos 2πBx̂, sin 2πBx̂] with the rows of
+  B drawn from N(0, σ²) (Tancik et al. 2020; Wang, Wang & Perdikaris 2021, CMAME 384). Several
+  σ give a multi-scale embedding: each scale contributes ``n_features`` rows and the features of
+  all scales are concatenated. B is fixed (stored with the network) or trainable (in params).
+* ``Periodic`` — for each chosen input k with period L_k the harmonics cos(2πjx_k/L_k),
+  sin(2πjx_k/L_k), j = 1..harmonics, in the *physical* input x (the kernel divides x̂ by the
+  input scale dx̂/dx), so u is exactly L-periodic in x_k: periodic boundary conditions hold
+  identically (a hard constraint). The other inputs pass through unchanged.
+
+Both are the same map of a linear phase a = Ω x̂ (no bias, so the second derivatives of a vanish):
+
+    γ = [cos a, sin a, x̂_pass]      ∂γ/∂x_i = [−sin a, cos a] a_i      ∂²γ/∂x_i∂x_j = −[cos a, sin a] a_i a_j
+
+with a_i = Ω[:, i]·scale_i, Ω = 2πB (Fourier) or Ω_{(k,j),k} = 2πj/(L_k scale_k) (Periodic).
+
+``NetSpec`` is what a backend needs to evaluate a network: the input count, the dense widths
+(the first one is the embedding width), the architecture (``"plain"`` or ``"modified"``,
+Wang, Teng & Perdikaris 2021, eq. 2.36–2.38) and the flat parameter layout. Layout — dense layers
+first, exactly as for a plain MLP, so existing offsets stay valid, then the extra blocks:
+
+    W_1 (w_1 × E), b_1, …, W_L (m × w_{L-1}), b_L      the dense chain (E = embedding width, or d)
+    W_u (w × E), b_u, W_v (w × E), b_v                  the two encoders (arch="modified" only)
+    B (M × d)                                           Fourier frequencies (trainable=True only)
+
+Example
+-------
+>>> import numpy as np, pinncore as pc
+>>> net = pc.MLP([2, 16, 1], embedding=pc.FourierFeatures(n_features=8, sigma=2.0, seed=1))
+>>> net.spec.dense, net.n_params
+([16, 16, 1], 289)
+>>> per = pc.MLP([2, 16, 1], embedding=pc.Periodic(inputs={1: 2.0}, harmonics=3))
+>>> x = np.array([[0.3, 0.1]]); bool(np.allclose(per(x), per(x + [0.0, 2.0]), rtol=0, atol=1e-12))
+True
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["FourierFeatures", "Periodic", "NetSpec", "ARCHS", "embedding_from_config"]
+
+ARCHS = ("plain", "modified")
+_MAX_FEATURES = 4096
+
+
+def _positive_int(v, name, hi=None):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 or (hi is not None and v > hi):
+        bound = f" and at most {hi}" if hi is not None else ""
+        raise ValueError(f"{name} must be a positive integer{bound}, got {v!r}")
+    return int(v)
+
+
+def _positive_float(v, name):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    return float(v)
+
+
+class FourierFeatures:
+    """Random Fourier features γ(x̂) = [cos 2πBx̂, sin 2πBx̂] (Tancik et al. 2020).
+
+    Parameters
+    ----------
+    n_features : rows of B per scale (the embedding has 2·n_features·len(sigma) features).
+    sigma : float or sequence of floats, the standard deviation of B's entries; several values
+        give a multi-scale embedding (the rows of each scale are concatenated).
+    seed : int, seeds ``numpy.random.default_rng`` for B (independent of the network's seed).
+    trainable : bool, B is part of ``net.params`` (after every other block) and trained.
+    include_inputs : bool, append the raw inputs x̂ to the features.
+
+    B acts on the network input x̂ (a Problem scales each input to [-1, 1]), so σ is measured in
+    cycles per unit of x̂.
+
+    >>> ff = FourierFeatures(n_features=4, sigma=[1.0, 10.0], seed=0)
+    >>> ff.frequencies(2).shape, ff.width(2)
+    ((8, 2), 16)
+    """
+
+    kind = "fourier"
+    physical = False
+
+    def __init__(self, n_features=64, sigma=1.0, seed=0, trainable=False, include_inputs=False):
+        self.n_features = _positive_int(n_features, "n_features", _MAX_FEATURES)
+        sig = [sigma] if isinstance(sigma, numbers.Real) else sigma
+        if isinstance(sig, (str, bytes)) or not hasattr(sig, "__iter__"):
+            raise TypeError(f"sigma must be a number or a sequence of numbers, got {sigma!r}")
+        sig = list(sig)
+        if not sig:
+            raise ValueError("sigma must not be empty")
+        self.sigma = [_positive_float(s, "sigma") for s in sig]
+        if self.n_features * len(self.sigma) > _MAX_FEATURES:
+            raise ValueError(f"n_features × len(sigma) = {self.n_features * len(self.sigma)} exceeds {_MAX_FEATURES}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.seed = int(seed)
+        for name, v in (("trainable", trainable), ("include_inputs", include_inputs)):
+            if not isinstance(v, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {v!r}")
+        self.trainable, self.include_inputs = bool(trainable), bool(include_inputs)
+
+    def frequencies(self, d):
+        """B (M, d) float64, M = n_features·len(sigma): scale after scale, each N(0, σ²)."""
+        rng = np.random.default_rng(self.seed)
+        return np.concatenate([rng.normal(0.0, s, size=(self.n_features, d)) for s in self.sigma])
+
+    def passthrough(self, d):
+        """Input indices appended raw after the cos/sin features."""
+        return list(range(d)) if self.include_inputs else []
+
+    def width(self, d):
+        """The embedding's output width E."""
+        return 2 * self.n_features * len(self.sigma) + len(self.passthrough(d))
+
+    def check(self, d):
+        """Nothing depends on d beyond its range (checked by the network)."""
+
+    def config(self):
+        return {"kind": self.kind, "n_features": self.n_features, "sigma": list(self.sigma), "seed": self.seed,
+                "trainable": self.trainable, "include_inputs": self.include_inputs}
+
+    def __repr__(self):
+        return (f"FourierFeatures(n_features={self.n_features}, sigma={self.sigma if len(self.sigma) > 1 else self.sigma[0]}, "
+                f"seed={self.seed}, trainable={self.trainable}, include_inputs={self.include_inputs})")
+
+
+class Periodic:
+    """An exactly periodic embedding: u is L_k-periodic in each chosen physical input x_k.
+
+    Parameters
+    ----------
+    inputs : dict {input index: period L > 0}, e.g. {1: 2.0} (input 1, period 2).
+    harmonics : int ≥ 1, the number of harmonics j = 1..harmonics per periodic input.
+
+    The features are cos(2πj x_k/L_k), sin(2πj x_k/L_k) for every periodic input (in index order,
+    j fastest), then the non-periodic inputs x̂ unchanged. The phase uses the physical input
+    x_k = (x̂_k − shift_k)/scale_k up to a constant, so the period is in the problem's units.
+
+    >>> p = Periodic(inputs={0: 1.0}, harmonics=2)
+    >>> p.frequencies(2).tolist(), p.passthrough(2), p.width(2)
+    ([[1.0, 0.0], [2.0, 0.0]], [1], 5)
+    """
+
+    kind = "periodic"
+    physical = True
+    trainable = False
+
+    def __init__(self, inputs, harmonics=1):
+        if not isinstance(inputs, dict) or not inputs:
+            raise TypeError(f"inputs must be a non-empty dict {{input index: period}}, got {inputs!r}")
+        clean = {}
+        for k, L in inputs.items():
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+                raise ValueError(f"inputs: key {k!r} must be a non-negative input index")
+            clean[int(k)] = _positive_float(L, f"inputs[{k}] (the period)")
+        self.inputs = dict(sorted(clean.items()))
+        self.harmonics = _positive_int(harmonics, "harmonics", 256)
+
+    def check(self, d):
+        bad = [k for k in self.inputs if k >= d]
+        if bad:
+            raise ValueError(f"Periodic inputs {bad} out of range: the network has {d} inputs (indices 0..{d - 1})")
+
+    def frequencies(self, d):
+        """B (M, d): row (k, j) has j/L_k in column k (the kernel multiplies by 2π/scale_k)."""
+        rows = []
+        for k, L in self.inputs.items():
+            for j in range(1, self.harmonics + 1):
+                r = np.zeros(d)
+                r[k] = j / L
+                rows.append(r)
+        return np.array(rows, dtype=np.float64).reshape(-1, d)
+
+    def passthrough(self, d):
+        return [k for k in range(d) if k not in self.inputs]
+
+    def width(self, d):
+        return 2 * len(self.inputs) * self.harmonics + len(self.passthrough(d))
+
+    def config(self):
+        return {"kind": self.kind, "inputs": {str(k): v for k, v in self.inputs.items()}, "harmonics": self.harmonics}
+
+    def __repr__(self):
+        return f"Periodic(inputs={self.inputs}, harmonics={self.harmonics})"
+
+
+def embedding_from_config(cfg):
+    """Rebuild an embedding from its ``config()`` (None for None); raise ValueError on bad input.
+
+    >>> embedding_from_config(Periodic({1: 2.0}, 3).config())
+    Periodic(inputs={1: 2.0}, harmonics=3)
+    """
+    if cfg is None:
+        return None
+    if not isinstance(cfg, dict) or cfg.get("kind") not in ("fourier", "periodic"):
+        raise ValueError(f"invalid embedding config {cfg!r}")
+    kw = {k: v for k, v in cfg.items() if k != "kind"}
+    try:
+        if cfg["kind"] == "fourier":
+            return FourierFeatures(**kw)
+        inputs = kw.pop("inputs")
+        if not isinstance(inputs, dict):
+            raise TypeError("inputs must be a dict")
+        return Periodic({int(k): v for k, v in inputs.items()}, **kw)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"invalid embedding config {cfg!r}: {e}") from e
+
+
+class NetSpec:
+    """The architecture both backends evaluate, and the flat parameter layout (module docstring).
+
+    Attributes: ``d`` inputs; ``layers`` (as given, layers[0] = d); ``dense`` the widths of the
+    dense chain with ``dense[0]`` = E (embedding width, or d); ``arch``; ``embedding`` (or None);
+    ``B`` the frequencies (M, d) float64 (or None); ``passthrough``; ``blocks`` a list of
+    (name, offset, shape) over the flat vector; ``n_params``.
+
+    >>> s = NetSpec([1, 4, 4, 1], arch="modified")
+    >>> [(n, o, sh) for n, o, sh in s.blocks][-2:]
+    [('W_v', 46, (4, 1)), ('b_v', 50, (4,))]
+    """
+
+    def __init__(self, layers, arch="plain", embedding=None):
+        self.layers = [int(w) for w in layers]
+        self.d = self.layers[0]
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
+        if embedding is not None and not isinstance(embedding, (FourierFeatures, Periodic)):
+            raise TypeError(f"embedding must be a pc.FourierFeatures, a pc.Periodic or None, got {type(embedding).__name__}")
+        self.arch, self.embedding = arch, embedding
+        hidden = self.layers[1:-1]
+        if arch == "modified":
+            if not hidden:
+                raise ValueError(f"arch='modified' needs at least one hidden layer, got layers {self.layers}")
+            if len(set(hidden)) != 1:
+                raise ValueError(f"arch='modified' needs equal hidden widths (the gates mix U and V), got {hidden}")
+        if embedding is not None:
+            embedding.check(self.d)
+            self.B = np.ascontiguousarray(embedding.frequencies(self.d), dtype=np.float64)
+            self.passthrough = embedding.passthrough(self.d)
+            E = embedding.width(self.d)
+        else:
+            self.B, self.passthrough, E = None, [], self.d
+        self.dense = [E] + self.layers[1:]
+        self.blocks = []
+        off = 0
+        for l, (n_in, n_out) in enumerate(zip(self.dense[:-1], self.dense[1:]), start=1):
+            self.blocks += [(f"W_{l}", off, (n_out, n_in)), (f"b_{l}", off + n_in * n_out, (n_out,))]
+            off += n_in * n_out + n_out
+        if self.modified:
+            w = hidden[0]
+            for name in ("u", "v"):
+                self.blocks += [(f"W_{name}", off, (w, E)), (f"b_{name}", off + w * E, (w,))]
+                off += w * E + w
+        if self.trainable_embedding:
+            self.blocks.append(("B", off, self.B.shape))
+            off += self.B.size
+        self.n_params = off
+
+    @property
+    def modified(self):
+        return self.arch == "modified"
+
+    @property
+    def trainable_embedding(self):
+        return self.embedding is not None and self.embedding.trainable
+
+    @property
+    def plain(self):
+        """True for the seed network (no embedding, plain arch): the original fast paths apply."""
+        return self.embedding is None and not self.modified
+
+    def unpack(self, params):
+        """{name: view} into ``params`` for every block of the layout."""
+        return {name: params[off:off + int(np.prod(shape))].reshape(shape) for name, off, shape in self.blocks}
+
+    def init_params(self, seed):
+        """Xavier-normal weights (std √(2/(fan_in+fan_out))), zero biases, B from the embedding's
+        own seed. The dense chain draws first, so a plain MLP keeps its seed-for-seed values."""
+        rng = np.random.default_rng(seed)
+        out = np.zeros(self.n_params)
+        for name, off, shape in self.blocks:
+            if name.startswith("W_"):
+                n_out, n_in = shape
+                out[off:off + n_out * n_in] = rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=n_out * n_in)
+            elif name == "B":
+                out[off:off + self.B.size] = self.B.ravel()
+        return out
+
+    def weight_mask(self):
+        """True on dense weight-matrix entries (biases and B are False)."""
+        m = np.zeros(self.n_params, dtype=bool)
+        for name, off, shape in self.blocks:
+            if name.startswith("W_"):
+                m[off:off + int(np.prod(shape))] = True
+        return m
+
+    def config(self):
+        """The JSON-able description saved with a network (``MLP.save``, training states)."""
+        return {"arch": self.arch, "embedding": None if self.embedding is None else self.embedding.config()}
