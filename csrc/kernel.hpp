@@ -469,20 +469,21 @@ template <class T> class Model {
         }
     }
 
-    // Z (S*cn rows of op_[j]) = the jets of W_j · input, without the bias. The input is the raw
-    // jet (in == null: (x_hat, scale_k e_k, 0), a broadcast over the d inputs) or stored jets
-    // (S*cn rows of ip_[j]: the embedding, a hidden layer; one matrix product).
-    void dense_forward(const Term<T>& tm, int i0, int cn, int j, const T* in, T* Z) {
+    // Z (S*cn rows of op_[j]) = the jets of W_j · input. The input is the raw jet (in == null:
+    // (x_hat, scale_k e_k, 0), a broadcast over the d inputs, starting from the bias) or stored
+    // jets (S*cn rows of ip_[j]: the embedding, a hidden layer; one matrix product, no bias).
+    // Returns whether the bias is in.
+    bool dense_forward(const Term<T>& tm, int i0, int cn, int j, const T* in, T* Z) {
         const StreamSpec& sp = tm.streams;
         const int F = sp.F(), ld = op_[j], d = tm.d;
         const T* WT = WT_[j].data();
         if (in) {
             gemm<T>(sp.S() * cn, gemm_cols<T>(ow_[j]), iw_[j], in, ip_[j], 1, WT, ld, Z, ld, false);
-            return;
+            return false;
         }
         for (int i = 0; i < cn; ++i) {
             T* z = Z + static_cast<std::size_t>(i) * ld;
-            std::memset(z, 0, sizeof(T) * ld);
+            std::memcpy(z, B_[j].data(), sizeof(T) * ld);
             const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * d;
             for (int k = 0; k < d; ++k) {
                 const T xk = x[k];
@@ -501,6 +502,7 @@ template <class T> class Model {
         }
         if (sp.P() > 0)
             std::memset(Z + static_cast<std::size_t>(1 + F) * cn * ld, 0, sizeof(T) * static_cast<std::size_t>(sp.P()) * cn * ld);
+        return true;
     }
 
     // The jets feeding matrix j: the embedding's (or the raw jet, null) for the first layer and
@@ -521,18 +523,18 @@ template <class T> class Model {
                           w.E.data());
         if (arch_.modified)
             for (int j = L_ + 1; j <= nm_; ++j) {
-                dense_forward(tm, i0, cn, j, input_of(w, j), w.Z[j].data());
-                activate(w, j, sp, cn, B_[j].data());
+                const bool biased = dense_forward(tm, i0, cn, j, input_of(w, j), w.Z[j].data());
+                activate(w, j, sp, cn, biased ? nullptr : B_[j].data());
             }
         for (int l = 1; l <= L_; ++l) {
             T* Z = (l == L_) ? w.out.data() : w.Z[l].data();
-            dense_forward(tm, i0, cn, l, input_of(w, l), Z);
+            const bool biased = dense_forward(tm, i0, cn, l, input_of(w, l), Z);
             if (l < L_) {
-                activate(w, l, sp, cn, B_[l].data());
+                activate(w, l, sp, cn, biased ? nullptr : B_[l].data());
                 if (arch_.modified)
                     gate_forward(sp.pairs, sp.F(), static_cast<std::size_t>(cn) * op_[l], w.H[l].data(), w.H[L_ + 1].data(),
                                  w.H[L_ + 2].data(), w.O[l].data());
-            } else {
+            } else if (!biased) {
                 const T* b = B_[l].data();
                 const int ldo = op_[l];
                 for (int i = 0; i < cn; ++i) {

@@ -222,7 +222,7 @@ class NetSpec:
 
     >>> s = NetSpec([1, 4, 4, 1], arch="modified")
     >>> [(n, o, sh) for n, o, sh in s.blocks][-2:]
-    [('W_v', 46, (4, 1)), ('b_v', 50, (4,))]
+    [('W_v', 41, (4, 1)), ('b_v', 45, (4,))]
     """
 
     def __init__(self, layers, arch="plain", embedding=None):

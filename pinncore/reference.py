@@ -287,7 +287,7 @@ def table_residuals(term, jets):
     """r (C, N): r_c = Σ_m coef_m Π_f J[stream_f, :, out_f]."""
     r = np.zeros((term.components, jets.shape[1]), dtype=jets.dtype)
     for m in range(len(term.comp)):
-        v = term.coef[m].copy()
+        v = term.coef[m].astype(jets.dtype)  # a copy (complex for the tests' complex steps)
         for f in range(term.fac_off[m], term.fac_off[m + 1]):
             v *= jets[term.fac_stream[f], :, term.fac_out[f]]
         r[term.comp[m]] += v

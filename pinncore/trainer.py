@@ -198,6 +198,12 @@ def check_state(state):
     if not (isinstance(layers, list) and 2 <= len(layers) <= 1000 and all(_is_int(w, 1) for w in layers)):
         bad(f"layers must be a list of positive ints, got {layers!r}")
     n = sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+    if n <= MAX_PARAMS and ("arch" in state or "embedding" in state):  # pinncore.embedding's layout
+        from .embedding import NetSpec, embedding_from_config
+        try:
+            n = NetSpec(layers, arch=state.get("arch", "plain"), embedding=embedding_from_config(state.get("embedding"))).n_params
+        except (TypeError, ValueError) as e:
+            bad(f"network: {e}")
     if n > MAX_PARAMS:
         bad(f"layers {layers} describe {n:.3g} parameters (at most {MAX_PARAMS:.0e})")
     if not isinstance(state["dtype"], str) or state["dtype"] not in ("float64", "float32"):
@@ -356,9 +362,10 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
         else:
             raise TypeError(f"resume must be a path or a state dict from pc.load_state, got {type(resume).__name__}")
         if net is None:
-            net = MLP(state["layers"], seed=int(state.get("seed", 0)), dtype=np.dtype(state["dtype"]),
-                      backend=state.get("backend", "cpp"))
-        if list(net.layers) != list(state["layers"]) or net.dtype != np.dtype(state["dtype"]):
+            net = MLP.from_spec_state(state, state["layers"], int(state.get("seed", 0)), np.dtype(state["dtype"]),
+                                      state.get("backend", "cpp"), source="resume state")
+        if (list(net.layers) != list(state["layers"]) or net.dtype != np.dtype(state["dtype"])
+                or net.spec.config() != {"arch": state.get("arch", "plain"), "embedding": state.get("embedding")}):
             raise ValueError(f"resume state is for layers {state['layers']} ({state['dtype']}), "
                              f"net is {net.layers} ({net.dtype})")
         if list(state["terms"]) != problem.term_names:
@@ -435,7 +442,7 @@ def train(problem, net=None, *, weighting=None, steps=2000, lr=1e-3, optimizer="
 
     def snapshot():
         return {"layers": list(net.layers), "dtype": net.dtype.name, "seed": net.seed, "backend": net.backend_name,
-                "terms": list(names), "params": params.copy(), "step": step,
+                **net.spec_state(), "terms": list(names), "params": params.copy(), "step": step,
                 "optimizer": {"name": "adam", "config": adam.config(), "m": opt_state["m"].copy(),
                               "v": opt_state["v"].copy(), "step": int(opt_state["step"])},
                 "weighting": {"name": type(scheme).__name__, "config": scheme.config(), "state": w_state},

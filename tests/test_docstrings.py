@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-MODULES = ["network", "reference", "residual", "problem", "problems", "optim", "weighting", "trainer",
+MODULES = ["network", "embedding", "reference", "residual", "problem", "problems", "optim", "weighting", "trainer",
            "diagnostics", "io"]
 
 
