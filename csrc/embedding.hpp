@@ -15,6 +15,7 @@
 // `ld` padded columns; stream 0 the value, 1..F first order, then the P pairs.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -35,6 +36,66 @@ template <class T> struct ArchSpec {
     std::vector<int> passthrough;   // raw inputs appended after the cos/sin features
     int width(int d) const { return features > 0 ? 2 * features + static_cast<int>(passthrough.size()) : d; }
 };
+
+// sin and cos of 8 doubles: Cody–Waite reduction by π/2 in three parts (exact products for
+// |q| < 2^26), the Cephes minimax polynomials on [-π/4, π/4] (relative error ~1e-16), then the
+// quadrant q mod 4 swaps and negates. Lanes beyond |x| = 1e5 (or not finite) go to libm, where
+// the three-part reduction would lose digits. libm's scalar sincos costs ~20x more per value,
+// which made the embedding the most expensive layer of a small network.
+inline void sincos8(const double* x, double* s, double* c) {
+    using V = Vec<double>::type;
+    typedef unsigned long long VU __attribute__((vector_size(64)));
+    const V v = *reinterpret_cast<const V*>(x);
+    bool big = false;
+    for (int k = 0; k < 8; ++k) big |= !(std::fabs(x[k]) <= 1e5);
+    if (big) {
+        for (int k = 0; k < 8; ++k) {
+            s[k] = std::sin(x[k]);
+            c[k] = std::cos(x[k]);
+        }
+        return;
+    }
+    const double magic = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
+    const V t = v * 0.63661977236758134308 + magic;
+    const VU qi = reinterpret_cast<const VU&>(t);  // the integer's low bits are q mod 2^51
+    const V q = t - magic;
+    const V r = ((v - q * 1.57079625129699707031) - q * 7.54978941586159635335E-8) - q * 5.39030285815811905290E-15;
+    const V z = r * r;
+    V ps = z * 1.58962301576546568060E-10 - 2.50507477628578072866E-8;
+    ps = ps * z + 2.75573136213857245213E-6;
+    ps = ps * z - 1.98412698295895385996E-4;
+    ps = ps * z + 8.33333333332211858878E-3;
+    ps = ps * z - 1.66666666666666307295E-1;
+    const V sr = r + r * z * ps;
+    V pc = z * -1.13585365213876817300E-11 + 2.08757008419747316778E-9;
+    pc = pc * z - 2.75573141792967388112E-7;
+    pc = pc * z + 2.48015872888517045348E-5;
+    pc = pc * z - 1.38888888888730564116E-3;
+    pc = pc * z + 4.16666666666665929218E-2;
+    const V cr = (1.0 - 0.5 * z) + z * z * pc;
+    // sin x = (sr, cr, -sr, -cr)[q & 3], cos x = (cr, -sr, -cr, sr)[q & 3].
+    const VU swap = -(qi & 1ULL);
+    const VU su = (reinterpret_cast<const VU&>(cr) & swap) | (reinterpret_cast<const VU&>(sr) & ~swap);
+    const VU cu = (reinterpret_cast<const VU&>(sr) & swap) | (reinterpret_cast<const VU&>(cr) & ~swap);
+    const VU ss = su ^ ((qi & 2ULL) << 62);
+    const VU cs = cu ^ (((qi + 1ULL) & 2ULL) << 62);
+    *reinterpret_cast<V*>(s) = reinterpret_cast<const V&>(ss);
+    *reinterpret_cast<V*>(c) = reinterpret_cast<const V&>(cs);
+}
+
+// c = cos a, s = sin a for n values (in double, rounded once to T); a may alias c.
+template <class T> inline void sincos_n(int n, const T* a, T* s, T* c) {
+    alignas(64) double xa[8], xs[8], xc[8];
+    for (int k0 = 0; k0 < n; k0 += 8) {
+        const int m = std::min(8, n - k0);
+        for (int k = 0; k < 8; ++k) xa[k] = k < m ? double(a[k0 + k]) : 0.0;
+        sincos8(xa, xs, xc);
+        for (int k = 0; k < m; ++k) {
+            s[k0 + k] = T(xs[k]);
+            c[k0 + k] = T(xc[k]);
+        }
+    }
+}
 
 // Ω' (M x d) of one term and the first-order phase seeds af (F x M).
 template <class T>
@@ -62,12 +123,12 @@ inline void embed_forward(const ArchSpec<T>& ar, const T* xhat, int d, const T* 
     for (int i = 0; i < cn; ++i) {
         const T* x = xhat + static_cast<std::size_t>(i0 + i) * d;
         T* e = E + static_cast<std::size_t>(i) * ld;
-        for (int m = 0; m < M; ++m) {
+        for (int m = 0; m < M; ++m) {  // the phases, then cos/sin in place
             T a = 0;
             for (int k = 0; k < d; ++k) a += x[k] * om[static_cast<std::size_t>(m) * d + k];
-            e[m] = std::cos(a);
-            e[M + m] = std::sin(a);
+            e[m] = a;
         }
+        sincos_n<T>(M, e, e + M, e);
         for (int j = 0; j < np; ++j) e[2 * M + j] = x[ar.passthrough[j]];
     }
     for (int f = 0; f < F; ++f) {
@@ -163,16 +224,16 @@ inline void embed_grad(int M, const T* xhat, int d, const T* scale, const std::v
     }
 }
 
-// The gate h = U + z ⊙ D (D = V − U) on whole vectors of a chunk: Z holds z's jets, U and V the
+// The gate h = U + z ⊙ D (D = V − U) on offsets [q0, q1) of every stream block of a chunk: Z holds z's jets, U and V the
 // encoders' jets, O receives h's. Leibniz: h_f = U_f + (z_f D + z D_f),
 // h_ab = U_ab + (z_ab D + z_a D_b + z_b D_a + z D_ab).
 template <class T>
-inline void gate_forward(const std::vector<std::array<int, 2>>& pairs, int F, std::size_t blk, const T* Z, const T* U,
-                         const T* Vv, T* O) {
+inline void gate_forward(const std::vector<std::array<int, 2>>& pairs, int F, std::size_t blk, std::size_t q0,
+                         std::size_t q1, const T* Z, const T* U, const T* Vv, T* O) {
     using V = typename Vec<T>::type;
     const int P = static_cast<int>(pairs.size());
     auto ld = [](const T* base, std::size_t q) -> V { return *reinterpret_cast<const V*>(base + q); };
-    for (std::size_t q = 0; q < blk; q += Vec<T>::width) {
+    for (std::size_t q = q0; q < q1; q += Vec<T>::width) {
         const V z0 = ld(Z, q), D0 = ld(Vv, q) - ld(U, q);
         *reinterpret_cast<V*>(O + q) = ld(U, q) + z0 * D0;
         for (int f = 0; f < F; ++f) {
@@ -194,13 +255,13 @@ inline void gate_forward(const std::vector<std::array<int, 2>>& pairs, int F, st
 //   x̄_0 = c_0 ō_0 + Σ_f c_f ō_f + Σ_ab c_ab ō_ab,   x̄_f = c_0 ō_f + Σ_{ab ∋ f} c_other ō_ab,   x̄_ab = c_0 ō_ab.
 // The order (value, first, pairs) makes the in-place update safe, as in adjoint_activate.
 template <class T>
-inline void gate_adjoint(const std::vector<std::array<int, 2>>& pairs, int F, std::size_t blk, const T* Z, const T* U,
-                         const T* Vv, T* G, T* Ub, T* Vb) {
+inline void gate_adjoint(const std::vector<std::array<int, 2>>& pairs, int F, std::size_t blk, std::size_t q0,
+                         std::size_t q1, const T* Z, const T* U, const T* Vv, T* G, T* Ub, T* Vb) {
     using V = typename Vec<T>::type;
     const int P = static_cast<int>(pairs.size());
     auto ld = [](const T* base, std::size_t q) -> V { return *reinterpret_cast<const V*>(base + q); };
     auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
-    for (std::size_t q = 0; q < blk; q += Vec<T>::width) {
+    for (std::size_t q = q0; q < q1; q += Vec<T>::width) {
         const V z0 = ld(Z, q), D0 = ld(Vv, q) - ld(U, q), o0 = ld(G, q);
         V zb = D0 * o0, db = z0 * o0;
         for (int f = 0; f < F; ++f) {

@@ -436,7 +436,8 @@ template <class T> class Model {
     // one block offset and the loop runs over cn*ld contiguous elements (no per-point short
     // loops, whose prologues/epilogues cost as much as the arithmetic at width 50).
     // `bias` (or null) is added to the value pre-activation first, saving a pass.
-    void activate(Work& w, int l, const StreamSpec& sp, int cn, const T* bias) {
+    // Rows [ib, ie) of the chunk only (ie < 0: all), so a caller can fuse a pass per row.
+    void activate(Work& w, int l, const StreamSpec& sp, int cn, const T* bias, int ib = 0, int ie = -1) {
         using V = typename Vec<T>::type;
         constexpr int vw = Vec<T>::width;
         const int ld = op_[l], F = sp.F(), P = sp.P();
@@ -444,7 +445,7 @@ template <class T> class Model {
         T* Z = w.Z[l].data();
         T* H = w.H[l].data();
         auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
-        for (int i = 0; i < cn; ++i) {
+        for (int i = ib; i < (ie < 0 ? cn : ie); ++i) {
             const std::size_t row = static_cast<std::size_t>(i) * ld;
             for (int k = 0; k < ld; k += vw) {
                 const std::size_t q = row + k;
@@ -529,11 +530,16 @@ template <class T> class Model {
         for (int l = 1; l <= L_; ++l) {
             T* Z = (l == L_) ? w.out.data() : w.Z[l].data();
             const bool biased = dense_forward(tm, i0, cn, l, input_of(w, l), Z);
-            if (l < L_) {
+            if (l < L_ && !arch_.modified) {
                 activate(w, l, sp, cn, biased ? nullptr : B_[l].data());
-                if (arch_.modified)
-                    gate_forward(sp.pairs, sp.F(), static_cast<std::size_t>(cn) * op_[l], w.H[l].data(), w.H[L_ + 1].data(),
+            } else if (l < L_) {
+                // Row by row, so the gate reads the activations while they are in L1.
+                const std::size_t ld = op_[l], blk = static_cast<std::size_t>(cn) * ld;
+                for (int i = 0; i < cn; ++i) {
+                    activate(w, l, sp, cn, biased ? nullptr : B_[l].data(), i, i + 1);
+                    gate_forward(sp.pairs, sp.F(), blk, i * ld, (i + 1) * ld, w.H[l].data(), w.H[L_ + 1].data(),
                                  w.H[L_ + 2].data(), w.O[l].data());
+                }
             } else if (!biased) {
                 const T* b = B_[l].data();
                 const int ldo = op_[l];
@@ -552,10 +558,11 @@ template <class T> class Model {
     //   z̄_f = s1 h̄_f + Σ_{ab ∋ f} s2 z_other h̄_ab (twice for a = b)      z̄_ab = s1 h̄_ab
     // (s2 = -2 h s1, s3 = -2 s1 (1 - 3h²)). Whole vectors over the chunk, as in activate; the
     // order (value, first, pairs) makes the in-place update safe.
-    void adjoint_activate(Work& w, int l, const StreamSpec& sp, int cn, T* G) {
+    // Offsets [q0, q1) of each stream block only (q1 = 0: all), to fuse a pass per row.
+    void adjoint_activate(Work& w, int l, const StreamSpec& sp, int cn, T* G, std::size_t q0 = 0, std::size_t q1 = 0) {
         using V = typename Vec<T>::type;
         const int ld = op_[l], F = sp.F(), P = sp.P();
-        const std::size_t blk = static_cast<std::size_t>(cn) * ld, n = blk;
+        const std::size_t blk = static_cast<std::size_t>(cn) * ld, n = q1 ? q1 : blk;
         T* Z = w.Z[l].data();
         T* H = w.H[l].data();
         auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
@@ -572,7 +579,7 @@ template <class T> class Model {
             }
             link_off[f + 1] = static_cast<int>(links.size());
         }
-        for (std::size_t q = 0; q < n; q += Vec<T>::width) {
+        for (std::size_t q = q0; q < n; q += Vec<T>::width) {
             const V s1 = at(Z, q), h = at(H, q);
             const V s2 = T(-2) * h * s1;
             const V s3 = T(-2) * s1 * (T(1) - T(3) * h * h);
@@ -725,10 +732,18 @@ template <class T> class Model {
             if (l >= 2) {
                 const int ldi = op_[l - 1];
                 gemm<T>(R, gemm_cols<T>(ow_[l - 1]), ow_[l], G, op_[l], 1, Wp_[l].data(), ldi, Gnext, ldi, false);
-                if (arch_.modified)
-                    gate_adjoint(sp.pairs, F, static_cast<std::size_t>(cn) * ldi, w.H[l - 1].data(), w.H[L_ + 1].data(),
-                                 w.H[L_ + 2].data(), Gnext, w.Ub.data(), w.Vb.data());
-                adjoint_activate(w, l - 1, sp, cn, Gnext);
+                if (arch_.modified) {
+                    // Row by row: the gate's z̄ goes through the activation while in L1.
+                    const std::size_t blk = static_cast<std::size_t>(cn) * ldi;
+                    for (int i = 0; i < cn; ++i) {
+                        const std::size_t q0 = static_cast<std::size_t>(i) * ldi, q1 = q0 + ldi;
+                        gate_adjoint(sp.pairs, F, blk, q0, q1, w.H[l - 1].data(), w.H[L_ + 1].data(), w.H[L_ + 2].data(), Gnext,
+                                     w.Ub.data(), w.Vb.data());
+                        adjoint_activate(w, l - 1, sp, cn, Gnext, q0, q1);
+                    }
+                } else {
+                    adjoint_activate(w, l - 1, sp, cn, Gnext);
+                }
                 std::swap(G, Gnext);
             } else if (arch_.trainable) {
                 gemm<T>(R, gemm_cols<T>(widths_[0]), ow_[1], G, op_[1], 1, Wp_[1].data(), pad0_, w.Ebar.data(), pad0_, false);
