@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 import warnings
 
@@ -43,10 +42,11 @@ NETS = {
     "ffms": lambda d: dict(embedding=pc.FourierFeatures(n_features=16, sigma=[1.0, 4.0], seed=0)),
     "mod": lambda d: dict(arch="modified"),
     "ffmod": lambda d: dict(embedding=pc.FourierFeatures(n_features=32, sigma=1.0, seed=0), arch="modified"),
-    "per": lambda d: dict(embedding=pc.Periodic(inputs={1: 2 * math.pi}, harmonics=4)),
-    "permod": lambda d: dict(embedding=pc.Periodic(inputs={1: 2 * math.pi}, harmonics=4), arch="modified"),
-    # wave1d: u is 2-periodic in x (the odd extension of the Dirichlet problem on [0, 1])
-    "perx2mod": lambda d: dict(embedding=pc.Periodic(inputs={1: 2.0}, harmonics=6), arch="modified"),
+    # x̂ in [-1, 1]: a period of the whole domain is 2 (advection: x in [0, 2π])
+    "per": lambda d: dict(embedding=pc.Periodic(inputs={1: 2.0}, harmonics=4)),
+    "permod": lambda d: dict(embedding=pc.Periodic(inputs={1: 2.0}, harmonics=4), arch="modified"),
+    # wave1d: u is 2-periodic in x (the odd extension of the Dirichlet problem on [0, 1]): 4 in x̂
+    "perx2mod": lambda d: dict(embedding=pc.Periodic(inputs={1: 4.0}, harmonics=6), arch="modified"),
 }
 
 

@@ -82,7 +82,7 @@ template <class T> std::shared_ptr<Term<T>> make_term(Arr<T> x, Arr<T> scale, IA
 // A model with the architecture of pinncore.embedding.NetSpec: B (M, d) the embedding's
 // frequencies (None: no embedding), used as the initial/fixed values.
 template <class T> std::unique_ptr<Model<T>> make_model(const std::vector<int>& widths, bool modified, py::object B,
-                                                       bool trainable, bool physical, std::vector<int> passthrough) {
+                                                       bool trainable, std::vector<int> passthrough) {
     ArchSpec<T> ar;
     ar.modified = modified;
     if (!B.is_none()) {
@@ -92,10 +92,9 @@ template <class T> std::unique_ptr<Model<T>> make_model(const std::vector<int>& 
         ar.features = static_cast<int>(b.shape(0));
         ar.B.assign(b.data(), b.data() + b.size());
         ar.trainable = trainable;
-        ar.physical = physical;
         ar.passthrough = std::move(passthrough);
     } else {
-        require(!trainable && !physical && passthrough.empty(), "trainable/physical/passthrough need an embedding B");
+        require(!trainable && passthrough.empty(), "trainable/passthrough need an embedding B");
     }
     return std::make_unique<Model<T>>(widths, ar);
 }
@@ -108,10 +107,6 @@ template <class T> void check_params(const Model<T>& m, const Arr<T>& params) {
 template <class T> void check_term(const Model<T>& m, const Term<T>& t) {
     require(t.d == m.inputs(), "term input width " + std::to_string(t.d) + " != network input width " + std::to_string(m.inputs()));
     for (int o : t.table.fac_out) require(o < m.outputs(), "residual table refers to a missing network output");
-    const ArchSpec<T>& ar = m.arch();
-    if (ar.physical)  // the periodic embedding divides by the input scale
-        for (int q = 0; q < ar.features * t.d; ++q)
-            require(ar.B[q] == T(0) || t.scale[q % t.d] != T(0), "a periodic input has scale 0");
 }
 
 template <class T> void bind(py::module_& mod, const char* model_name, const char* term_name) {
@@ -125,7 +120,7 @@ template <class T> void bind(py::module_& mod, const char* model_name, const cha
 
     py::class_<Model<T>>(mod, model_name)
         .def(py::init(&make_model<T>), py::arg("widths"), py::arg("modified") = false, py::arg("B") = py::none(),
-             py::arg("trainable") = false, py::arg("physical") = false, py::arg("passthrough") = std::vector<int>())
+             py::arg("trainable") = false, py::arg("passthrough") = std::vector<int>())
         .def_property_readonly("n_params", &Model<T>::n_params)
         .def_readwrite("chunk_points", &Model<T>::chunk_points)
         .def("jets",

@@ -1,9 +1,8 @@
 // pinncore: the input embedding stage of the jet kernel and the modified MLP's gate. Pure C++.
 //
 // Embedding (Fourier features, Tancik et al. 2020; the periodic embedding): a linear phase
-// a = Ω' x̂ (M phases, Ω' = 2πB, divided by the input scale for a periodic embedding so that the
-// period is in the physical input), then γ = [cos a, sin a, x̂_pass]. Because a is linear in the
-// input, its first-order seeds a_f = Ω'[:, k_f] scale_{k_f} are the same at every point and its
+// a = Ω x̂ of the network input (M phases, Ω = 2πB), then γ = [cos a, sin a, x̂_pass]. Because a is linear in the
+// input, its first-order seeds a_f = Ω[:, k_f] scale_{k_f} are the same at every point and its
 // second-order streams vanish, so
 //     γ_f  = [−sin a, cos a] ⊙ a_f           γ_ab = −[cos a, sin a] ⊙ a_a ⊙ a_b
 // and the adjoint is the chain rule of these two lines (embed_adjoint).
@@ -32,7 +31,6 @@ template <class T> struct ArchSpec {
     int features = 0;               // M phases of the embedding (0: no embedding)
     std::vector<T> B;               // M x d fixed frequencies (used when not trainable)
     bool trainable = false;         // B is the last block of the parameter vector
-    bool physical = false;          // divide by the input scale (periodic embedding)
     std::vector<int> passthrough;   // raw inputs appended after the cos/sin features
     int width(int d) const { return features > 0 ? 2 * features + static_cast<int>(passthrough.size()) : d; }
 };
@@ -97,15 +95,12 @@ template <class T> inline void sincos_n(int n, const T* a, T* s, T* c) {
     }
 }
 
-// Ω' (M x d) of one term and the first-order phase seeds af (F x M).
+// Ω (M x d) and the first-order phase seeds af (F x M) of one term (a_f = Ω[:, k_f] scale_{k_f}).
 template <class T>
 inline void embed_phases(const ArchSpec<T>& ar, const T* omega, int d, const T* scale, const std::vector<int>& first,
                          std::vector<T>& om, std::vector<T>& af) {
     const int M = ar.features, F = static_cast<int>(first.size());
     om.assign(omega, omega + static_cast<std::size_t>(M) * d);
-    if (ar.physical)
-        for (int m = 0; m < M; ++m)
-            for (int k = 0; k < d; ++k) om[static_cast<std::size_t>(m) * d + k] = om[static_cast<std::size_t>(m) * d + k] / scale[k];
     af.resize(static_cast<std::size_t>(F) * M);
     for (int f = 0; f < F; ++f)
         for (int m = 0; m < M; ++m) af[static_cast<std::size_t>(f) * M + m] = om[static_cast<std::size_t>(m) * d + first[f]] * scale[first[f]];

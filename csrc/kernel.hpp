@@ -317,7 +317,7 @@ template <class T> class Model {
         std::vector<Buffer<T>> Z, H, O;
         Buffer<T> E, Ebar, A;            // embedding output jets, their adjoint, the phase adjoint
         Buffer<T> Ub, Vb;                // encoder adjoints ("modified")
-        std::vector<T> om, af;           // this term's phases Ω' (M x d) and seeds a_f (F x M)
+        std::vector<T> om, af;           // the phases Ω (M x d) and seeds a_f (F x M)
         Buffer<T> out, gbar0, gbar1, tmp;
         std::vector<Buffer<T>> gWT, gb;  // gradient accumulators, packed layout
         std::vector<T> gB;               // embedding gradient (M x d)

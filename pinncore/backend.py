@@ -97,8 +97,7 @@ class CppBackend:
             emb = spec.embedding
             self.model = cls(list(spec.layers), modified=spec.modified,
                              B=None if emb is None else np.ascontiguousarray(spec.B, dtype=self.dtype),
-                             trainable=bool(emb is not None and emb.trainable),
-                             physical=bool(emb is not None and emb.physical), passthrough=list(spec.passthrough))
+                             trainable=bool(emb is not None and emb.trainable), passthrough=list(spec.passthrough))
 
     def jets(self, params, term):
         return self.model.jets(params, term.compiled(self.dtype), get_num_threads())

@@ -8,16 +8,22 @@ derivative streams through them by the chain rule, docs/design.md §2):
   B drawn from N(0, σ²) (Tancik et al. 2020; Wang, Wang & Perdikaris 2021, CMAME 384). Several
   σ give a multi-scale embedding: each scale contributes ``n_features`` rows and the features of
   all scales are concatenated. B is fixed (stored with the network) or trainable (in params).
-* ``Periodic`` — for each chosen input k with period L_k the harmonics cos(2πjx_k/L_k),
-  sin(2πjx_k/L_k), j = 1..harmonics, in the *physical* input x (the kernel divides x̂ by the
-  input scale dx̂/dx), so u is exactly L-periodic in x_k: periodic boundary conditions hold
-  identically (a hard constraint). The other inputs pass through unchanged.
+* ``Periodic`` — for each chosen input k with period L_k the harmonics cos(2πj x̂_k/L_k),
+  sin(2πj x̂_k/L_k), j = 1..harmonics, so u is exactly L_k-periodic in x̂_k: periodic boundary
+  conditions hold identically (a hard constraint). The other inputs pass through unchanged.
+
+Both act on the network input x̂, so the network is one function wherever it is evaluated (a
+Problem's terms, ``problem.predict``, ``net(x̂)``). Periods are therefore in network-input
+units: a ``pc.Problem`` scales each input's domain to [-1, 1], so a period equal to the domain
+length is 2 — ``Periodic(inputs={1: 2.0})``; ``Periodic.for_problem(problem, {"x": L})``
+converts a period L in the problem's units (L̂ = 2L/(hi − lo)).
 
 Both are the same map of a linear phase a = Ω x̂ (no bias, so the second derivatives of a vanish):
 
     γ = [cos a, sin a, x̂_pass]      ∂γ/∂x_i = [−sin a, cos a] a_i      ∂²γ/∂x_i∂x_j = −[cos a, sin a] a_i a_j
 
-with a_i = Ω[:, i]·scale_i, Ω = 2πB (Fourier) or Ω_{(k,j),k} = 2πj/(L_k scale_k) (Periodic).
+with a_i = Ω[:, i]·scale_i (scale = dx̂/dx, so derivatives are with respect to the physical
+input), Ω = 2πB: B ~ N(0, σ²) (Fourier) or B_{(k,j),k} = j/L_k (Periodic).
 
 ``NetSpec`` is what a backend needs to evaluate a network: the input count, the dense widths
 (the first one is the embedding width), the architecture (``"plain"`` or ``"modified"``,
@@ -84,7 +90,6 @@ class FourierFeatures:
     """
 
     kind = "fourier"
-    physical = False
 
     def __init__(self, n_features=64, sigma=1.0, seed=0, trainable=False, include_inputs=False):
         self.n_features = _positive_int(n_features, "n_features", _MAX_FEATURES)
@@ -131,16 +136,17 @@ class FourierFeatures:
 
 
 class Periodic:
-    """An exactly periodic embedding: u is L_k-periodic in each chosen physical input x_k.
+    """An exactly periodic embedding: u is L_k-periodic in each chosen network input x̂_k.
 
     Parameters
     ----------
-    inputs : dict {input index: period L > 0}, e.g. {1: 2.0} (input 1, period 2).
+    inputs : dict {input index: period L > 0} in network-input units, e.g. {1: 2.0} (input 1,
+        period 2: with a ``pc.Problem``, whose inputs are scaled to [-1, 1], the domain length).
     harmonics : int ≥ 1, the number of harmonics j = 1..harmonics per periodic input.
 
-    The features are cos(2πj x_k/L_k), sin(2πj x_k/L_k) for every periodic input (in index order,
-    j fastest), then the non-periodic inputs x̂ unchanged. The phase uses the physical input
-    x_k = (x̂_k − shift_k)/scale_k up to a constant, so the period is in the problem's units.
+    The features are cos(2πj x̂_k/L_k), sin(2πj x̂_k/L_k) for every periodic input (in index
+    order, j fastest), then the non-periodic inputs x̂ unchanged. See ``for_problem`` for a
+    period in the problem's own units.
 
     >>> p = Periodic(inputs={0: 1.0}, harmonics=2)
     >>> p.frequencies(2).tolist(), p.passthrough(2), p.width(2)
@@ -148,7 +154,6 @@ class Periodic:
     """
 
     kind = "periodic"
-    physical = True
     trainable = False
 
     def __init__(self, inputs, harmonics=1):
@@ -162,13 +167,33 @@ class Periodic:
         self.inputs = dict(sorted(clean.items()))
         self.harmonics = _positive_int(harmonics, "harmonics", 256)
 
+    @classmethod
+    def for_problem(cls, problem, periods, harmonics=1):
+        """The embedding that is periodic in the problem's inputs with periods in its units.
+
+        periods : {input name: L}; L̂ = L · dx̂/dx = 2L/(hi − lo) for the problem's domain.
+
+        >>> import pinncore as pc, math
+        >>> Periodic.for_problem(pc.problems.advection(bc="none"), {"x": 2 * math.pi}, harmonics=2)
+        Periodic(inputs={1: 2.0}, harmonics=2)
+        """
+        if not isinstance(periods, dict) or not periods:
+            raise TypeError(f"periods must be a non-empty dict {{input name: period}}, got {periods!r}")
+        out = {}
+        for name, L in periods.items():
+            if name not in problem.inputs:
+                raise ValueError(f"periods: unknown input {name!r}; the problem's inputs are {problem.inputs}")
+            k = problem.inputs.index(name)
+            out[k] = _positive_float(L, f"periods[{name!r}]") * float(problem.scale[k])
+        return cls(out, harmonics)
+
     def check(self, d):
         bad = [k for k in self.inputs if k >= d]
         if bad:
             raise ValueError(f"Periodic inputs {bad} out of range: the network has {d} inputs (indices 0..{d - 1})")
 
     def frequencies(self, d):
-        """B (M, d): row (k, j) has j/L_k in column k (the kernel multiplies by 2π/scale_k)."""
+        """B (M, d): row (k, j) has j/L_k in column k (the phase is 2πB x̂)."""
         rows = []
         for k, L in self.inputs.items():
             for j in range(1, self.harmonics + 1):

@@ -53,24 +53,20 @@ def input_jet(term, dtype):
     return h
 
 
-def frequencies(spec, params, term):
-    """Ω' (M, d) in the params' dtype, the phase a = Ω' x̂: 2πB, divided by scale_k for a
-    periodic embedding (whose period is in the physical input)."""
+def frequencies(spec, params):
+    """Ω = 2πB (M, d) in the params' dtype: the phase a = Ω x̂ of the network input."""
     B = spec.unpack(params)["B"] if spec.trainable_embedding else spec.B.astype(params.dtype)
-    om = params.dtype.type(2 * np.pi) * B
-    if spec.embedding.physical:
-        om = om / term.scale
-    return om
+    return params.dtype.type(2 * np.pi) * B
 
 
 def embed_forward(spec, params, term):
     """The embedding's output jet (S, N, E) = [cos a, sin a, x̂_pass] and the cache for
-    ``embed_backward``. a = Ω' x̂ is linear, so a_f = Ω'[:, k_f] scale_{k_f} is the same at
+    ``embed_backward``. a = Ω x̂ is linear, so a_f = Ω[:, k_f] scale_{k_f} is the same at
     every point and a_ab = 0: γ_f = [−sin a, cos a] a_f, γ_ab = −[cos a, sin a] a_a a_b."""
     first, pairs = term.first, term.pairs
     F = len(first)
     h = input_jet(term, params.dtype)
-    om = frequencies(spec, params, term)
+    om = frequencies(spec, params)
     M = om.shape[0]
     a0 = term.xhat @ om.T
     af = np.array([om[:, k] * term.scale[k] for k in first], dtype=params.dtype).reshape(F, M)
@@ -89,7 +85,7 @@ def embed_forward(spec, params, term):
 
 def embed_backward(term, cache, ebar):
     """(gB, per-point squared norms) of a trainable Fourier embedding from the output-jet
-    adjoint ebar (S, N, E): ā from the cos/sin jets, then dΩ'/dB = 2π."""
+    adjoint ebar (S, N, E): ā from the cos/sin jets, then dΩ/dB = 2π."""
     c, s, af, M = cache
     first, pairs = term.first, term.pairs
     F = len(first)
@@ -104,7 +100,7 @@ def embed_backward(term, cache, ebar):
         w = -c * cp - s * sp
         afbar[a] = afbar[a] + af[b] * w
         afbar[b] = afbar[b] + af[a] * w  # a == b: both lines together give 2 a_a w
-    # Per point: dΩ'_i = ā_0,i x̂_iᵀ + Σ_f ā_f,i scale_{k_f} e_{k_f}ᵀ  (N, M, d).
+    # Per point: dΩ_i = ā_0,i x̂_iᵀ + Σ_f ā_f,i scale_{k_f} e_{k_f}ᵀ  (N, M, d).
     per = a0bar[:, :, None] * term.xhat[:, None, :]
     for f, k in enumerate(first):
         per[:, :, k] += afbar[f] * term.scale[k]
