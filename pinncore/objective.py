@@ -47,11 +47,12 @@ class Objective:
             p[...] = np.asarray(params).astype(p.dtype, copy=False)
         return p
 
-    def evaluate(self, params=None):
-        """(L (T,), G (T, P), R or None) at ``params`` (default: the net's current parameters)."""
+    def evaluate(self, params=None, remember=True):
+        """(L (T,), G (T, P), R or None) at ``params`` (default: the net's current parameters).
+        ``remember=False`` skips the copy that ``cached`` needs (the first-order hot path)."""
         p = self._load(self.net.params if params is None else params)
         ev = self._evaluate(self.point_weights, self.residuals)
-        self._last = (p.copy(), ev)
+        self._last = (p.copy(), ev) if remember else None
         return ev
 
     def cached(self):
