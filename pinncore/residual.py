@@ -333,8 +333,12 @@ class Function:
 
     def __call__(self, v):
         if isinstance(v, Expr):
-            if _is_const(v):
-                return _const(self.numpy(v.args[0]))
+            if _is_const(v):  # fold, refusing a constant outside the domain (as _pow does)
+                with np.errstate(all="ignore"):
+                    c = float(self.numpy(v.args[0]))
+                if not np.isfinite(c):
+                    raise ValueError(f"{self.name}({v.args[0]!r}) is not a finite real number")
+                return _const(c)
             return Expr("fn", (self, v))
         if isinstance(v, np.ndarray) or _is_number(v):
             return self.numpy(v)

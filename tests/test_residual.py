@@ -671,3 +671,13 @@ def test_problem_losses_name_the_domain_error():
                       terms={"root": pc.Term(t, lambda x, u: (u - 50.0) ** 0.5)})
     with pytest.raises(DomainError, match=r"residual 'root': \(u - 50.0\)\*\*0.5 needs a positive base"):
         prob.losses(pc.MLP([1, 4, 1], seed=0))
+
+
+def test_constant_outside_a_domain_is_refused_at_trace():
+    # (the constant folds at trace time: the error comes before any point is seen)
+    with pytest.raises(ValueError, match=r"raised ValueError: log\(-1.0\) is not a finite real number"):
+        trace(lambda x, u: u + R.log(0.0 * u - 1.0), ["t"], ["u"], [[0.0]])
+    with pytest.raises(ValueError, match=r"raised ValueError: \(-2.0\) \*\* 0.5 is not a real number"):
+        trace(lambda x, u: u + (0.0 * u - 2.0) ** 0.5, ["t"], ["u"], [[0.0]])
+    tab = trace(lambda x, u: u + R.sqrt(0.0 * u), ["t"], ["u"], [[0.0]])   # sqrt(0) = 0 is fine
+    assert tab.polynomial and [f for _, f, _ in tab.monomials] == [(0,)]
