@@ -284,11 +284,12 @@ _UFUNCS = {
     np.power: lambda a, b: _as_expr(a) ** b,
 }
 
-# Where a function's value AND derivative are finite (the dual evaluator needs both). NaN is
-# never "outside": a NaN argument means the network diverged, which the trainer reports.
-_POSITIVE = (lambda a: a > 0, "positive")
-_NON_NEGATIVE = (lambda a: a >= 0, "non-negative")
-_NON_ZERO = (lambda a: a != 0, "non-zero")
+# Domains: (outside, text), outside(a) true where the value or the derivative is not finite
+# (the dual evaluator needs both). Written so that NaN is never outside (comparisons with NaN
+# are false): a NaN argument means the network diverged, which the trainer reports.
+_POSITIVE = (lambda a: a <= 0, "positive")
+_NON_NEGATIVE = (lambda a: a < 0, "non-negative")
+_NON_ZERO = (lambda a: a == 0, "non-zero")
 
 
 class DomainError(ValueError):
@@ -310,8 +311,9 @@ class Function:
         ONE rule serves symbolic differentiation (``a``, ``fa = f(a)`` expressions) and dual
         evaluation (``a``, ``fa`` arrays) — as micrograd keeps an op's forward and backward
         side by side.
-    domain : None, or ``(ok, text)``: ``ok(a)`` is true where value and derivative are finite;
-        a field argument outside it raises :class:`DomainError` at evaluation.
+    domain : None, or ``(outside, text)``: ``outside(a)`` is true where the value or the
+        derivative is not finite; a field argument there raises :class:`DomainError` at
+        evaluation.
 
     Called on an expression it builds a node; on a number or an array it is the NumPy function.
 
@@ -664,6 +666,9 @@ class Table:
         self.n_components = len(self.components)
         self.n_points = points.shape[0]
         self._nodes = _topo(self.components)
+        # Field-dependent nodes with a domain (log(u), u**0.5, 1/u), checked at every evaluation.
+        self._domains = {id(n): req for n in self._nodes if not n.coord_only
+                         for req in [_requirement(n)] if req is not None}
 
         keys = {_var_key(n) for n in self._nodes if n.op == "jet"}
         self.vars = sorted(keys, key=lambda k: (k[0], len(k[1]), k[1]))
@@ -787,7 +792,8 @@ class Table:
                 vals[id(n)] = J[v]
                 parts[id(n)] = {v: np.ones(self.n_points)}
                 continue
-            self._check_domain(n, vals)  # before computing: a named error, not NaN + a warning
+            if id(n) in self._domains:  # before computing: a named error, not NaN + a warning
+                self._check_domain(n, vals)
             val = _numeric(n, vals, self.points)
             vals[id(n)] = val
             if op == "add":
@@ -819,13 +825,9 @@ class Table:
 
     def _check_domain(self, node, vals):
         """Raise DomainError if a field-dependent argument of ``node`` leaves its domain."""
-        req = _requirement(node)
-        if req is None:
-            return
-        arg, (ok, text), what = req
+        arg, (outside, text), what = self._domains[id(node)]
         a = vals[id(arg)]
-        with np.errstate(invalid="ignore"):
-            bad = ~(ok(a) | np.isnan(a))
+        bad = outside(a)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             at = dict(zip(self.inputs, self.points[i].tolist()))
@@ -842,7 +844,7 @@ class Table:
 
 
 def _requirement(node):
-    """(argument, (ok, text), role) for a node undefined for some argument values, else None.
+    """(argument, (outside, text), role) for a node undefined for some argument values, else None.
 
     Functions carry their own domain; a real power a**p needs a > 0 when p < 1 is fractional
     (a**p or its derivative p a**(p-1) blows up or is complex), a >= 0 when p > 1 is fractional,
