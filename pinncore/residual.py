@@ -295,7 +295,12 @@ _NON_ZERO = (lambda a: a == 0, "non-zero")
 class DomainError(ValueError):
     """A field-dependent residual evaluated where it is undefined (``log(u)`` with u ≤ 0,
     ``u**0.5`` with u < 0, ``u / u.t`` with u.t = 0): the message names the term, the operation
-    and the first offending point."""
+    and the first offending point; ``term`` is the term's name (a run reports it as a
+    divergence, and a line search backtracks from it, as from a NaN loss)."""
+
+    def __init__(self, message, term=None):
+        super().__init__(message)
+        self.term = term
 
 
 class Function:
@@ -834,7 +839,8 @@ class Table:
             raise DomainError(
                 f"residual '{self.name}': {_short(node)} needs a {text} {what}, but "
                 f"{_short(arg)} = {float(a[i])!r} at point {i} {at}; keep the field inside the "
-                f"domain (e.g. a transform u = exp(n) for a positive field) or rewrite the residual")
+                f"domain (e.g. a transform u = exp(n) for a positive field) or rewrite the residual",
+                term=self.name)
 
     def __repr__(self):
         kind = f"polynomial, {len(self.monomials)} monomials" if self.polynomial \

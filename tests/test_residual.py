@@ -681,3 +681,41 @@ def test_constant_outside_a_domain_is_refused_at_trace():
         trace(lambda x, u: u + (0.0 * u - 2.0) ** 0.5, ["t"], ["u"], [[0.0]])
     tab = trace(lambda x, u: u + R.sqrt(0.0 * u), ["t"], ["u"], [[0.0]])   # sqrt(0) = 0 is fine
     assert tab.polynomial and [f for _, f, _ in tab.monomials] == [(0,)]
+
+
+def test_training_treats_a_domain_error_as_a_non_finite_loss(monkeypatch):
+    """In a run, a residual outside its domain is what a NaN loss used to be: L-BFGS's line
+    search backtracks from the trial point, Adam stops as diverged; the message says why."""
+    from pinncore import objective
+    seen = []
+    undefined = objective.Objective._undefined
+    monkeypatch.setattr(objective.Objective, "_undefined", lambda self, e: seen.append(e) or undefined(self, e))
+    t = np.linspace(0.0, 1.0, 16)[:, None]
+    prob = pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+                      terms={"root": pc.Term(t, lambda x, u: pc.sqrt(u) - 0.3)},
+                      transform=lambda x, n: 1.0 + x.t * n)
+    net = pc.MLP([1, 8, 1], seed=0)
+    start = prob.losses(net)["root"]
+    run = pc.Run(prob, net, optimizer="lbfgs", weighting=pc.Fixed(), warn=False)
+    assert run.step(100) == "completed"
+    assert seen and all(isinstance(e, DomainError) and e.term == "root" for e in seen)
+    assert prob.losses(run.net)["root"] < 0.2 * start
+    # the objective's view of an undefined point: NaN for that term, the reason kept
+    two = pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+                     terms={"fit": pc.Term([[0.0]], lambda x, u: u - 1.0),
+                            "root": pc.Term(t, lambda x, u: pc.sqrt(u + 50.0))})
+    obj = objective.Objective(two, net, np.ones(2))
+    L, G, R = obj.evaluate()
+    assert np.isfinite(L).all() and obj.undefined is None
+    below = np.zeros(net.n_params)
+    below[-1] = -100.0                      # output bias: u = -100 everywhere
+    L, G, R = obj.evaluate(below)
+    assert np.isnan(L[1]) and np.isnan(G[1]).all() and R is None and np.isfinite(L[0])
+    assert obj.undefined.startswith("residual 'root': sqrt(u + 50.0) needs a positive argument, but "
+                                    "u + 50.0 = -50.0 at point 0")
+    assert not np.isfinite(obj.value_and_gradient(below)[0])     # what L-BFGS sees
+
+    adam = pc.Run(prob, pc.MLP([1, 8, 1], seed=0), lr=0.05, weighting=pc.Fixed(), warn=False)
+    assert adam.step(100) == "diverged"
+    assert "in term(s) 'root' (residual 'root': sqrt(1.0 + x.t*u) needs a positive argument" in adam.message
+    assert np.isfinite(adam.net.params).all()
