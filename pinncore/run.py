@@ -495,6 +495,8 @@ class Run:
         else:
             bad = [k for a, k in enumerate(self.names) if not (math.isfinite(L[a]) and np.isfinite(G[a]).all())]
             what = f"non-finite loss or gradient at step {step} in term(s) {', '.join(map(repr, bad))}"
+            if self.objective.undefined:
+                what += f" ({self.objective.undefined})"
         self.status = "diverged"
         self.message = f"{what}; returned the parameters of step {max(step - 1, 0)}"
         if step:
