@@ -27,12 +27,13 @@ input), Ω = 2πB: B ~ N(0, σ²) (Fourier) or B_{(k,j),k} = j/L_k (Periodic).
 
 ``NetSpec`` is what a backend needs to evaluate a network: the input count, the dense widths
 (the first one is the embedding width), the architecture (``"plain"`` or ``"modified"``,
-Wang, Teng & Perdikaris 2021, eq. 2.36–2.38) and the flat parameter layout. Layout — dense layers
-first, exactly as for a plain MLP, so existing offsets stay valid, then the extra blocks:
+Wang, Teng & Perdikaris 2021, eq. 2.36–2.38) and the flat parameter layout — a
+``layout.Layout`` (``net.layout``). Layout: the dense layers first, exactly as for a plain MLP,
+so existing offsets stay valid, then the extra blocks:
 
-    W_1 (w_1 × E), b_1, …, W_L (m × w_{L-1}), b_L      the dense chain (E = embedding width, or d)
-    W_u (w × E), b_u, W_v (w × E), b_v                  the two encoders (arch="modified" only)
-    B (M × d)                                           Fourier frequencies (trainable=True only)
+    W0 (w_1 × E), b0, …, W{L-1} (m × w_{L-1}), b{L-1}   the dense chain (E = embedding width, or d)
+    Wu (w × E), bu, Wv (w × E), bv                       the two encoders (arch="modified" only)
+    B (M × d)                                            Fourier frequencies (trainable=True only)
 
 Example
 -------
@@ -50,7 +51,10 @@ import numbers
 
 import numpy as np
 
-__all__ = ["FourierFeatures", "Periodic", "NetSpec", "ARCHS", "embedding_from_config"]
+from .layout import Block, Layout
+from .layout import n_params as layout_n_params
+
+__all__ = ["FourierFeatures", "Periodic", "NetSpec", "ARCHS", "embedding_from_config", "n_params"]
 
 ARCHS = ("plain", "modified")
 _MAX_FEATURES = 4096
@@ -237,31 +241,32 @@ def embedding_from_config(cfg):
         raise ValueError(f"invalid embedding config {cfg!r}: {e}") from e
 
 
-class NetSpec:
-    """The architecture both backends evaluate, and the flat parameter layout (module docstring).
+class NetSpec(Layout):
+    """The architecture both backends evaluate and its flat parameter layout (module docstring):
+    a ``layout.Layout`` (blocks, ``n_params``, ``weight_mask``, ``unpack``) of any architecture.
 
     Attributes: ``d`` inputs; ``layers`` (as given, layers[0] = d); ``dense`` the widths of the
     dense chain with ``dense[0]`` = E (embedding width, or d); ``arch``; ``embedding`` (or None);
-    ``B`` the frequencies (M, d) float64 (or None); ``passthrough``; ``blocks`` a list of
-    (name, offset, shape) over the flat vector; ``n_params``.
+    ``B`` the frequencies (M, d) float64 (or None); ``passthrough``; ``blocks`` (``layout.Block``:
+    W0, b0, …, W{L-1}, b{L-1}, then Wu, bu, Wv, bv, then B).
 
     >>> s = NetSpec([1, 4, 4, 1], arch="modified")
-    >>> [(n, o, sh) for n, o, sh in s.blocks][-2:]
-    [('W_v', 41, (4, 1)), ('b_v', 45, (4,))]
+    >>> [(b.name, b.offset, b.shape) for b in s.blocks][-2:]
+    [('Wv', 41, (4, 1)), ('bv', 45, (4,))]
     """
 
     def __init__(self, layers, arch="plain", embedding=None):
-        self.layers = [int(w) for w in layers]
-        self.d = self.layers[0]
+        layers = [int(w) for w in layers]
+        self.d = layers[0]
         if arch not in ARCHS:
             raise ValueError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
         if embedding is not None and not isinstance(embedding, (FourierFeatures, Periodic)):
             raise TypeError(f"embedding must be a pc.FourierFeatures, a pc.Periodic or None, got {type(embedding).__name__}")
         self.arch, self.embedding = arch, embedding
-        hidden = self.layers[1:-1]
+        hidden = layers[1:-1]
         if arch == "modified":
             if not hidden:
-                raise ValueError(f"arch='modified' needs at least one hidden layer, got layers {self.layers}")
+                raise ValueError(f"arch='modified' needs at least one hidden layer, got layers {layers}")
             if len(set(hidden)) != 1:
                 raise ValueError(f"arch='modified' needs equal hidden widths (the gates mix U and V), got {hidden}")
         if embedding is not None:
@@ -271,19 +276,17 @@ class NetSpec:
             E = embedding.width(self.d)
         else:
             self.B, self.passthrough, E = None, [], self.d
-        self.dense = [E] + self.layers[1:]
-        self.blocks = []
-        off = 0
-        for l, (n_in, n_out) in enumerate(zip(self.dense[:-1], self.dense[1:]), start=1):
-            self.blocks += [(f"W_{l}", off, (n_out, n_in)), (f"b_{l}", off + n_in * n_out, (n_out,))]
-            off += n_in * n_out + n_out
+        self.dense = [E] + layers[1:]
+        super().__init__(self.dense)  # the dense chain: W0, b0, ... exactly as a plain MLP
+        self.layers = layers
+        off = self.n_params
         if self.modified:
             w = hidden[0]
             for name in ("u", "v"):
-                self.blocks += [(f"W_{name}", off, (w, E)), (f"b_{name}", off + w * E, (w,))]
+                self.blocks += [Block(f"W{name}", off, (w, E), True), Block(f"b{name}", off + w * E, (w,), False)]
                 off += w * E + w
         if self.trainable_embedding:
-            self.blocks.append(("B", off, self.B.shape))
+            self.blocks.append(Block("B", off, self.B.shape, False))
             off += self.B.size
         self.n_params = off
 
@@ -300,31 +303,40 @@ class NetSpec:
         """True for the seed network (no embedding, plain arch): the original fast paths apply."""
         return self.embedding is None and not self.modified
 
+    def views(self, params):
+        """{block name: view} into ``params`` for every block of the layout."""
+        return {b.name: params[b.offset:b.offset + b.size].reshape(b.shape) for b in self.blocks}
+
     def unpack(self, params):
-        """{name: view} into ``params`` for every block of the layout."""
-        return {name: params[off:off + int(np.prod(shape))].reshape(shape) for name, off, shape in self.blocks}
+        """[(W_l, b_l)] views of the dense chain (the encoders and B: ``views``)."""
+        v = self.views(params)
+        return [(v[f"W{l}"], v[f"b{l}"]) for l in range(len(self.dense) - 1)]
 
     def init_params(self, seed):
-        """Xavier-normal weights (std √(2/(fan_in+fan_out))), zero biases, B from the embedding's
-        own seed. The dense chain draws first, so a plain MLP keeps its seed-for-seed values."""
+        """Xavier-normal weights (std √(2/(fan_in+fan_out)), Glorot & Bengio 2010), zero biases,
+        B from the embedding's own seed. The dense chain draws first, so a plain MLP keeps its
+        seed-for-seed values."""
         rng = np.random.default_rng(seed)
         out = np.zeros(self.n_params)
-        for name, off, shape in self.blocks:
-            if name.startswith("W_"):
-                n_out, n_in = shape
-                out[off:off + n_out * n_in] = rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=n_out * n_in)
-            elif name == "B":
-                out[off:off + self.B.size] = self.B.ravel()
+        for b in self.blocks:
+            if b.is_weight:
+                n_out, n_in = b.shape
+                out[b.offset:b.offset + b.size] = rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=b.size)
+            elif b.name == "B":
+                out[b.offset:b.offset + b.size] = self.B.ravel()
         return out
-
-    def weight_mask(self):
-        """True on dense weight-matrix entries (biases and B are False)."""
-        m = np.zeros(self.n_params, dtype=bool)
-        for name, off, shape in self.blocks:
-            if name.startswith("W_"):
-                m[off:off + int(np.prod(shape))] = True
-        return m
 
     def config(self):
         """The JSON-able description saved with a network (``MLP.save``, training states)."""
         return {"arch": self.arch, "embedding": None if self.embedding is None else self.embedding.config()}
+
+
+def n_params(layers, arch="plain", embedding=None):
+    """The parameter count of an architecture (``layout.n_params`` for a plain one).
+
+    >>> n_params([2, 8, 8, 1], arch="modified")
+    153
+    """
+    if arch == "plain" and embedding is None:
+        return layout_n_params(layers)
+    return NetSpec(layers, arch=arch, embedding=embedding).n_params

@@ -1,6 +1,6 @@
 """The network: ``pc.MLP``, its jets, and the narrow boundary to the compiled kernel.
 
-``MLP`` is the plain tanh network of DESIGN.md §4 (tanh hidden layers, linear output,
+``MLP`` is the plain tanh network of docs/design.md §4 (tanh hidden layers, linear output,
 Xavier-normal weights, zero biases). All arguments are checked here, once, with errors that
 name the argument; the compiled ``_core`` only guards memory. Two backends compute the same
 maths: ``"cpp"`` (``pinncore._core``) and ``"numpy"`` (``pinncore.reference``, the oracle).
@@ -177,7 +177,7 @@ class Jet:
 
 
 class MLP:
-    """A tanh multilayer perceptron with a linear output layer (DESIGN §4).
+    """A tanh multilayer perceptron with a linear output layer (docs/design.md §4).
 
     Parameters
     ----------
@@ -193,7 +193,7 @@ class MLP:
         h ← (1 − z) ⊙ U + z ⊙ V, Wang, Teng & Perdikaris 2021, eq. 2.36–2.38; equal hidden widths).
 
     ``net.params`` is the flat parameter vector, layer by layer W_l (out×in, row-major) then
-    b_l; with arch="modified" W_u, b_u, W_v, b_v follow, then a trainable embedding's B.
+    b_l; with arch="modified" Wu, bu, Wv, bv follow, then a trainable embedding's B (``net.layout``).
     It is writable: optimizers update it in place.
 
     >>> import numpy as np, pinncore as pc
@@ -234,7 +234,7 @@ class MLP:
         self.dtype = dt
         self.seed = int(seed)
         self.backend_name = backend
-        self.spec = spec
+        self.spec = self.layout = spec  # the layout (pinncore.layout) of this architecture
         self._params = np.ascontiguousarray(spec.init_params(seed), dtype=dt)
         self._backend = None
 
@@ -271,6 +271,8 @@ class MLP:
     def check_params(self, p, name="params"):
         """A C-contiguous copy-free view of ``p`` if it fits this network, else a clear error."""
         if p is None:
+            if not np.isfinite(self._params).all():
+                raise ValueError("net.params contains NaN or infinite values")
             return self._params
         arr = np.asarray(p)
         if arr.dtype != self.dtype:

@@ -1,6 +1,6 @@
 """The NumPy reference: the same maths as the C++ kernel, written for clarity. The test oracle.
 
-Every function here mirrors one in ``csrc/kernel.hpp`` (DESIGN.md §2): a tanh MLP whose
+Every function here mirrors one in ``csrc/kernel.hpp`` (docs/design.md §2): a tanh MLP whose
 forward pass carries *jets* — the value, the first-order input derivatives in the directions
 ``first`` and the second-order ``pairs`` — stacked as arrays of shape (S, N, width), so
 each layer is one matrix product; and the reverse sweep through the same streams, giving
@@ -35,10 +35,9 @@ def _spec(widths):
 
 def unpack(params, widths):
     """Views (W_l, b_l) of the dense chain in the flat parameter vector: W_l (out x in,
-    row-major), then b_l (``widths``: a list of layer widths or an ``embedding.NetSpec``)."""
-    blocks = _spec(widths).unpack(params)
-    L = len(_spec(widths).dense) - 1
-    return [(blocks[f"W_{l}"], blocks[f"b_{l}"]) for l in range(1, L + 1)]
+    row-major), then b_l (``widths``: a list of layer widths or an ``embedding.NetSpec``;
+    the layout is ``layout.Layout``'s)."""
+    return _spec(widths).unpack(params)
 
 
 def input_jet(term, dtype):
@@ -55,7 +54,7 @@ def input_jet(term, dtype):
 
 def frequencies(spec, params):
     """Ω = 2πB (M, d) in the params' dtype: the phase a = Ω x̂ of the network input."""
-    B = spec.unpack(params)["B"] if spec.trainable_embedding else spec.B.astype(params.dtype)
+    B = spec.views(params)["B"] if spec.trainable_embedding else spec.B.astype(params.dtype)
     return params.dtype.type(2 * np.pi) * B
 
 
@@ -111,7 +110,7 @@ def embed_backward(term, cache, ebar):
 def _tanh_jet(z, first, pairs):
     """h = tanh z through the jet map: h_f = σ' z_f, h_ab = σ'' z_a z_b + σ' z_ab."""
     F = len(first)
-    # σ = tanh: σ' = 1 - h², σ'' = -2hσ'  (DESIGN §2); σ' as sech² (see _sech2).
+    # σ = tanh: σ' = 1 - h², σ'' = -2hσ'  (docs/design.md §2); σ' as sech² (see _sech2).
     t = np.tanh(z[0])
     s1 = _sech2(z[0])
     s2 = -2 * t * s1
@@ -160,7 +159,7 @@ def forward(params, widths, term):
     """
     spec = _spec(widths)
     first, pairs = term.first, term.pairs
-    blocks = spec.unpack(params)
+    blocks = spec.views(params)
     cache = {"emb": None, "layers": [], "enc": []}
     if spec.embedding is not None:
         h, cache["emb"] = embed_forward(spec, params, term)
@@ -169,8 +168,8 @@ def forward(params, widths, term):
     cache["h0"] = h
     if spec.modified:
         for name in ("u", "v"):
-            z = h @ blocks[f"W_{name}"].T
-            z[0] += blocks[f"b_{name}"]
+            z = h @ blocks[f"W{name}"].T
+            z[0] += blocks[f"b{name}"]
             g, t = _tanh_jet(z, first, pairs)
             cache["enc"].append((z, t, g))
         U, V = cache["enc"][0][2], cache["enc"][1][2]
@@ -178,8 +177,8 @@ def forward(params, widths, term):
         cache["D"] = D
     L = len(spec.dense) - 1
     for l in range(1, L + 1):
-        z = h @ blocks[f"W_{l}"].T
-        z[0] += blocks[f"b_{l}"]
+        z = h @ blocks[f"W{l - 1}"].T
+        z[0] += blocks[f"b{l - 1}"]
         if l == L:
             cache["layers"].append((h, None, None, None))
             return z, cache
@@ -199,7 +198,7 @@ def _sech2(z):
 
 
 def _adjoint_activate(hbar, z, t, first, pairs):
-    """z̄ from h̄ through one tanh layer's jet map (DESIGN §2)."""
+    """z̄ from h̄ through one tanh layer's jet map (docs/design.md §2)."""
     F = len(first)
     s1 = _sech2(z[0])
     s2 = -2 * t * s1
@@ -238,9 +237,9 @@ def backward(params, widths, term, cache, adjoint, want_grad=True, want_norms=Fa
     """
     spec = _spec(widths)
     first, pairs = term.first, term.pairs
-    blocks = spec.unpack(params)
+    blocks = spec.views(params)
     grad = np.zeros_like(params)
-    gblocks = spec.unpack(grad)
+    gblocks = spec.views(grad)
     norms = np.zeros(term.xhat.shape[0], dtype=params.dtype)
     L = len(spec.dense) - 1
     if spec.modified:
@@ -250,10 +249,10 @@ def backward(params, widths, term, cache, adjoint, want_grad=True, want_norms=Fa
     h0bar = None
     for l in range(L, 0, -1):
         h = cache["layers"][l - 1][0]
-        _dense_adjoint(zbar, h, gblocks[f"W_{l}"], gblocks[f"b_{l}"], norms, want_grad, want_norms)
+        _dense_adjoint(zbar, h, gblocks[f"W{l - 1}"], gblocks[f"b{l - 1}"], norms, want_grad, want_norms)
         if l == 1 and not (spec.modified or spec.trainable_embedding):
             break
-        hbar = zbar @ blocks[f"W_{l}"]
+        hbar = zbar @ blocks[f"W{l - 1}"]
         if l == 1:
             h0bar = hbar
             break
@@ -267,9 +266,9 @@ def backward(params, widths, term, cache, adjoint, want_grad=True, want_norms=Fa
     if spec.modified:
         for name, bar, (z, t, _) in (("u", Ubar, cache["enc"][0]), ("v", Vbar, cache["enc"][1])):
             zb = _adjoint_activate(bar, z, t, first, pairs)
-            _dense_adjoint(zb, cache["h0"], gblocks[f"W_{name}"], gblocks[f"b_{name}"], norms, want_grad, want_norms)
+            _dense_adjoint(zb, cache["h0"], gblocks[f"W{name}"], gblocks[f"b{name}"], norms, want_grad, want_norms)
             if spec.trainable_embedding:
-                h0bar = h0bar + zb @ blocks[f"W_{name}"]
+                h0bar = h0bar + zb @ blocks[f"W{name}"]
     if spec.trainable_embedding:
         gB, nB = embed_backward(term, cache["emb"], h0bar)
         if want_grad:

@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-MODULES = ["network", "embedding", "reference", "residual", "problem", "problems", "optim", "weighting", "trainer",
-           "diagnostics", "io"]
+MODULES = ["backend", "network", "embedding", "reference", "residual", "problem", "problems", "objective", "optim", "weighting",
+           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -37,14 +37,14 @@ def randomize(net, seed=0):
     """Non-trivial weights, biases and (trainable) frequencies, block by block of the layout."""
     rng = np.random.default_rng(seed)
     p = np.empty(net.n_params)
-    for name, off, shape in net.spec.blocks:
-        size = int(np.prod(shape))
-        if name.startswith("W_"):
-            p[off:off + size] = rng.normal(0.0, np.sqrt(2.0 / sum(shape)), size)
-        elif name.startswith("b_"):
-            p[off:off + size] = rng.normal(0.0, 0.5, size)
-        else:  # B: the drawn frequencies, perturbed
-            p[off:off + size] = net.spec.B.ravel() * (1 + 0.1 * rng.normal(size=size))
+    for b in net.layout.blocks:
+        sl = slice(b.offset, b.offset + b.size)
+        if b.is_weight:
+            p[sl] = rng.normal(0.0, np.sqrt(2.0 / sum(b.shape)), b.size)
+        elif b.name == "B":  # the drawn frequencies, perturbed
+            p[sl] = net.spec.B.ravel() * (1 + 0.1 * rng.normal(size=b.size))
+        else:
+            p[sl] = rng.normal(0.0, 0.5, b.size)
     net.params[:] = p.astype(net.dtype)
     return net
 
@@ -256,11 +256,11 @@ def test_layout_plain_unchanged_and_blocks():
     np.testing.assert_array_equal(a.params, ref)
     m = pc.MLP([2, 5, 5, 1], seed=3, arch="modified",
                embedding=pc.FourierFeatures(n_features=4, sigma=1.0, trainable=True))
-    names = [n for n, _, _ in m.spec.blocks]
-    assert names == ["W_1", "b_1", "W_2", "b_2", "W_3", "b_3", "W_u", "b_u", "W_v", "b_v", "B"]
+    names = [b.name for b in m.layout.blocks]
+    assert names == ["W0", "b0", "W1", "b1", "W2", "b2", "Wu", "bu", "Wv", "bv", "B"]
     assert m.spec.dense == [8, 5, 5, 1]
     assert m.n_params == 8 * 5 + 5 + 30 + 6 + 2 * (8 * 5 + 5) + 8
-    np.testing.assert_array_equal(m.spec.unpack(m.params)["B"], m.spec.B)
+    np.testing.assert_array_equal(m.spec.views(m.params)["B"], m.spec.B)
     mask = m.weight_mask()
     assert mask.sum() == 40 + 25 + 5 + 80 and mask.size == m.n_params
     assert not mask[-8:].any()
@@ -270,12 +270,12 @@ def test_modified_with_equal_gates_is_a_gated_constant():
     """With W_u = W_v, b_u = b_v the gate gives h = U whatever z is: every hidden layer's
     output is U, so u = W_L U + b_L (checks the gate wiring end to end)."""
     net = make([2, 6, 6, 6, 1], "modified", backend="cpp", seed=9)
-    blk = net.spec.unpack(net.params)
-    blk["W_v"][...] = blk["W_u"]
-    blk["b_v"][...] = blk["b_u"]
+    blk = net.spec.views(net.params)
+    blk["Wv"][...] = blk["Wu"]
+    blk["bv"][...] = blk["bu"]
     x = points(10, 2, seed=1)
-    U = np.tanh(x @ blk["W_u"].T + blk["b_u"])
-    np.testing.assert_allclose(net(x), U @ blk["W_4"].T + blk["b_4"], rtol=1e-13, atol=1e-14)
+    U = np.tanh(x @ blk["Wu"].T + blk["bu"])
+    np.testing.assert_allclose(net(x), U @ blk["W3"].T + blk["b3"], rtol=1e-13, atol=1e-14)
 
 
 # ------------------------------------------------------------------ files, copies, errors
