@@ -75,16 +75,17 @@ def cost(problems, nets, hidden, rounds, block_s=0.3):
         for name in nets:
             net = make_net(name, problem, hidden)
             check(problem, net)
-            f = problem._step_function(net)
+            f = problem.step_function(net)
             adam = pc.Adam(lr=1e-3)
             state = adam.init(net.params)
             w = np.ones(len(problem.term_names))
             steps[name] = (f, adam, state, net, w)
         times = {name: [] for name in nets}
+        cpu = {name: [] for name in nets}
         for r in range(rounds):
             for name in (nets if r % 2 == 0 else nets[::-1]):
                 f, adam, state, net, w = steps[name]
-                n, t0 = 0, time.perf_counter()
+                n, t0, c0 = 0, time.perf_counter(), time.thread_time()
                 while True:
                     _, G, _ = f(None, False)
                     adam.update(net.params, G, w, state)
@@ -92,14 +93,15 @@ def cost(problems, nets, hidden, rounds, block_s=0.3):
                     if time.perf_counter() - t0 > block_s:
                         break
                 times[name].append((time.perf_counter() - t0) / n)
-        base = np.median(times[nets[0]])
+                cpu[name].append((time.thread_time() - c0) / n)
+        base, cbase = np.median(times[nets[0]]), np.median(cpu[nets[0]])
         print(f"\n{pname}: one full step (loss + per-term gradients + Adam), [{', '.join(map(str, hidden))}] hidden, "
-              f"median of {rounds} rounds")
+              f"median of {rounds} rounds; wall and CPU time of this thread (a loaded machine inflates wall time)")
         for name in nets:
-            med = np.median(times[name])
-            print(f"  {name:<10} {med * 1e3:8.2f} ms  [{min(times[name]) * 1e3:.2f} .. {max(times[name]) * 1e3:.2f}]"
-                  f"  ratio to {nets[0]} {med / base:5.3f}   params {steps[name][3].n_params}")
-            out[f"{pname}/{name}"] = {"ms": med * 1e3, "ratio": med / base}
+            med, cmed = np.median(times[name]), np.median(cpu[name])
+            print(f"  {name:<10} wall {med * 1e3:8.2f} ms ({med / base:5.3f})   cpu {cmed * 1e3:8.2f} ms ({cmed / cbase:5.3f})"
+                  f"   params {steps[name][3].n_params}")
+            out[f"{pname}/{name}"] = {"ms": med * 1e3, "ratio": med / base, "cpu_ms": cmed * 1e3, "cpu_ratio": cmed / cbase}
     return out
 
 

@@ -301,6 +301,10 @@ template <class T> class Model {
     std::size_t embedding_offset() const { return B_off_; }
     int in_width(int j) const { return iw_[j]; }
     int out_width(int j) const { return ow_[j]; }
+    int in_pad(int j) const { return ip_[j]; }     // row stride of block j's input jets
+    int out_pad(int j) const { return op_[j]; }    // row stride of block j's adjoint jets
+    int embedding_pad() const { return padM_; }    // row stride of the phase adjoints ā
+    bool has_embedding_params() const { return arch_.trainable; }
 
   private:
     // A second-order pair that contains a first-order stream: offsets of the pair's block and

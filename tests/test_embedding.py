@@ -201,7 +201,7 @@ def test_ntk_norms_vs_brute_force_rows(kind):
         q = net.copy()
         q._params = q._params.astype(np.complex128)
         q._params[j] += 1j * H
-        for k, (lw, td) in enumerate(zip(p._lowered, p._data(np.float64))):
+        for k, td in enumerate(p.lowering.data(np.float64)):
             name = p.term_names[k]
             J = R.forward(q._params, net.spec, td)[0]
             rows[name][:, :, j] = R.table_residuals(td, J).imag / H
