@@ -414,3 +414,17 @@ def test_library_problems_with_embeddings(dtype):
     r = pc.train(kg, pc.MLP([2, 12, 12, 1], dtype=dtype, embedding=pc.FourierFeatures(8, 1.0)), steps=30,
                  lr=3e-3, warn=False, log_every=10)
     assert r.history["total_loss"][-1] < r.history["total_loss"][0]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_chunk_boundaries(kind):
+    """Small chunks (5 points) give the same jets, gradients and norms as one big chunk."""
+    net = make([2, 9, 9, 1], kind, seed=8)
+    x = points(23, 2, seed=8)
+    derivs = [(), (0,), (0, 1), (1, 1)]
+    adj = np.random.default_rng(8).normal(size=(4, 23, 1))
+    want = net.jets(x, derivs), *net.jets_vjp(x, derivs, adj, norms=True)
+    net.backend.model.chunk_points = 5
+    got = net.jets(x, derivs), *net.jets_vjp(x, derivs, adj, norms=True)
+    for a, b in zip(got, want):
+        assert_rel(a, b, 1e-13)
