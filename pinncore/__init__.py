@@ -8,7 +8,8 @@ one file per idea:
     reference    the NumPy twin of the kernel (backend="numpy"), the test oracle
     residual     the residual tracer: Python functions -> polynomial tables over jets
     problem      pc.Problem / pc.Term: per-term losses, gradients, NTK traces, errors
-    problems     the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d)
+    problems     the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d,
+                 klein_gordon, advection)
     optim        Adam (fused, compiled) and L-BFGS (strong Wolfe)
     weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo
     trainer      pc.train, History, TrainResult
@@ -17,7 +18,7 @@ one file per idea:
     cli          the `pinncore` command (demo, train, diagnose, problems, bench)
     plotting     figures (the only module that imports matplotlib, and only when called)
 
-The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, adam.hpp, bindings.cpp).
+The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, embedding.hpp, adam.hpp, bindings.cpp).
 """
 from . import problems
 from .embedding import FourierFeatures, Periodic
