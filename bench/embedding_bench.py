@@ -46,8 +46,16 @@ NETS = {
     # x̂ in [-1, 1]: a period of the whole domain is 2 (advection: x in [0, 2π])
     "per": lambda d: dict(embedding=pc.Periodic(inputs={1: 2.0}, harmonics=4)),
     "permod": lambda d: dict(embedding=pc.Periodic(inputs={1: 2.0}, harmonics=4), arch="modified"),
+    # periodic in x and Fourier features in t (their rows act on t only, so u stays periodic)
+    "perff": lambda d: dict(embedding=pc.Periodic(inputs={1: 2.0}, harmonics=4,
+                                                  fourier=pc.FourierFeatures(n_features=32, sigma=1.0, seed=0))),
+    "perffmod": lambda d: dict(embedding=pc.Periodic(inputs={1: 2.0}, harmonics=4,
+                                                     fourier=pc.FourierFeatures(n_features=32, sigma=1.0, seed=0)),
+                               arch="modified"),
     # wave1d: u is 2-periodic in x (the odd extension of the Dirichlet problem on [0, 1]): 4 in x̂
     "perx2mod": lambda d: dict(embedding=pc.Periodic(inputs={1: 4.0}, harmonics=6), arch="modified"),
+    "perx2ff": lambda d: dict(embedding=pc.Periodic(inputs={1: 4.0}, harmonics=4,
+                                                    fourier=pc.FourierFeatures(n_features=32, sigma=1.0, seed=0))),
 }
 
 

@@ -147,10 +147,13 @@ class Periodic:
     inputs : dict {input index: period L > 0} in network-input units, e.g. {1: 2.0} (input 1,
         period 2: with a ``pc.Problem``, whose inputs are scaled to [-1, 1], the domain length).
     harmonics : int ≥ 1, the number of harmonics j = 1..harmonics per periodic input.
+    fourier : an optional (fixed) ``FourierFeatures`` for the other inputs: its rows of B act on
+        the non-periodic inputs only (the periodic columns are zero), so u stays exactly
+        periodic while, e.g., the time direction gets random Fourier features too.
 
     The features are cos(2πj x̂_k/L_k), sin(2πj x̂_k/L_k) for every periodic input (in index
-    order, j fastest), then the non-periodic inputs x̂ unchanged. See ``for_problem`` for a
-    period in the problem's own units.
+    order, j fastest), then the Fourier rows, then the non-periodic inputs x̂ unchanged. See
+    ``for_problem`` for a period in the problem's own units.
 
     >>> p = Periodic(inputs={0: 1.0}, harmonics=2)
     >>> p.frequencies(2).tolist(), p.passthrough(2), p.width(2)
@@ -160,7 +163,7 @@ class Periodic:
     kind = "periodic"
     trainable = False
 
-    def __init__(self, inputs, harmonics=1):
+    def __init__(self, inputs, harmonics=1, fourier=None):
         if not isinstance(inputs, dict) or not inputs:
             raise TypeError(f"inputs must be a non-empty dict {{input index: period}}, got {inputs!r}")
         clean = {}
@@ -170,9 +173,15 @@ class Periodic:
             clean[int(k)] = _positive_float(L, f"inputs[{k}] (the period)")
         self.inputs = dict(sorted(clean.items()))
         self.harmonics = _positive_int(harmonics, "harmonics", 256)
+        if fourier is not None and not isinstance(fourier, FourierFeatures):
+            raise TypeError(f"fourier must be a pc.FourierFeatures or None, got {type(fourier).__name__}")
+        if fourier is not None and (fourier.trainable or fourier.include_inputs):
+            raise ValueError("fourier: trainable or include_inputs features are not supported inside Periodic "
+                             "(training B would break the periodicity; the raw inputs already pass through)")
+        self.fourier = fourier
 
     @classmethod
-    def for_problem(cls, problem, periods, harmonics=1):
+    def for_problem(cls, problem, periods, harmonics=1, fourier=None):
         """The embedding that is periodic in the problem's inputs with periods in its units.
 
         periods : {input name: L}; L̂ = L · dx̂/dx = 2L/(hi − lo) for the problem's domain.
@@ -189,9 +198,11 @@ class Periodic:
                 raise ValueError(f"periods: unknown input {name!r}; the problem's inputs are {problem.inputs}")
             k = problem.inputs.index(name)
             out[k] = _positive_float(L, f"periods[{name!r}]") * float(problem.scale[k])
-        return cls(out, harmonics)
+        return cls(out, harmonics, fourier)
 
     def check(self, d):
+        if self.fourier is not None and len(self.inputs) >= d:
+            raise ValueError("fourier features need a non-periodic input; every input is periodic")
         bad = [k for k in self.inputs if k >= d]
         if bad:
             raise ValueError(f"Periodic inputs {bad} out of range: the network has {d} inputs (indices 0..{d - 1})")
@@ -204,19 +215,28 @@ class Periodic:
                 r = np.zeros(d)
                 r[k] = j / L
                 rows.append(r)
-        return np.array(rows, dtype=np.float64).reshape(-1, d)
+        B = np.array(rows, dtype=np.float64).reshape(-1, d)
+        if self.fourier is not None:
+            free = self.passthrough(d)
+            F = np.zeros((self.fourier.n_features * len(self.fourier.sigma), d))
+            F[:, free] = self.fourier.frequencies(len(free))
+            B = np.concatenate([B, F])
+        return B
 
     def passthrough(self, d):
         return [k for k in range(d) if k not in self.inputs]
 
     def width(self, d):
-        return 2 * len(self.inputs) * self.harmonics + len(self.passthrough(d))
+        nf = 0 if self.fourier is None else self.fourier.n_features * len(self.fourier.sigma)
+        return 2 * (len(self.inputs) * self.harmonics + nf) + len(self.passthrough(d))
 
     def config(self):
-        return {"kind": self.kind, "inputs": {str(k): v for k, v in self.inputs.items()}, "harmonics": self.harmonics}
+        return {"kind": self.kind, "inputs": {str(k): v for k, v in self.inputs.items()}, "harmonics": self.harmonics,
+                "fourier": None if self.fourier is None else self.fourier.config()}
 
     def __repr__(self):
-        return f"Periodic(inputs={self.inputs}, harmonics={self.harmonics})"
+        extra = "" if self.fourier is None else f", fourier={self.fourier!r}"
+        return f"Periodic(inputs={self.inputs}, harmonics={self.harmonics}{extra})"
 
 
 def embedding_from_config(cfg):
@@ -236,7 +256,12 @@ def embedding_from_config(cfg):
         inputs = kw.pop("inputs")
         if not isinstance(inputs, dict):
             raise TypeError("inputs must be a dict")
-        return Periodic({int(k): v for k, v in inputs.items()}, **kw)
+        ff = kw.pop("fourier", None)
+        if ff is not None:
+            if not isinstance(ff, dict) or ff.get("kind") != "fourier":
+                raise ValueError("fourier must be a Fourier-features config")
+            ff = FourierFeatures(**{k: v for k, v in ff.items() if k != "kind"})
+        return Periodic({int(k): v for k, v in inputs.items()}, fourier=ff, **kw)
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"invalid embedding config {cfg!r}: {e}") from e
 

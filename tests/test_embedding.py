@@ -30,6 +30,9 @@ KINDS = {
     "fourier_trainable_modified": lambda d: dict(embedding=pc.FourierFeatures(
         n_features=4, sigma=1.0, seed=2, trainable=True), arch="modified"),
     "periodic_modified": lambda d: dict(embedding=pc.Periodic(inputs={0: 1.5}, harmonics=2), arch="modified"),
+    "periodic_fourier": lambda d: dict(embedding=pc.Periodic(
+        inputs={0: 1.5}, harmonics=2, fourier=pc.FourierFeatures(n_features=3, sigma=1.0, seed=5)) if d > 1
+        else pc.Periodic(inputs={0: 1.5})),
 }
 
 
@@ -212,12 +215,13 @@ def test_ntk_norms_vs_brute_force_rows(kind):
 # ------------------------------------------------------------------ properties
 @pytest.mark.parametrize("backend", ["cpp", "numpy"])
 @pytest.mark.parametrize("arch", ["plain", "modified"])
-def test_periodic_is_exactly_periodic(backend, arch):
+@pytest.mark.parametrize("fourier", [None, pc.FourierFeatures(n_features=6, sigma=2.0, seed=1)])
+def test_periodic_is_exactly_periodic(backend, arch, fourier):
     """u, u_x, u_xx (and mixed) at x and x + kL agree to rounding, with a Problem-like scaling
     (x̂ = s x + b is periodic with period L̂ = 1.4, so x has period L = L̂/s)."""
     L = 1.4 / (2 / 3.0)
     net = randomize(pc.MLP([2, 16, 16, 1], backend=backend, arch=arch,
-                           embedding=pc.Periodic(inputs={1: 1.4}, harmonics=4)), seed=3)
+                           embedding=pc.Periodic(inputs={1: 1.4}, harmonics=4, fourier=fourier)), seed=3)
     x = points(25, 2, seed=4)
     kw = dict(scale=[2.0, 2 / 3.0], shift=[-1.0, -0.4])
     derivs = all_derivs(2)
@@ -312,7 +316,8 @@ def test_saved_frequencies_are_used_and_checked():
 
 
 def test_config_roundtrip():
-    for emb in (pc.FourierFeatures(8, [1.0, 2.0], seed=4, trainable=True), pc.Periodic({0: 1.0, 2: 3.5}, 2)):
+    for emb in (pc.FourierFeatures(8, [1.0, 2.0], seed=4, trainable=True), pc.Periodic({0: 1.0, 2: 3.5}, 2),
+                pc.Periodic({1: 2.0}, 3, fourier=pc.FourierFeatures(4, [1.0, 5.0], seed=2))):
         assert repr(embedding_from_config(emb.config())) == repr(emb)
     with pytest.raises(ValueError, match="invalid embedding config"):
         embedding_from_config({"kind": "fourier", "n_features": -1})
@@ -342,6 +347,10 @@ def test_bad_network_arguments(kwargs, exc, match):
     (lambda: pc.Periodic({0: 0.0}), ValueError, "period"),
     (lambda: pc.Periodic({-1: 1.0}), ValueError, "input index"),
     (lambda: pc.Periodic({0: 1.0}, harmonics=0), ValueError, "harmonics"),
+    (lambda: pc.Periodic({0: 1.0}, fourier=3), TypeError, "fourier"),
+    (lambda: pc.Periodic({0: 1.0}, fourier=pc.FourierFeatures(trainable=True)), ValueError, "trainable"),
+    (lambda: pc.MLP([1, 4, 1], embedding=pc.Periodic({0: 1.0}, fourier=pc.FourierFeatures(4))), ValueError,
+     "non-periodic input"),
 ])
 def test_bad_embedding_arguments(make_bad, exc, match):
     with pytest.raises(exc, match=match):
