@@ -240,7 +240,7 @@ template <class T> void check_out(Arr<T>& J, std::size_t rows, std::size_t cols,
 template <class T> void bind_jacobian(py::module_& mod) {
     mod.def("residual_jacobian",
             [](Model<T>& m, Arr<T> params, std::vector<std::shared_ptr<Term<T>>> terms, std::vector<Arr<T>> scales,
-               py::object out, int nthreads) {
+               py::object out, bool want_jacobian, int nthreads) {
                 check_params(m, params);
                 require(scales.size() == terms.size(), "scales must have one entry per term");
                 std::size_t rows = 0;
@@ -256,20 +256,25 @@ template <class T> void bind_jacobian(py::module_& mod) {
                     rows += static_cast<std::size_t>(terms[a]->table.components) * terms[a]->n;
                 }
                 Arr<T> r(static_cast<ssize_t>(rows));
+                T* rp = r.mutable_data();
+                if (!want_jacobian) {
+                    py::gil_scoped_release release;
+                    Jacobian<T>::stacked(m, params.data(), tp, sp, rp, nullptr, 0, nthreads);
+                }
+                if (!want_jacobian) return py::object(py::make_tuple(r, py::none()));
                 Arr<T> J = out.is_none() ? Arr<T>({static_cast<ssize_t>(rows), static_cast<ssize_t>(m.n_params())})
                                          : py::cast<Arr<T>>(out);
                 std::size_t ldj = 0;
                 check_out(J, rows, m.n_params(), ldj);
-                T* rp = r.mutable_data();
                 T* Jp = J.mutable_data();
                 {
                     py::gil_scoped_release release;
                     Jacobian<T>::stacked(m, params.data(), tp, sp, rp, Jp, ldj, nthreads);
                 }
-                return py::make_tuple(r, J);
+                return py::object(py::make_tuple(r, J));
             },
             py::arg("model"), py::arg("params"), py::arg("terms"), py::arg("scales"), py::arg("out") = py::none(),
-            py::arg("nthreads") = 1);
+            py::arg("want_jacobian") = true, py::arg("nthreads") = 1);
     mod.def("jacobian_rows",
             [](Model<T>& m, Arr<T> params, const Term<T>& t, py::object scale, py::object adjoint, int begin, int end,
                int nthreads) {

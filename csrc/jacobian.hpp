@@ -44,7 +44,8 @@ template <class T> class Jacobian {
         rows_packed(m, tm, begin, end, scale, adjoint, K, r, J, ldj, nthreads);
     }
 
-    // Several terms stacked (table mode), each over all its points: J rows term after term.
+    // Several terms stacked (table mode), each over all its points: J rows term after term
+    // (J == nullptr: the residuals only).
     static void stacked(M& m, const T* params, const std::vector<const Term<T>*>& terms,
                         const std::vector<const T*>& scales, T* r, T* J, std::size_t ldj, int nthreads) {
         std::lock_guard<std::mutex> guard(m.mutex_);
@@ -52,7 +53,8 @@ template <class T> class Jacobian {
         std::size_t row = 0;
         for (std::size_t a = 0; a < terms.size(); ++a) {
             const Term<T>& tm = *terms[a];
-            rows_packed(m, tm, 0, tm.n, scales[a], nullptr, tm.table.components, r + row, J + row * ldj, ldj, nthreads);
+            rows_packed(m, tm, 0, tm.n, scales[a], nullptr, tm.table.components, r + row, J ? J + row * ldj : nullptr, ldj,
+                        nthreads);
             row += static_cast<std::size_t>(tm.table.components) * tm.n;
         }
     }
@@ -150,7 +152,7 @@ template <class T> class Jacobian {
                             T* J, std::size_t ldj, int nthreads) {
         const int nb = end - begin;
         // A row costs about one backward sweep of its point: K backward passes per point.
-        run_ranges(m, tm, begin, end, nthreads, 1.0 + 2.0 * K, [&](Work& w, int b, int e) {
+        run_ranges(m, tm, begin, end, nthreads, J ? 1.0 + 2.0 * K : 1.0, [&](Work& w, int b, int e) {
             rows_range(m, tm, begin, nb, scale, adjoint, K, r, J, ldj, w, b, e);
         });
     }
@@ -171,6 +173,14 @@ template <class T> class Jacobian {
         for (int i0 = b; i0 < e; i0 += cn_eq) {
             const int cn = std::min(cn_eq, e - i0);
             m.forward_chunk(tm, i0, cn, w);
+            if (!J) {  // residuals only (table mode): no backward sweep
+                m.table_adjoint(tm, i0, cn, w, Mode::NtkTable, -1, none);
+                for (int k = 0; k < K; ++k)
+                    for (int i = 0; i < cn; ++i)
+                        r[static_cast<std::size_t>(k) * nb + i0 + i - begin] =
+                            T(w.rsum[static_cast<std::size_t>(k) * cn + i]) * (scale ? scale[i0 + i] : T(1));
+                continue;
+            }
             for (int k = 0; k < K; ++k) {
                 T* G = w.gbar0.data();
                 if (adjoint) {

@@ -109,11 +109,12 @@ class CppBackend:
         return StepFunction(self.model, params, [t.compiled(self.dtype) for t in terms])
 
     # -- residual Jacobian (csrc/jacobian.hpp) --
-    def residual_jacobian(self, params, terms, scales, out=None):
+    def residual_jacobian(self, params, terms, scales, out=None, want_jacobian=True):
         """Stacked ``(r, J)`` of polynomial terms over all their points: rows (term, component,
-        point), each row scaled by ``scales[a][i]``; ``out`` (rows, n_params) may supply J's storage."""
+        point), each row scaled by ``scales[a][i]``; ``out`` (rows, n_params) may supply J's storage.
+        ``want_jacobian=False``: ``(r, None)`` from the forward pass alone."""
         return _core.residual_jacobian(self.model, params, [t.compiled(self.dtype) for t in terms], list(scales), out,
-                                       get_num_threads())
+                                       want_jacobian, get_num_threads())
 
     def jacobian_rows(self, params, term, scale=None, adjoint=None, begin=0, end=None):
         """``(r, J)`` of one term's points [begin, end), row c*nb + i: from the polynomial table

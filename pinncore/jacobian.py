@@ -136,19 +136,27 @@ class Linearization:
     def __init__(self, jac, params):
         self.jac, self.params = jac, params
         self.be = jac.net.backend
-        self._dr = {}   # term index -> (J (S, N, m), dr (C, V, N)) of non-polynomial terms
-        parts = []
-        poly = [a for a, p in enumerate(jac.polynomial) if p]
-        if poly:
-            _, _, R = self.be.losses_grads(params, [jac.data[a] for a in poly], [None] * len(poly), True)
-            res = dict(zip(poly, R))
-        for a, lw in enumerate(jac.problem._lowered):
-            if jac.polynomial[a]:
-                r = np.asarray(res[a], dtype=np.float64)
-            else:
-                r = self._table(a)[1]
-            parts.append((r * jac.scales[a]).reshape(-1))
-        self.r = np.concatenate(parts).astype(jac.dtype) if parts else np.zeros(0, jac.dtype)
+        self._dr = {}   # term index -> (jets (S, N, m), r (C, N), dr (C, V, N)) from the NumPy table
+        self._r = None
+
+    @property
+    def r(self):
+        """The stacked weighted residuals (rows,) in the network's dtype (one kernel pass, cached;
+        ``dense`` sets it from the Jacobian pass)."""
+        if self._r is None:
+            jac = self.jac
+            if all(jac.polynomial):
+                self._r = self.be.residual_jacobian(self.params, jac.data, jac.scales, None, False)[0]
+                return self._r
+            poly = [a for a, p in enumerate(jac.polynomial) if p]
+            res = {}
+            if poly:
+                _, _, R = self.be.losses_grads(self.params, [jac.data[a] for a in poly], [None] * len(poly), True)
+                res = dict(zip(poly, R))
+            parts = [((np.asarray(res[a], dtype=np.float64) if a in res else self._table(a)[1]) * jac.scales[a])
+                     .reshape(-1) for a in range(len(jac.blocks))]
+            self._r = np.concatenate(parts).astype(jac.dtype) if parts else np.zeros(0, jac.dtype)
+        return self._r
 
     def loss(self):
         """‖r‖² = Σ_a λ_a L_a (float64)."""
@@ -201,16 +209,20 @@ class Linearization:
             raise ValueError(f"out must be a writeable C-contiguous {np.dtype(jac.dtype).name} array of shape "
                              f"{(jac.rows, jac.n_params)}")
         if all(jac.polynomial):
-            return self.r, self.be.residual_jacobian(self.params, jac.data, jac.scales, out)[1]
+            r, J = self.be.residual_jacobian(self.params, jac.data, jac.scales, out)
+            if self._r is None:
+                self._r = r
+            return self._r, J
         J = np.empty((jac.rows, jac.n_params), dtype=jac.dtype) if out is None else out
         for a, (_, row, C, n) in enumerate(jac.blocks):
             J[row:row + C * n] = self.block(a)
         return self.r, J
 
-    def gram(self, kind="JtJ", chunk_bytes=32 << 20):
+    def gram(self, kind="JtJ", chunk_bytes=32 << 20, J=None):
         """Gram products in float64.
 
-        kind="JJt": ``(JJᵀ (rows, rows), J)`` — J is needed again to map back to parameters.
+        kind="JJt": ``(JJᵀ (rows, rows), J)`` — J is needed again to map back to parameters
+        (pass ``J`` when it is already at hand).
         kind="JtJ": ``(JᵀJ (n_params, n_params), Jᵀr)``, accumulated over point chunks of at
         most ``chunk_bytes`` of J, so J is never stored whole. Fixed chunks, fixed order.
 
@@ -224,7 +236,8 @@ class Linearization:
         if kind not in _GRAM_KINDS:
             raise ValueError(f"kind must be one of {_GRAM_KINDS}, got {kind!r}")
         if kind == "JJt":
-            _, J = self.dense()
+            if J is None:
+                _, J = self.dense()
             J64 = np.asarray(J, dtype=np.float64)
             K = blas.dsyrk(1.0, J64.T, trans=1, lower=0)  # upper triangle of (Jᵀ)ᵀJᵀ = JJᵀ
             return _symmetrize(K), J

@@ -224,8 +224,12 @@ class NumpyBackend:
             if adjoints else np.zeros((0, params.size), dtype=params.dtype)
         return r, J
 
-    def residual_jacobian(self, params, terms, scales, out=None):
+    def residual_jacobian(self, params, terms, scales, out=None, want_jacobian=True):
         """Stacked ``(r, J)`` of several polynomial terms (see backend.CppBackend.residual_jacobian)."""
+        if not want_jacobian:
+            parts = [(table_residuals(t, forward(params, self.widths, t)[0]) * s).reshape(-1)
+                     for t, s in zip(terms, scales)]
+            return (np.concatenate(parts) if parts else np.zeros(0, params.dtype)), None
         parts = [self.jacobian_rows(params, t, s) for t, s in zip(terms, scales)]
         r = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, params.dtype)
         J = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, params.size), params.dtype)
