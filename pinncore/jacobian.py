@@ -69,7 +69,8 @@ class ResidualJacobian:
     """The stacked weighted residuals of ``problem`` for ``net``'s shape: r(θ) and J(θ) = ∂r/∂θ.
 
     weights : λ per term (dict name -> λ, a sequence, or None = 1).
-    point_weights : None or a list with one entry (None or an (N_a,) array, w_i >= 0) per term.
+    point_weights : None, a list with one entry (None or an (N_a,) array, w_i >= 0) per term,
+        or a dict name -> array (missing terms: w = 1).
 
     ``rows`` = Σ_a C_a N_a; ``blocks`` lists (term, first row, components, points).
 
@@ -80,14 +81,18 @@ class ResidualJacobian:
     """
 
     def __init__(self, problem, net, weights=None, point_weights=None):
-        problem._check_net(net)
+        problem.check_net(net)
         self.problem, self.net = problem, net
         self.dtype = net.dtype
         self.data = problem._data(net.dtype)
         names = problem.term_names
         self.weights = term_weights(weights, names)
-        pw = [None] * len(names) if point_weights is None else \
-            problem._check_point_weights(point_weights, self.data, np.float64)
+        if isinstance(point_weights, dict):
+            unknown = sorted(set(point_weights) - set(names))
+            if unknown:
+                raise ValueError(f"point_weights names unknown terms {unknown}; the terms are {names}")
+            point_weights = [point_weights.get(k) for k in names]
+        pw = [None] * len(names) if point_weights is None else problem.check_point_weights(point_weights, np.float64)
         self.scales, self.blocks, row = [], [], 0
         for a, lw in enumerate(problem._lowered):
             w = np.ones(lw.n) if pw[a] is None else np.asarray(pw[a], dtype=np.float64)
@@ -210,9 +215,8 @@ class Linearization:
                              f"{(jac.rows, jac.n_params)}")
         if all(jac.polynomial):
             r, J = self.be.residual_jacobian(self.params, jac.data, jac.scales, out)
-            if self._r is None:
-                self._r = r
-            return self._r, J
+            self._r = r  # the Jacobian pass's own residuals: r and J from one sweep
+            return r, J
         J = np.empty((jac.rows, jac.n_params), dtype=jac.dtype) if out is None else out
         for a, (_, row, C, n) in enumerate(jac.blocks):
             J[row:row + C * n] = self.block(a)

@@ -25,14 +25,11 @@ current point is always the best finite one.
 
 Example
 -------
->>> import numpy as np, pinncore as pc
->>> from pinncore.lm import LevenbergMarquardt, ProblemObjective
->>> problem = pc.problems.harmonic(); net = pc.MLP([1, 20, 20, 1], seed=0)
->>> objective = ProblemObjective(problem, net)
->>> lm = LevenbergMarquardt()
->>> iterations, reason = lm.minimize(objective, net.params, 60)
->>> problem.rel_l2(net) < 1e-3
-True
+>>> import pinncore as pc
+>>> result = pc.train(pc.problems.harmonic(), pc.MLP([1, 20, 20, 1], seed=0), optimizer="lm", steps=60,
+...                   weighting=pc.Fixed(), warn=False)
+>>> result.rel_l2 < 1e-3, result.history["phase"][-1]
+(True, 'lm')
 """
 from __future__ import annotations
 
@@ -41,9 +38,10 @@ import math
 import numpy as np
 import scipy.linalg
 
+from . import optim as _optim
 from .jacobian import ResidualJacobian
 
-__all__ = ["LevenbergMarquardt", "ProblemObjective"]
+__all__ = ["LevenbergMarquardt"]
 
 _SOLVERS = ("auto", "residual", "parameter", "cg")
 
@@ -53,41 +51,6 @@ def _fmt_bytes(n):
         if n >= k:
             return f"{n / k:.1f} {unit}"
     return f"{int(n)} B"
-
-
-class ProblemObjective:
-    """The frozen weighted objective Σ_a λ_a L_a of ``problem`` for ``net`` — the objective
-    interface an optimizer's ``step`` receives, for using LM without a run.
-
-    >>> import pinncore as pc
-    >>> obj = ProblemObjective(pc.problems.harmonic(), pc.MLP([1, 8, 1]), weights={"ic": 10.0})
-    >>> obj.names, obj.weights.tolist()
-    (['pde', 'ic'], [1.0, 10.0])
-    """
-
-    def __init__(self, problem, net, weights=None, point_weights=None):
-        self.problem, self.net = problem, net
-        self.jacobian = ResidualJacobian(problem, net, weights, point_weights)
-        self.names = list(problem.term_names)
-        self.weights = self.jacobian.weights
-        self.point_weights = point_weights
-
-    def evaluate(self, params):
-        """(L, G, R): per-term unweighted losses, gradients and residuals at ``params``."""
-        return self.problem.value_and_grad(self.net, params, self.point_weights, residuals=True)
-
-    def loss(self, params):
-        """Σ_a λ_a L_a at ``params`` (float)."""
-        L, _, _ = self.problem.value_and_grad(self.net, params, self.point_weights)
-        return float(self.weights @ L)
-
-    def residual_jacobian(self, params):
-        """(r, J) at ``params`` (see ``Problem.residual_jacobian``)."""
-        return self.jacobian.linearize(params).dense()
-
-    def linearize(self, params):
-        """A ``pinncore.jacobian.Linearization`` at ``params`` (dense, Gram and matrix-free)."""
-        return self.jacobian.linearize(params)
 
 
 class _DenseLinearization:
@@ -111,7 +74,7 @@ class _DenseLinearization:
         return np.asarray(self._J, dtype=np.float64).T @ u
 
 
-class LevenbergMarquardt:
+class LevenbergMarquardt(_optim.Optimizer):
     """Damped Gauss–Newton (Levenberg–Marquardt) with Nielsen's gain-ratio damping.
 
     solver : "auto" (residual space when rows <= parameters, parameter space otherwise,
@@ -136,6 +99,7 @@ class LevenbergMarquardt:
 
     name = "lm"
     adapts_weights = False
+    log_every_iteration = True  # a run writes one history row per LM iteration
 
     def __init__(self, solver="auto", memory_budget=2 * 10 ** 9, tau=1e-3, gtol=1e-12, xtol=1e-15, ftol=1e-10,
                  stall_iterations=20, mu_max=1e15, max_trials=10, cg_maxiter=200, cg_tol=1e-8):
@@ -158,6 +122,7 @@ class LevenbergMarquardt:
         self.stall_iterations, self.max_trials = int(stall_iterations), int(max_trials)
         self.cg_maxiter, self.cg_tol = int(cg_maxiter), float(cg_tol)
         self._cache = None  # (params bytes, linearisation, system): rebuilt identically on resume
+        self._jac = None    # (objective key, ResidualJacobian)
 
     def config(self):
         """Constructor arguments (saved with a run; rebuild the optimizer on resume)."""
@@ -168,8 +133,19 @@ class LevenbergMarquardt:
 
     def init(self, params):
         """Fresh state: μ unset (set from the first Jacobian), ν = 2, counters at 0."""
-        return {"mu": 0.0, "nu": 2.0, "mu_scale": 0.0, "iteration": 0, "stall": 0, "accepted": 0, "rejected": 0,
-                "loss": math.inf}
+        return {"mu": 0.0, "nu": 2.0, "mu_scale": 0.0, "iteration": 0, "stall": 0, "accepted": 0, "rejected": 0}
+
+    def check_state(self, state, n, dtype=None):
+        """ValueError naming the field when ``state`` is not an LM state."""
+        super().check_state(state, n)
+        for k in ("mu", "nu", "mu_scale"):
+            v = state.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"lm state {k!r} must be a finite number >= 0, got {v!r}")
+        for k in ("iteration", "stall", "accepted", "rejected"):
+            v = state.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"lm state {k!r} must be an integer >= 0, got {v!r}")
 
     # -- memory -----------------------------------------------------------------------------
     def needs(self, rows, n_params):
@@ -245,7 +221,6 @@ class LevenbergMarquardt:
                 state["nu"] = 2.0
                 state["accepted"] += 1
                 state["stall"] = state["stall"] + 1 if F - F_new <= self.ftol * F else 0
-                state["loss"] = F_new
                 break
             state["mu"] *= state["nu"]
             state["nu"] *= 2.0
@@ -272,16 +247,30 @@ class LevenbergMarquardt:
         return int(max_iterations), "reached the iteration limit"
 
     # -- internals --------------------------------------------------------------------------
-    @staticmethod
-    def _linearize(objective, params):
-        if hasattr(objective, "linearize"):
-            return objective.linearize(params)
+    def _jacobian(self, objective):
+        """The ``ResidualJacobian`` of a run's objective (its problem, net, frozen weights and
+        point weights), rebuilt when those change; None for an objective that only offers
+        ``residual_jacobian(params)``."""
+        if not all(hasattr(objective, k) for k in ("problem", "net", "weights", "point_weights")):
+            return None
+        pw = objective.point_weights
+        key = (id(objective.problem), id(objective.net), np.asarray(objective.weights, dtype=np.float64).tobytes(),
+               None if pw is None else tuple(None if w is None else (id(w), np.asarray(w).tobytes()) for w in pw))
+        if self._jac is None or self._jac[0] != key:
+            self._jac = (key, ResidualJacobian(objective.problem, objective.net, objective.weights, pw))
+        return self._jac[1]
+
+    def _linearize(self, objective, params):
+        jac = self._jacobian(objective)
+        if jac is not None:
+            return jac.linearize(params)
         return _DenseLinearization(*objective.residual_jacobian(params))
 
     def _trial_loss(self, objective, trial):
         """(linearisation or None, ‖r‖²) at a trial point; residuals only (no Jacobian)."""
-        if hasattr(objective, "linearize"):
-            lin = objective.linearize(trial)
+        jac = self._jacobian(objective)
+        if jac is not None:
+            lin = jac.linearize(trial)
             with np.errstate(all="ignore"):
                 r = np.asarray(lin.r, dtype=np.float64)
                 return lin, float(r @ r)
@@ -381,3 +370,6 @@ def _spd_solve(system, name, mu, b):
         system[name + "_eig"] = (np.maximum(w, 0.0), Q)
     w, Q = system[name + "_eig"]
     return Q @ ((Q.T @ b) / (w + mu))
+
+
+_optim.register("lm", LevenbergMarquardt)

@@ -445,7 +445,9 @@ class Run:
         total = float(np.dot(obj.weights, L))
         if not math.isfinite(total):  # finite terms, overflowing weighted sum
             return self._diverged(L, G, overflow=True)
-        if (step % self.log_every == 0 or not len(self.history)) and self.history.last_step != step:
+        # Second-order iterations are few and costly: an optimizer may ask for a row at each one.
+        every = 1 if getattr(self.optimizer, "log_every_iteration", False) else self.log_every
+        if (step % every == 0 or not len(self.history)) and self.history.last_step != step:
             if self._log(ev, total):
                 return False
         np.copyto(self._prev, params)
