@@ -222,11 +222,11 @@ class Linearization:
             J[row:row + C * n] = self.block(a)
         return self.r, J
 
-    def gram(self, kind="JtJ", chunk_bytes=32 << 20, J=None):
+    def gram(self, kind="JtJ", chunk_bytes=32 << 20, J=None, out=None):
         """Gram products in float64.
 
         kind="JJt": ``(JJᵀ (rows, rows), J)`` — J is needed again to map back to parameters
-        (pass ``J`` when it is already at hand).
+        (pass ``J`` when it is already at hand, or ``out`` to form it in given storage).
         kind="JtJ": ``(JᵀJ (n_params, n_params), Jᵀr)``, accumulated over point chunks of at
         most ``chunk_bytes`` of J, so J is never stored whole. Fixed chunks, fixed order.
 
@@ -241,7 +241,7 @@ class Linearization:
             raise ValueError(f"kind must be one of {_GRAM_KINDS}, got {kind!r}")
         if kind == "JJt":
             if J is None:
-                _, J = self.dense()
+                _, J = self.dense(out)
             J64 = np.asarray(J, dtype=np.float64)
             K = blas.dsyrk(1.0, J64.T, trans=1, lower=0)  # upper triangle of (Jᵀ)ᵀJᵀ = JJᵀ
             return _symmetrize(K), J
@@ -312,8 +312,7 @@ class Linearization:
 
 
 def _symmetrize(A):
-    """Copy the upper triangle (BLAS syrk output) to the lower one."""
-    A = np.array(A, order="C")
-    i = np.tril_indices_from(A, -1)
-    A[i] = A.T[i]
-    return A
+    """The symmetric matrix whose upper triangle is A's (BLAS syrk fills only that one)."""
+    U = np.triu(A)
+    U += np.triu(A, 1).T
+    return U

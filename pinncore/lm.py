@@ -127,6 +127,7 @@ class LevenbergMarquardt(_optim.Optimizer):
         self.cg_maxiter, self.cg_tol = int(cg_maxiter), float(cg_tol)
         self._cache = None  # (params bytes, linearisation, system): rebuilt identically on resume
         self._jac = None    # (objective key, ResidualJacobian)
+        self._Jbuf = None   # J's storage in the residual-space solve
 
     def config(self):
         """Constructor arguments (saved with a run; rebuild the optimizer on resume)."""
@@ -281,6 +282,16 @@ class LevenbergMarquardt(_optim.Optimizer):
                 return lin, float(r @ r)
         return None, float(objective.loss(trial))
 
+    def _buffer(self, lin, rows, P):
+        """J's storage, reused across iterations (a fresh 2 MB array per iteration costs page
+        faults comparable to the solve at the seed size)."""
+        if lin.jac is None:
+            return None
+        dt = np.dtype(lin.jac.dtype)
+        if self._Jbuf is None or self._Jbuf.shape != (rows, P) or self._Jbuf.dtype != dt:
+            self._Jbuf = np.empty((rows, P), dtype=dt)
+        return self._Jbuf
+
     def _rows_params(self, lin):
         if lin.jac is not None:
             return lin.jac.rows, lin.jac.n_params
@@ -291,7 +302,7 @@ class LevenbergMarquardt(_optim.Optimizer):
         rows, P = self._rows_params(lin)
         kind = self.choose_solver(rows, P)
         if kind == "residual":
-            K, J = lin.gram("JJt")  # forms J, which also gives r
+            K, J = lin.gram("JJt", out=self._buffer(lin, rows, P))  # forms J, which also gives r
             r = np.asarray(lin.r, dtype=np.float64)
             J = np.asarray(J, dtype=np.float64)
             system = {"kind": kind, "K": K, "J": J, "g": J.T @ r}
