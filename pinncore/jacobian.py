@@ -222,11 +222,12 @@ class Linearization:
             J[row:row + C * n] = self.block(a)
         return self.r, J
 
-    def gram(self, kind="JtJ", chunk_bytes=32 << 20, J=None, out=None):
+    def gram(self, kind="JtJ", chunk_bytes=32 << 20, J=None, out=None, upper=False):
         """Gram products in float64.
 
         kind="JJt": ``(JJᵀ (rows, rows), J)`` — J is needed again to map back to parameters
         (pass ``J`` when it is already at hand, or ``out`` to form it in given storage).
+        ``upper=True`` returns only the upper triangle (the rest zero), as Cholesky reads it.
         kind="JtJ": ``(JᵀJ (n_params, n_params), Jᵀr)``, accumulated over point chunks of at
         most ``chunk_bytes`` of J, so J is never stored whole. Fixed chunks, fixed order.
 
@@ -244,7 +245,7 @@ class Linearization:
                 _, J = self.dense(out)
             J64 = np.asarray(J, dtype=np.float64)
             K = blas.dsyrk(1.0, J64.T, trans=1, lower=0)  # upper triangle of (Jᵀ)ᵀJᵀ = JJᵀ
-            return _symmetrize(K), J
+            return (K if upper else _symmetrize(K)), J
         jac = self.jac
         P = jac.n_params
         A = np.zeros((P, P), order="F")
@@ -259,7 +260,7 @@ class Linearization:
                 A = blas.dsyrk(1.0, B.T, beta=1.0, c=A, trans=0, lower=0, overwrite_c=1)
                 idx = np.concatenate([row + c * n + np.arange(b, e) for c in range(C)])
                 g += B.T @ r64[idx]
-        return _symmetrize(A), g
+        return (A if upper else _symmetrize(A)), g
 
     def matvec(self, v):
         """J v (rows,) by forward tangents through the jet pass (no J formed).

@@ -282,6 +282,13 @@ class LevenbergMarquardt(_optim.Optimizer):
                 return lin, float(r @ r)
         return None, float(objective.loss(trial))
 
+    @staticmethod
+    def _gram(lin, kind, out=None):
+        """The Gram matrix's upper triangle (all that Cholesky and eigh(lower=False) read)."""
+        if lin.jac is None:
+            return lin.gram(kind)
+        return lin.gram(kind, out=out, upper=True) if kind == "JJt" else lin.gram(kind, upper=True)
+
     def _buffer(self, lin, rows, P):
         """J's storage, reused across iterations (a fresh 2 MB array per iteration costs page
         faults comparable to the solve at the seed size)."""
@@ -302,7 +309,7 @@ class LevenbergMarquardt(_optim.Optimizer):
         rows, P = self._rows_params(lin)
         kind = self.choose_solver(rows, P)
         if kind == "residual":
-            K, J = lin.gram("JJt", out=self._buffer(lin, rows, P))  # forms J, which also gives r
+            K, J = self._gram(lin, "JJt", out=self._buffer(lin, rows, P))  # forms J, which also gives r
             r = np.asarray(lin.r, dtype=np.float64)
             J = np.asarray(J, dtype=np.float64)
             system = {"kind": kind, "K": K, "J": J, "g": J.T @ r}
@@ -310,7 +317,7 @@ class LevenbergMarquardt(_optim.Optimizer):
                 system["diag"] = float(np.einsum("ij,ij->j", J, J).max(initial=0))
         elif kind == "parameter":
             r = np.asarray(lin.r, dtype=np.float64)
-            A, g = lin.gram("JtJ")
+            A, g = self._gram(lin, "JtJ")
             system = {"kind": kind, "A": A, "g": g, "diag": float(np.diag(A).max(initial=0))}
         else:
             r = np.asarray(lin.r, dtype=np.float64)
@@ -370,7 +377,8 @@ class LevenbergMarquardt(_optim.Optimizer):
 
 
 def _spd_solve(system, name, mu, b):
-    """(M + μI)⁻¹ b for the symmetric positive semi-definite M = system[name]: Cholesky, or the
+    """(M + μI)⁻¹ b for the symmetric positive semi-definite M = system[name] (its upper triangle
+    is read): Cholesky, or the
     eigendecomposition (computed once per point) when the shifted matrix is not numerically
     positive definite."""
     M = system[name]
@@ -382,7 +390,7 @@ def _spd_solve(system, name, mu, b):
     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
         pass
     if name + "_eig" not in system:
-        w, Q = scipy.linalg.eigh(M, check_finite=False)
+        w, Q = scipy.linalg.eigh(M, lower=False, check_finite=False)
         system[name + "_eig"] = (np.maximum(w, 0.0), Q)
     w, Q = system[name + "_eig"]
     return Q @ ((Q.T @ b) / (w + mu))
