@@ -2,9 +2,10 @@
 
 Subcommands::
 
-    pinncore demo      [--steps N] [--lbfgs N] [--seed S] [--plot FILE.png]
+    pinncore demo      [--steps N] [--lbfgs N] [--lm N] [--seed S] [--plot FILE.png]
     pinncore train     --problem NAME [--weighting SCHEME] [--weights TERM=λ,...] [--steps N]
-                       [--lbfgs N] [--lr X] [--layers 1,50,50,50,1] [--seed S] [--out DIR] [--plot]
+                       [--optimizer adam|lbfgs|lm] [--lbfgs N] [--lm N] [--lr X]
+                       [--layers 1,50,50,50,1] [--seed S] [--out DIR] [--plot]
     pinncore diagnose  --problem NAME [--layers ...] [--seed S]
     pinncore problems
     pinncore bench     [args for bench/compare.py]
@@ -107,6 +108,8 @@ def _build_parser():
     d.add_argument("--seed", type=_nonneg_int, default=0, help="network seed (default 0)")
     d.add_argument("--lr", type=_pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     d.add_argument("--plot", metavar="FILE.png", default=None, help="write a figure (needs matplotlib)")
+    d.add_argument("--lm", type=_nonneg_int, default=200,
+                   help="Levenberg–Marquardt iterations of the LM rows (default 200; 0: no LM rows)")
 
     t = sub.add_parser("train", help="train a library problem and write history, state and plot",
                        description="Train a library problem; write history.csv, history.json and state.pcs "
@@ -119,6 +122,10 @@ def _build_parser():
                    help="fixed weights, e.g. ic=100 (implies --weighting fixed)")
     t.add_argument("--steps", type=_nonneg_int, default=2000, help="Adam steps (default 2000)")
     t.add_argument("--lbfgs", type=_nonneg_int, default=0, help="L-BFGS iterations after Adam (default 0)")
+    t.add_argument("--optimizer", choices=["adam", "lbfgs", "lm"], default="adam",
+                   help="first phase (default adam; lm: --steps counts Levenberg–Marquardt iterations)")
+    t.add_argument("--lm", type=_nonneg_int, default=0,
+                   help="Levenberg–Marquardt iterations after the first phase and L-BFGS (default 0)")
     t.add_argument("--lr", type=_pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     t.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1",
                    help="layer widths (default: inputs,50,50,50,outputs)")
@@ -297,7 +304,7 @@ def _fmt_lam(v):
     return f"{v:.3g}"
 
 
-def _demo_runs(steps, lbfgs_steps):
+def _demo_runs(steps, lbfgs_steps, lm_steps=0):
     from . import weighting as W
     runs = [dict(method=f"Fixed λ_ic={_fmt_lam(lam)}", kind="fixed", lam=lam, weighting=W.Fixed({"ic": lam}),
                  hard=False, lbfgs=0) for lam in DEMO_LAMBDAS]
@@ -307,6 +314,13 @@ def _demo_runs(steps, lbfgs_steps):
     runs.append(dict(method="hard constraint", kind="hard", lam=None, weighting=W.Fixed(), hard=True, lbfgs=0))
     runs.append(dict(method=f"NTK + L-BFGS {lbfgs_steps}", kind="lbfgs", lam=None, weighting=W.NTK(), hard=False,
                      lbfgs=lbfgs_steps))
+    if lm_steps:
+        # Levenberg–Marquardt from random initialisation at three fixed λ_ic, and after Adam.
+        runs += [dict(method=f"LM {lm_steps} λ_ic={_fmt_lam(lam)}", kind="lm", lam=lam,
+                      weighting=W.Fixed({"ic": lam}), hard=False, lbfgs=0, optimizer="lm", steps=lm_steps)
+                 for lam in (1.0, 1e2, 1e5)]
+        runs.append(dict(method=f"NTK + LM {lm_steps}", kind="adam+lm", lam=None, weighting=W.NTK(), hard=False,
+                         lbfgs=0, lm=lm_steps))
     return runs
 
 
@@ -322,7 +336,7 @@ def _row(cells):
     return "  ".join(f"{c:{a}{w}}" for c, (_, w, a) in zip(cells, COLUMNS)).rstrip()
 
 
-def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=None):
+def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=None, lm_steps=0):
     """Run the demo, printing the table to ``out`` (default stdout); return the run records
     (dicts with method, kind, lam, weights, losses, ratio0, rel_l2, verdict, wall_time, history,
     t, u) for ``pinncore.plotting.demo_figure``."""
@@ -336,7 +350,7 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
     lbfgs_steps = steps if lbfgs_steps is None else lbfgs_steps
     soft, hard = problems.harmonic(), problems.harmonic(hard_constraint=True)
     t = np.linspace(0.0, 1.0, 201)[:, None]
-    runs = _demo_runs(steps, lbfgs_steps)
+    runs = _demo_runs(steps, lbfgs_steps, lm_steps)
     print(f"pinncore demo: harmonic IVP u'' + (2π)² u = 0, u(0) = 1, u'(0) = 0 on [0, 1]; exact u = cos(2πt)", file=out)
     print(f"network {DEMO_LAYERS} (tanh, seed {seed}), Adam lr {lr:g}, {steps} steps per run", file=out)
     print("ratio@0 = λ_pde‖∇L_pde‖ / λ_ic‖∇L_ic‖ at step 0 (weighted, with the scheme's step-0 weights); "
@@ -356,15 +370,17 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
     for i, run in enumerate(runs):
         problem = hard if run["hard"] else soft
         label = f"[{i + 1:>2}/{len(runs)}] {run['method']}"
-        n_total = steps + run["lbfgs"]
+        n_total = run.get("steps", steps) + run["lbfgs"] + run.get("lm", 0)
         progress.start(label)
 
         def cb(step, row, label=label, n_total=n_total):
             progress.update(f"{label}: step {step}/{n_total}  rel-L2 {row.get('rel_l2', float('nan')):.2e}")
             return False
 
-        result, caught = _train(problem, MLP(DEMO_LAYERS, seed=seed), weighting=run["weighting"], steps=steps,
-                                lr=lr, lbfgs_steps=run["lbfgs"], seed=seed, log_every=100, callback=cb)
+        result, caught = _train(problem, MLP(DEMO_LAYERS, seed=seed), weighting=run["weighting"],
+                                steps=run.get("steps", steps), optimizer=run.get("optimizer", "adam"), lr=lr,
+                                lbfgs_steps=run["lbfgs"], lm_steps=run.get("lm", 0), seed=seed, log_every=100,
+                                callback=cb)
         progress.clear()
         h = result.history
         warned = any(w.category.__name__ == "LossBalanceWarning" for w in caught)
@@ -397,6 +413,10 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
               f"{', '.join(_fmt_lam(r['lam']) for r in zone)}", file=out)
     else:
         print(f"Goldilocks zone: no fixed λ_ic reached rel-L2 < {CLEAN:.0%} in {steps} steps", file=out)
+    lm = [r for r in records if r["kind"] == "lm"]
+    if lm:
+        cells = [f"λ_ic={_fmt_lam(r['lam'])} -> {r['rel_l2']:.1e}" for r in lm]
+        print(f"Levenberg–Marquardt from random initialisation: {', '.join(cells)}", file=out)
     print(f"{len(records)} runs in {time.perf_counter() - total0:.1f} s", file=out)
     out.flush()
     return records
@@ -406,7 +426,7 @@ def _cmd_demo(args):
     if args.plot:
         _need_matplotlib()
         _check_out(os.path.dirname(os.path.abspath(args.plot)))
-    records = run_demo(steps=args.steps, lbfgs_steps=args.lbfgs, seed=args.seed, lr=args.lr)
+    records = run_demo(steps=args.steps, lbfgs_steps=args.lbfgs, seed=args.seed, lr=args.lr, lm_steps=args.lm)
     if args.plot:
         from . import plotting
         plotting.demo_figure(records, args.plot)
@@ -427,10 +447,12 @@ def _cmd_train(args):
         _need_matplotlib()
     _check_out(out)
 
+    first = {"adam": f"Adam steps (lr {args.lr:g})", "lbfgs": "L-BFGS iterations", "lm": "LM iterations"}
     print(f"pinncore train: {args.problem} {problem.term_names}, net {list(net.layers)} seed {args.seed}, "
-          f"{scheme!r}, {args.steps} Adam steps (lr {args.lr:g}) + {args.lbfgs} L-BFGS", flush=True)
+          f"{scheme!r}, {args.steps} {first[args.optimizer]} + {args.lbfgs} L-BFGS + {args.lm} LM", flush=True)
     result, caught = _train(problem, net, weighting=scheme, steps=args.steps, lr=args.lr, lbfgs_steps=args.lbfgs,
-                            seed=args.seed, log_every=args.log_every, verbose=not args.quiet, echo=True)
+                            optimizer=args.optimizer, lm_steps=args.lm, seed=args.seed, log_every=args.log_every,
+                            verbose=not args.quiet, echo=True)
     paths = [os.path.join(out, "history.csv"), os.path.join(out, "history.json"), os.path.join(out, "state.pcs")]
     result.history.to_csv(paths[0])
     result.history.to_json(paths[1])

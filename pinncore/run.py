@@ -406,6 +406,8 @@ class Run:
         # A static scheme (Fixed) never changes its weights: no context, no update call per step.
         self._adapting = self.optimizer.adapts_weights and not getattr(self.scheme, "static", False)
         self._first_row = not len(self.history)
+        # Second-order iterations are few and costly: an optimizer may ask for a row at each one.
+        self._row_every = 1 if getattr(self.optimizer, "log_every_iteration", False) else self.log_every
         end = self.step_count + n
         with _Interrupt() as intr, np.errstate(all="ignore"):
             # Overflow and invalid operations are expected when a run diverges; the loop
@@ -453,7 +455,7 @@ class Run:
         total = float(np.dot(obj.weights, L))
         if not math.isfinite(total):  # a NaN/inf loss, or finite terms whose weighted sum overflows
             return self._diverged(L, G, overflow=bool(np.isfinite(L).all()), w_state=w_before)
-        if (step % self.log_every == 0 or self._first_row) and self.history.last_step != step:
+        if (step % self._row_every == 0 or self._first_row) and self.history.last_step != step:
             if self._log(ev, total):
                 return False
         np.copyto(self._spare, params)   # params of this step, kept until the next one is known finite
