@@ -15,6 +15,7 @@ one file per idea:
     io           versioned, checksummed, atomic files (no pickle)
     cli          the `pinncore` command (demo, train, diagnose, problems, bench)
     plotting     figures (the only module that imports matplotlib, and only when called)
+    sweep        pc.sweep: fits over grids of weights, seeds, schemes, optimizers (local cores or Dask)
 
 The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, adam.hpp, bindings.cpp).
 """
@@ -26,6 +27,7 @@ from .problem import Problem, Term
 from .residual import cos, exp, log, sin, sqrt, tanh
 from .trainer import History, TrainResult, load_state, train
 from .weighting import NTK, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
+from .sweep import SweepResult, sweep  # noqa: E402 - after the names it uses; shadows the module name
 
 __version__ = "0.1.0"
 
@@ -35,4 +37,5 @@ __all__ = [
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
     "sin", "cos", "exp", "tanh", "log", "sqrt",
+    "sweep", "SweepResult",
 ]
