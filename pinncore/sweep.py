@@ -936,7 +936,7 @@ class SweepResult:
     def to_csv(self, path=None):
         """CSV text, one row per record (lists such as layers as JSON); written to ``path`` if given."""
         buf = _pyio.StringIO()
-        w = csv.writer(buf)
+        w = csv.writer(buf, lineterminator="\n")
         cols = self.columns
         w.writerow(cols)
         for r in self.records:
