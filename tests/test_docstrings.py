@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-MODULES = ["network", "reference", "residual", "problem", "problems", "optim", "weighting", "trainer",
-           "diagnostics", "io", "sweep"]
+MODULES = ["backend", "network", "reference", "residual", "problem", "problems", "objective", "optim", "weighting",
+           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "sweep"]
 
 
 @pytest.mark.parametrize("name", MODULES)
