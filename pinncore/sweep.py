@@ -297,6 +297,8 @@ def _scheme_spec(weighting, has_lambda):
     if weighting is None:
         name = "fixed" if has_lambda else type(W.default()).__name__.lower()
         return {"name": name, "config": {} if has_lambda else W.default().config()}
+    if isinstance(weighting, type) and issubclass(weighting, W.Weighting):
+        weighting = weighting()
     if isinstance(weighting, str):
         W.get(weighting)  # validates the name now, not in every worker
         return {"name": weighting.lower(), "config": {}}
@@ -315,12 +317,18 @@ def _scheme_class(name):
 
 
 def _optimizer_spec(optimizer):
-    from .optim import Adam
-    if isinstance(optimizer, Adam):
-        return {"name": "adam", "config": optimizer.config()}
+    from . import optim
+    if isinstance(optimizer, optim.Optimizer):
+        name = optimizer.name
+        if name in optim._OPTIMIZERS:
+            return {"name": name, "config": optimizer.config()}
+        return {"name": name, "config": {}, "instance": optimizer}  # a user optimizer: pickled by reference
     if not isinstance(optimizer, str):
-        raise TypeError(f"optimizer must be a name ('adam', 'lbfgs') or a pc.Adam, got {type(optimizer).__name__}")
-    return {"name": optimizer, "config": {}}
+        raise TypeError(f"optimizer must be a name ('adam', 'lbfgs', ...) or a pc optimizer object, "
+                        f"got {type(optimizer).__name__}")
+    if optimizer.lower() not in optim._OPTIMIZERS:
+        optim.get(optimizer)  # raises, naming the known optimizers
+    return {"name": optimizer.lower(), "config": {}}
 
 
 def _make_scheme(base, params, kinds):
@@ -346,18 +354,21 @@ def _make_scheme(base, params, kinds):
 
 
 def _make_optimizer(base, params, kinds, lr):
+    """The optimizer of a fit: a name pc.train resolves, or an object when arguments are set."""
+    from . import optim
     spec = base["optimizer"]
     name = params.get("optimizer", spec["name"])
-    cfg = dict(spec["config"]) if name == spec["name"] else {}
-    cfg.update({kinds[k][1]: v for k, v in params.items() if kinds[k][0] == "optimizer_arg"})
+    if isinstance(name, str):
+        name = name.lower()
+    args = {kinds[k][1]: v for k, v in params.items() if kinds[k][0] == "optimizer_arg"}
+    if name == spec["name"] and "instance" in spec and not args:
+        return spec["instance"]
+    cfg = {**(spec["config"] if name == spec["name"] else {}), **args}
     if not cfg:
         return name
-    if name != "adam":
-        raise ValueError(f"optimizer arguments {sorted(cfg)} apply to 'adam' only, got optimizer {name!r}")
-    from .optim import Adam
-    if lr is not None:
-        cfg["lr"] = lr
-    return Adam(**cfg)
+    if name == "adam" and lr is not None:
+        cfg["lr"] = lr  # a swept or given lr wins over the Adam object's
+    return optim.get(name, **cfg)
 
 
 def _run_fit(job):
