@@ -521,9 +521,12 @@ class _LocalPool:
         ex = self.executor
         if ex is None:
             return
-        for p in list(getattr(ex, "_processes", {}).values()):  # do not wait for running fits
+        procs = list(getattr(ex, "_processes", {}).values())
+        for p in procs:  # do not wait for running fits
             p.terminate()
         ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.join(timeout=5)
 
 
 def _run_inline(jobs, on_record):

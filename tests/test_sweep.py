@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import json
 import math
 import multiprocessing
 import os
@@ -17,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 
 import numpy as np
@@ -267,6 +267,38 @@ class _Crash(int):
 
     def __lt__(self, other):
         os._exit(3)
+
+
+INTERRUPTED = """
+import multiprocessing, signal, sys
+import pinncore as pc
+signal.signal(signal.SIGINT, signal.default_int_handler)
+def report(done, total, record):
+    print("record", done, flush=True)
+try:
+    print("go", flush=True)
+    pc.sweep("harmonic", {"ic": [1.0, 10.0, 100.0, 1000.0]}, steps=20000, workers=int(sys.argv[1]), progress=report)
+except KeyboardInterrupt:
+    print("interrupted; children left:", len(multiprocessing.active_children()), flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_stops_the_sweep_and_its_workers(workers):
+    env = dict(os.environ, PYTHONPATH=PKG_PARENT)
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED, str(workers)], stdout=subprocess.PIPE, text=True,
+                            env=env, cwd=tempfile.gettempdir())
+    try:
+        assert proc.stdout.readline() == "go\n"
+        # steps=20000 makes every fit take seconds: SIGINT comes while the first fits run
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out
+    assert "interrupted; children left: 0" in out and "record" not in out
 
 
 # ------------------------------------------------------------------------------ the table
