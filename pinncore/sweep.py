@@ -37,6 +37,9 @@ the problem from how it was made:
 * a pc.Problem with neither: the local pool forks, so its workers inherit the problem; a Dask
   cluster cannot receive it and ``sweep`` says so (give a factory).
 
+A library problem changed after it was built (new points, say) no longer matches its origin:
+``del problem.origin`` makes the local workers inherit it as it is.
+
 (Shipping the lowered problem as data — the tracer's term tables are arrays — would work for
 polynomial residuals only: non-polynomial ones and ``exact`` stay Python callables.)
 
@@ -209,11 +212,9 @@ def _resolve_problem(problem):
                 raise ValueError(f"problem.origin must be (name or 'module:function', kwargs), got {origin!r}")
             spec = _spec_from(*origin)
         else:
-            spec = {"kind": "inherit"}
-            _INHERITED.clear()  # one sweep at a time holds its problem
-            _INHERITED[id(problem)] = problem
-            spec["key"] = id(problem)
-            return spec, problem
+            key = uuid.uuid4().hex
+            _INHERITED[key] = problem  # until the sweep ends (sweep() removes it)
+            return {"kind": "inherit", "key": key}, problem
     elif callable(problem):
         mod, qual = getattr(problem, "__module__", None), getattr(problem, "__qualname__", "")
         if mod and mod != "__main__" and "<" not in qual:
@@ -634,6 +635,14 @@ def available_cores():
 def _plan(problem, grid, seeds, weighting, optimizer, steps, layers, client, train_kwargs):
     """Validate the arguments of ``sweep`` and build its jobs: (jobs, keys, kinds, terms, base)."""
     spec, local = _resolve_problem(problem)
+    try:
+        return _jobs(spec, local, grid, seeds, weighting, optimizer, steps, layers, client, train_kwargs)
+    except BaseException:
+        _INHERITED.pop(spec.get("key"), None)
+        raise
+
+
+def _jobs(spec, local, grid, seeds, weighting, optimizer, steps, layers, client, train_kwargs):
     terms = local.term_names
     if not isinstance(grid, dict):
         raise TypeError(f"grid must be a dict key -> list of values, got {type(grid).__name__}")
@@ -745,6 +754,7 @@ def sweep(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=
     finally:
         if bar is not None:
             bar.close()
+        _INHERITED.pop(base["problem"].get("key"), None)
     info["wall_time"] = time.perf_counter() - t0
     return SweepResult(records, keys=keys, kinds={k: v[0] for k, v in kinds.items()}, terms=terms,
                        seeds=_check_seeds(seeds), info=info, problem=_describe(base["problem"]))

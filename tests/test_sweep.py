@@ -191,6 +191,9 @@ def test_user_problem_sweeps_locally_by_inheritance():
     for r in res.records:
         assert r["status"] == "completed", r["error"]
         assert r["rel_l2"] == direct_fit(problem, r["ic"], steps=100).rel_l2
+    with pytest.raises(ValueError, match="'nope'"):
+        pc.sweep(problem, {"nope": [1.0]})
+    assert not sw._INHERITED  # the sweep (and the failed one) let go of the problem
 
 
 def test_user_problem_by_factory_path_function_and_origin():
