@@ -90,6 +90,12 @@ class _Lowered:
     var_stream: list          # stream index of each table variable
     var_out: list             # network output of each table variable
     n: int
+    paired: int = 0           # > 0: residuals r(x_j) - r(x_{paired+j}) over point pairs (periodic terms)
+
+    @property
+    def fused(self):
+        """Evaluated in one kernel call (polynomial, unpaired); else the NumPy path of ``_fallback``."""
+        return self.table.polynomial and not self.paired
 
 
 def _default_grid(domain, inputs, min_points=1000):
@@ -159,7 +165,8 @@ class Problem:
             self._check_points(term.points, f"terms[{name!r}].points")
             self.terms[name] = term
         self.term_names = list(self.terms)
-        self._lowered = [self._lower(name, t.points, t.residual) for name, t in self.terms.items()]
+        self._lowered = [self._lower(name, t.points, t.residual, getattr(t, "paired", 0))
+                         for name, t in self.terms.items()]
         self._cache = {}
         self._predict_cache = {}
         # Prediction: the fields themselves (through the transform), on demand at any points.
@@ -229,13 +236,13 @@ class Problem:
                 raise ValueError(f"{what}: input {k!r} has values in [{col.min():g}, {col.max():g}], "
                                  f"outside the domain [{lo:g}, {hi:g}]")
 
-    def _lower(self, name, points, fn):
+    def _lower(self, name, points, fn, paired=0):
         table = _residual.trace(fn, self.inputs, self.outputs, points, transform=self.transform, name=name)
         derivs = sorted({v[1] for v in table.vars}, key=lambda m: (len(m), m))
         first, pairs, index = stream_plan(derivs)
         return _Lowered(name=name, table=table, first=first, pairs=pairs,
                         var_stream=[index[v[1]] for v in table.vars], var_out=[v[0] for v in table.vars],
-                        n=points.shape[0])
+                        n=points.shape[0], paired=paired)
 
     def _termdata(self, lw, points, dtype):
         tb = lw.table
@@ -292,7 +299,7 @@ class Problem:
         else:
             point_weights = self._check_point_weights(point_weights, data, net.dtype)
         be = net.backend
-        poly = [a for a in range(T) if self._lowered[a].table.polynomial]
+        poly = [a for a in range(T) if self._lowered[a].fused]
         losses = np.zeros(T)
         grads = np.empty((T, net.n_params), dtype=net.dtype)
         res = [None] * T
@@ -319,7 +326,7 @@ class Problem:
                 out.append(None)
                 continue
             arr = np.asarray(w)
-            n = data[a].xhat.shape[0]
+            n = self._lowered[a].paired or data[a].xhat.shape[0]
             name = f"point_weights[{a}] (term {self.term_names[a]!r})"
             if arr.dtype.kind not in "fiu":
                 raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}")
@@ -336,7 +343,7 @@ class Problem:
         out — one call into the kernel when every term is polynomial."""
         self._check_net(net)
         data = self._data(net.dtype)
-        if all(lw.table.polynomial for lw in self._lowered):
+        if all(lw.fused for lw in self._lowered):
             return net.backend.step_function(net.params, data)
         return lambda point_weights, residuals: self.value_and_grad(net, None, point_weights, residuals)
 
@@ -354,10 +361,15 @@ class Problem:
         lw = self._lowered[a]
         J, Jv = self._table_jets(lw, be, p, td)
         r, dr = lw.table.evaluate(Jv)
-        n = max(lw.n, 1)
-        wv = np.ones(lw.n) if w is None else np.asarray(w, dtype=np.float64)
+        M = lw.paired
+        if M:   # periodic pairs: the loss is over R_j = r(x_j) - r(x_{M+j}), seeded back to both points
+            r = r[:, :M] - r[:, M:]
+        n = max(r.shape[1], 1)
+        wv = np.ones(r.shape[1]) if w is None else np.asarray(w, dtype=np.float64)
         loss = float((wv * r ** 2).sum() / n)
         seed = 2.0 * wv * r / n                          # ∂L/∂r, (C, N)
+        if M:
+            seed = np.concatenate([seed, -seed], axis=1)
         adj = np.zeros(J.shape, dtype=np.float64)
         for v, (s, o) in enumerate(zip(lw.var_stream, lw.var_out)):
             adj[s, :, o] += (seed * dr[:, v, :]).sum(axis=0)
@@ -407,7 +419,7 @@ class Problem:
         p = net.check_params(params) if params is not None else net.params
         data = self._data(net.dtype)
         be = net.backend
-        poly = [a for a in range(len(data)) if self._lowered[a].table.polynomial]
+        poly = [a for a in range(len(data)) if self._lowered[a].fused]
         out = [None] * len(data)
         if poly:
             for a, nrm in zip(poly, be.ntk_norms(p, [data[a] for a in poly])):
@@ -424,7 +436,9 @@ class Problem:
                 for v, (s, o) in enumerate(zip(lw.var_stream, lw.var_out)):
                     adj[s, :, o] += dr[c, v, :]
                 total += be.vjp(p, data[a], np.ascontiguousarray(adj, dtype=net.dtype), True)[1]
-            out[a] = total
+            # paired (periodic) terms: ‖∇r(x_j)‖² + ‖∇r(x_M+j)‖², which omits the cross term
+            # −2 ∇r(x_j)·∇r(x_M+j) of ‖∇(r(x_j) − r(x_M+j))‖² (the Gram identity is per point)
+            out[a] = total[:lw.paired] + total[lw.paired:] if lw.paired else total
         return dict(zip(self.term_names, out))
 
     def ntk_traces(self, net, params=None):
@@ -440,7 +454,7 @@ class Problem:
     @property
     def n_points(self):
         """{name: number of points} of each term."""
-        return {lw.name: lw.n for lw in self._lowered}
+        return {lw.name: lw.paired or lw.n for lw in self._lowered}
 
     @property
     def n_components(self):
