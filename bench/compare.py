@@ -202,7 +202,7 @@ class PinncoreStep(_Step):
     def __init__(self, case, problem, p0, dtype):
         self.net = pc.MLP(case["layers"], seed=0, dtype=dtype, backend="cpp")
         self.net.params[:] = p0
-        self.evaluate = problem._step_function(self.net)
+        self.evaluate = problem.step_function(self.net)
         self.adam = Adam(lr=LR, b1=B1, b2=B2, eps=EPS)
         self.state = self.adam.init(self.net.params)
         self.lam = np.ones(len(problem.term_names))

@@ -24,13 +24,19 @@ from .network import MLP, Jet, get_num_threads, set_num_threads
 from .optim import Adam
 from .problem import Problem, Term
 from .residual import cos, exp, log, sin, sqrt, tanh
-from .trainer import History, TrainResult, load_state, train
+from .history import History
+from .observers import Observer
+from .optim import LBFGS
+from .run import Run, TrainResult
+from .state import load_state
+from .trainer import train
 from .weighting import NTK, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "Jet", "Problem", "Term", "problems", "train", "TrainResult", "History", "load_state",
+    "MLP", "Jet", "Problem", "Term", "problems", "train", "Run", "Observer", "TrainResult", "History", "load_state",
+    "LBFGS",
     "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",

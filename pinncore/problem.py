@@ -266,7 +266,7 @@ class Problem:
             self._cache[key] = [self._termdata(lw, self.terms[lw.name].points, dtype) for lw in self._lowered]
         return self._cache[key]
 
-    def _check_net(self, net):
+    def check_net(self, net):
         from .network import MLP
         if not isinstance(net, MLP):
             raise TypeError(f"net must be a pc.MLP, got {type(net).__name__}")
@@ -290,14 +290,14 @@ class Problem:
         >>> L.shape, G.shape
         ((2,), (2, 31))
         """
-        self._check_net(net)
+        self.check_net(net)
         p = net.check_params(params) if params is not None else net.params
         data = self._data(net.dtype)
         T = len(data)
         if point_weights is None:
             point_weights = [None] * T
         else:
-            point_weights = self._check_point_weights(point_weights, data, net.dtype)
+            point_weights = self.check_point_weights(point_weights, net.dtype)
         be = net.backend
         poly = [a for a in range(T) if self._lowered[a].fused]
         losses = np.zeros(T)
@@ -315,7 +315,10 @@ class Problem:
                 losses[a], grads[a], res[a] = self._fallback(be, p, a, data[a], point_weights[a], net)
         return losses, grads, (res if residuals else None)
 
-    def _check_point_weights(self, point_weights, data, dtype):
+    def check_point_weights(self, point_weights, dtype=np.float64):
+        """Per-point loss weights, one entry per term (None or an (N_a,) finite array), as
+        C-contiguous arrays of ``dtype``; a clear error naming the entry otherwise."""
+        data = self._data(dtype)
         if isinstance(point_weights, np.ndarray) or not hasattr(point_weights, "__len__"):
             raise TypeError("point_weights must be a list with one entry (None or an (N_a,) array) per term")
         if len(point_weights) != len(data):
@@ -337,11 +340,11 @@ class Problem:
             out.append(np.ascontiguousarray(arr, dtype=dtype))
         return out
 
-    def _step_function(self, net):
+    def step_function(self, net):
         """``f(point_weights, residuals) -> (losses, grads, res)`` at ``net.params`` (which the
         optimizer updates in place): the trainer's per-step call, with the Python work hoisted
         out — one call into the kernel when every term is polynomial."""
-        self._check_net(net)
+        self.check_net(net)
         data = self._data(net.dtype)
         if all(lw.fused for lw in self._lowered):
             return net.backend.step_function(net.params, data)
@@ -415,7 +418,7 @@ class Problem:
         >>> pc.problems.harmonic().ntk_point_norms(pc.MLP([1, 10, 1]))["pde"].shape
         (50,)
         """
-        self._check_net(net)
+        self.check_net(net)
         p = net.check_params(params) if params is not None else net.params
         data = self._data(net.dtype)
         be = net.backend
@@ -468,7 +471,7 @@ class Problem:
         >>> pc.problems.harmonic().predict(pc.MLP([1, 10, 1])).shape
         (1000, 1)
         """
-        self._check_net(net)
+        self.check_net(net)
         if x is None:
             x = self.test_points
         x = np.asarray(x)
