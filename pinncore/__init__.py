@@ -1,6 +1,6 @@
 """pinncore: a fast, dependency-light CPU engine for physics-informed neural networks.
 
-The public names (DESIGN.md §4) live here; everything else is an implementation module,
+The public names (docs/design.md §4) live here; everything else is an implementation module,
 one file per idea:
 
     network      pc.MLP, jets, and the narrow boundary to the compiled kernel (pinncore._core)

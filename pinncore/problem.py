@@ -5,7 +5,7 @@ A ``Problem`` owns the inputs/outputs, the domain (which fixes the input scaling
 ``transform``. At construction every residual is traced once (``pinncore.residual``) into a
 polynomial table over the *network's* output jets — the transform is substituted in, so the
 kernel never sees it — and from then on each evaluation is one call into the kernel with no
-Python work per point (DESIGN.md §3). Residuals that are not polynomial in the jets (e.g.
+Python work per point (docs/design.md §3). Residuals that are not polynomial in the jets (e.g.
 ``pc.sin(u)``) fall back to a NumPy evaluation of the residual between the kernel's forward
 and backward sweeps, with exact derivatives.
 
@@ -109,7 +109,7 @@ def _default_grid(domain, inputs, min_points=1000):
 
 
 class Problem:
-    """A PINN problem (DESIGN §4).
+    """A PINN problem (docs/design.md §4).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Loss-weighting schemes: (init, update) pairs with explicit, serialisable state.
 
-A PINN loss is L(θ) = Σ_a λ_a L_a(θ) (DESIGN §1), optionally with per-point weights inside a
+A PINN loss is L(θ) = Σ_a λ_a L_a(θ) (docs/design.md §1), optionally with per-point weights inside a
 term, L_a = Σ_c mean_i(w_i r_c,i²). A weighting scheme chooses the λ_a (and/or the w_i) while
 training. Like an optax transform it is a small object with no mutable attributes; everything
 that changes lives in a ``state`` dict whose leaves are Python scalars/strings, lists and
@@ -66,7 +66,7 @@ def unweighted_losses(residuals):
 def weight_mask(net_or_layers):
     """Boolean mask over the flat parameter vector: True on weight-matrix entries.
 
-    The layout is the network's (DESIGN §4): per layer W_l (out×in, row-major), then b_l.
+    The layout is the network's (docs/design.md §4): per layer W_l (out×in, row-major), then b_l.
     Accepts a ``pc.MLP`` or its list of layer widths.
 
     >>> weight_mask([1, 2, 1]).astype(int).tolist()
@@ -229,7 +229,7 @@ class Fixed(Weighting):
     ``Fixed({"ic": 100.0})`` or ``Fixed(ic=100.0)``. Negative, non-finite or non-numeric
     weights raise ValueError at construction (naming the term); names the problem lacks raise
     ValueError at ``init``. On the harmonic IVP, λ_ic ≈ 1e2 recovers cos(2πt) while λ_ic = 1
-    converges to u ≈ 0 (ANCHORS.md).
+    converges to u ≈ 0 (docs/design.md §7).
 
     >>> import pinncore as pc
     >>> scheme = Fixed({"ic": 100.0})
@@ -422,7 +422,7 @@ class NTK(Weighting):
         dr_a/dt = −2 Σ_b (λ_b / N_b) J_a J_bᵀ r_b, so the kernel block that actually drives
         term a is K_aa / N_a. Dividing by N_a therefore puts the terms on the scale the
         optimizer sees. On the harmonic IVP this gives λ_ic ≈ (tr K_pde/50)/tr K_ic ~ 4e2
-        and a good fit (ANCHORS: rel-L2 1.6e-3…4e-3 at 2000 steps).
+        and a good fit (docs/design.md §7: rel-L2 1.6e-3…4e-3 at 2000 steps).
     ``"sum"``: t_a = tr K_a, the paper's form — its losses (and released code) sum over points
         relative to the kernel, so with mean losses this over-weights the small terms by
         N_pde/N_ic (λ_ic ~ 2e4 on the harmonic IVP; rel-L2 ≈ 0.6 at 2000 steps).
