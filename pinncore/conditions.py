@@ -2,7 +2,7 @@
 
 Each helper returns an ordinary ``pc.Term`` whose residual is written in the residual
 language, so it is traced once and lowered to the same polynomial kernel tables as a PDE
-residual (DESIGN.md §3): no Python per step. Prescribed values ``g`` are given as
+residual (docs/design.md §3): no Python per step. Prescribed values ``g`` are given as
 
 * a number,
 * a residual-language expression of the coordinates, ``lambda x: pc.sin(np.pi * x.x)``

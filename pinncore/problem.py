@@ -266,6 +266,38 @@ class Problem:
             self._cache[key] = [self._termdata(lw, self.terms[lw.name].points, dtype) for lw in self._lowered]
         return self._cache[key]
 
+    def with_points(self, name, points):
+        """A copy of this problem with new points for term ``name`` (same residual; only that
+        term is re-lowered). For a paired (periodic) term, ``points`` stacks both halves.
+
+        >>> import numpy as np, pinncore as pc
+        >>> p = pc.problems.harmonic().with_points("pde", np.linspace(0, 1, 80)[:, None])
+        >>> p.n_points["pde"]
+        80
+        """
+        import copy
+        if name not in self.terms:
+            raise ValueError(f"unknown term {name!r}; terms are {self.term_names}")
+        old = self.terms[name]
+        term = Term(points, old.residual)
+        self._check_points(term.points, f"points for term {name!r}")
+        paired = getattr(old, "paired", 0)
+        if paired:
+            if term.points.shape[0] % 2:
+                raise ValueError(f"term {name!r} is paired: points must stack two halves of equal length, "
+                                 f"got {term.points.shape[0]} rows")
+            pts, paired = term.points, term.points.shape[0] // 2
+            term = copy.copy(old)
+            term.points, term.paired = pts, paired
+        new = copy.copy(self)
+        new.terms = dict(self.terms)
+        new.terms[name] = term
+        a = self.term_names.index(name)
+        new._lowered = list(self._lowered)
+        new._lowered[a] = self._lower(name, term.points, term.residual, paired)
+        new._cache = {}
+        return new
+
     def check_net(self, net):
         from .network import MLP
         if not isinstance(net, MLP):
