@@ -298,6 +298,26 @@ class Problem:
         new._cache = {}
         return new
 
+    def residual_at(self, net, name, points, params=None):
+        """Residuals (C, N) of term ``name``'s residual at any ``points``: one kernel forward
+        pass, no gradient (adaptive resampling scores candidate points with it).
+
+        >>> import numpy as np, pinncore as pc
+        >>> p, net = pc.problems.harmonic(), pc.MLP([1, 8, 1])
+        >>> bool(np.allclose(p.residual_at(net, "pde", p.terms["pde"].points), p.residuals(net)["pde"]))
+        True
+        """
+        self.check_net(net)
+        if name not in self.terms:
+            raise ValueError(f"unknown term {name!r}; terms are {self.term_names}")
+        fn = self.terms[name].residual
+        pts = Term(points, fn).points
+        self._check_points(pts, "points")
+        lw = self._lower(name, pts, fn)
+        p = net.check_params(params) if params is not None else net.params
+        _, Jv = self._table_jets(lw, net.backend, p, self._termdata(lw, pts, net.dtype))
+        return lw.table.evaluate(Jv)[0]
+
     def check_net(self, net):
         from .network import MLP
         if not isinstance(net, MLP):
