@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 MODULES = ["network", "reference", "residual", "problem", "problems", "optim", "weighting", "trainer",
-           "diagnostics", "io"]
+           "diagnostics", "io", "geometry", "conditions", "resampling"]
 
 
 @pytest.mark.parametrize("name", MODULES)
