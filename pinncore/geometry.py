@@ -194,16 +194,28 @@ class Geometry:
         >>> geo.Box([0], [1]).inside([[0.5], [1.0], [1.5]])
         array([ True,  True, False])
         """
-        return self.sdf(x) <= (self.tol if tol is None else float(tol))
+        x = self._points(x)
+        tol = self.tol if tol is None else float(tol)
+        s = self._sdf(x)
+        out = s <= tol
+        return self._resolve(x, s, tol, out, closure=True)
 
     def on_boundary(self, x, tol=None):
-        """Boolean (N,): |sdf(x)| ≤ ``tol`` (default ``self.tol``).
+        """Boolean (N,): x on the boundary (|sdf(x)| ≤ ``tol``, default ``self.tol``).
 
         >>> import pinncore.geometry as geo
         >>> geo.Box([0, 0], [1, 1]).on_boundary([[0.0, 0.3], [0.5, 0.5]])
         array([ True, False])
         """
-        return np.abs(self.sdf(x)) <= (self.tol if tol is None else float(tol))
+        x = self._points(x)
+        tol = self.tol if tol is None else float(tol)
+        s = self._sdf(x)
+        out = np.abs(s) <= tol
+        return self._resolve(x, s, tol, out, closure=False)
+
+    def _resolve(self, x, s, tol, out, closure):
+        """Primitives decide from the sdf alone (CSG refines points where operands meet)."""
+        return out
 
     def normal(self, x):
         """Outward unit normal (N, d) of the nearest boundary part (on the boundary: ∇ sdf).
@@ -634,6 +646,51 @@ class _CSG(Geometry):
 
     def _sdf(self, x):
         return self._combine(self.a._sdf(x), self.b._sdf(x))
+
+    def _resolve(self, x, s, tol, out, closure):
+        """Where two primitives' boundaries meet on the zero set of the CSG distance (a face
+        shared by a union's operands, a face of ``b`` lying on a face of ``a`` in ``a - b``,
+        a junction), the min/max combination cannot tell: probe the points at distance eps
+        along the axes, the diagonals, ±n_i and ±n_i ± n_j (the primitives' normals). x is in the closed
+        (regularised) set iff a probe is strictly inside, on the boundary iff moreover a probe
+        is strictly outside."""
+        prims = self._primitives()
+        cand = np.flatnonzero(np.abs(s) <= tol)
+        if cand.size == 0:
+            return out
+        xs = x[cand]
+        S = np.stack([p._sdf(xs) for p in prims])
+        amb = (np.abs(S) <= max(tol, 1e-9 * float(np.linalg.norm(self.hi - self.lo)))).sum(axis=0) >= 2
+        if not amb.any():
+            return out
+        idx, xa = cand[amb], xs[amb]
+        eps = 1e-7 * float(np.linalg.norm(self.hi - self.lo))
+        near = np.abs(S[:, amb]) <= 1e-9 * float(np.linalg.norm(self.hi - self.lo))
+        normals = [p._sdf_normal(xa)[1] for p in prims]
+        # fixed directions too: at a corner of a primitive its normal is one face's only
+        d = self.dim
+        dirs = [np.broadcast_to(v, xa.shape) for v in np.concatenate([np.eye(d), -np.eye(d)])]
+        dirs += [np.broadcast_to(np.array(v, dtype=float), xa.shape)
+                 for v in np.array(np.meshgrid(*[[-1.0, 1.0]] * d, indexing="ij")).reshape(d, -1).T]
+        for i in range(len(prims)):
+            dirs += [normals[i], -normals[i]]
+            for j in range(i + 1, len(prims)):
+                both = (near[i] & near[j])[:, None]
+                for a in (1.0, -1.0):
+                    for b in (1.0, -1.0):
+                        d = a * normals[i] + b * normals[j]
+                        dirs.append(np.where(both, d, 0.0))
+        inner = np.zeros(idx.size, dtype=bool)
+        outer = np.zeros(idx.size, dtype=bool)
+        for d in dirs:
+            ln = np.linalg.norm(d, axis=1)
+            ok = ln > 1e-12
+            v = self._sdf(xa + eps * d / np.where(ok, ln, 1.0)[:, None])
+            inner |= ok & (v < -tol)
+            outer |= ok & (v > tol)
+        out = out.copy()
+        out[idx] = inner if closure else (inner & outer)
+        return out
 
     def _keep(self, x, nrm, which, prims):
         """Candidates on the result's boundary.

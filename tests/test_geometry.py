@@ -361,3 +361,17 @@ def test_bad_arguments_raise_clear_errors(make, match):
 def test_union_with_a_non_geometry_is_a_type_error():
     with pytest.raises(TypeError, match="right operand"):
         geo.Union(geo.Box([0], [1]), [0, 1])
+
+
+def test_coincident_faces_follow_the_regularised_set():
+    # L = [-1, 1]² minus [0, 1]²: the removed square's edges x = 1 and y = 1 lie on the outer
+    # box but not on L (the min/max distance alone is 0 there); the corner (1, 0) is on L
+    L = geo.Box([-1, -1], [1, 1]) - geo.Box([0, 0], [1, 1])
+    pts = np.array([[1, 0.5], [1, 1], [0.5, 1], [0, 0], [1, 0], [0, 0.5], [0.5, 0.5], [-1, 1]])
+    assert L.inside(pts).tolist() == [False, False, False, True, True, True, False, True]
+    assert L.on_boundary(pts).tolist() == [False, False, False, True, True, True, False, True]
+    assert int(L.grid((129, 129)).mask.sum()) == 129 * 129 - 64 * 64   # the open square's nodes are out
+    U = geo.Box([0, 0], [1, 1]) | geo.Box([1, 0], [2, 1])       # the shared face x = 1 is interior
+    pts = np.array([[1, 0.5], [1, 0], [1, 1], [2, 0.5]])
+    assert U.inside(pts).tolist() == [True, True, True, True]
+    assert U.on_boundary(pts).tolist() == [False, True, True, True]
