@@ -268,6 +268,8 @@ class MLP:
     def check_params(self, p, name="params"):
         """A C-contiguous copy-free view of ``p`` if it fits this network, else a clear error."""
         if p is None:
+            if not np.isfinite(self._params).all():
+                raise ValueError("net.params contains NaN or infinite values")
             return self._params
         arr = np.asarray(p)
         if arr.dtype != self.dtype:
