@@ -37,7 +37,7 @@ Example
 >>> [e["step"] for e in rad.events], run.problem.n_points["pde"]
 ([10, 20], 50)
 >>> run.history["pde_resampled_at"].tolist()
-[nan, nan, 10.0]
+[nan, 10.0]
 """
 from __future__ import annotations
 
