@@ -551,6 +551,7 @@ def poisson_lshape(n_collocation=2000, n_bc=400, method="sobol", seed=0):
     Terms    "pde": ``n_collocation`` points of ``geometry.sample_interior(method, seed)``;
              "bc": ``n_bc`` points of ``sample_boundary(method, seed + 1)`` (length-weighted).
     test_points: the nodes of the reference's 129 x 129 grid that lie in L (12 545 points).
+    ``problem.geometry`` is the L-shape (pinncore.geometry).
     """
     from . import conditions as bc
     from . import geometry as geo
@@ -558,7 +559,7 @@ def poisson_lshape(n_collocation=2000, n_bc=400, method="sobol", seed=0):
     L = geo.Box([-1, -1], [1, 1]) - geo.Box([0, 0], [1, 1])
     axis, _ = _lshape_grid()
     g = geo.Grid([-1, -1], [1, 1], (axis.size, axis.size), geometry=L)
-    return Problem(
+    problem = Problem(
         inputs=["x", "y"],
         outputs=["u"],
         domain=L.domain(["x", "y"]),
@@ -571,6 +572,8 @@ def poisson_lshape(n_collocation=2000, n_bc=400, method="sobol", seed=0):
         test_points=g.points[g.mask],
         transform=None,
     )
+    problem.geometry = L
+    return problem
 
 
 _HOLES = ((-0.5, -0.5, 0.2), (0.5, 0.5, 0.2), (-0.4, 0.6, 0.15), (0.6, -0.4, 0.15))
@@ -606,6 +609,7 @@ def poisson_holes(hole_bc="dirichlet", n_collocation=2000, n_bc=400, method="sob
     Terms    "pde": ``n_collocation`` interior points; "bc": the square's edges;
              "holes": the hole boundaries; boundary points are ``n_bc`` length-weighted
              samples of the whole boundary (``method``, ``seed + 1``) split by where they lie.
+    test_points: the 101 x 101 grid points in the domain; ``problem.geometry`` is the domain.
     """
     from . import conditions as bc
     from . import geometry as geo
@@ -626,7 +630,7 @@ def poisson_holes(hole_bc="dirichlet", n_collocation=2000, n_bc=400, method="sob
         holes = bc.neumann(xh, G, value=gx * nrm[:, 0] + gy * nrm[:, 1])
     test = geo.Grid([-1, -1], [1, 1], (101, 101), geometry=G)
     src = 2.0 * PI * PI
-    return Problem(
+    problem = Problem(
         inputs=["x", "y"],
         outputs=["u"],
         domain=G.domain(["x", "y"]),
@@ -640,6 +644,8 @@ def poisson_holes(hole_bc="dirichlet", n_collocation=2000, n_bc=400, method="sob
         test_points=test.points[test.mask],
         transform=None,
     )
+    problem.geometry = G
+    return problem
 
 
 _J0_ZERO = 2.404825557695773   # first zero of the Bessel function J0
@@ -666,7 +672,8 @@ def heat_disk(kappa=0.1, t_max=1.0, n_collocation=2000, n_ic=400, n_bc=400, seed
              ``n_ic`` disk points at t = 0 (values J0(j r) as data: the residual language
              has no Bessel function); "bc": ``n_bc`` circle points at uniform times.
              Seeds ``seed`` (pde), ``seed + 1`` (ic), ``seed + 2`` (bc).
-    test_points: 11 times x the 41 x 41 grid points inside the disk.
+    test_points: 11 times x the 41 x 41 grid points inside the disk; ``problem.geometry`` is
+    the (spatial) disk.
     """
     from . import conditions as bc
     from . import geometry as geo
@@ -684,7 +691,7 @@ def heat_disk(kappa=0.1, t_max=1.0, n_collocation=2000, n_ic=400, n_bc=400, seed
     g = disk.grid((41, 41))
     xy = g.points[g.mask]
     test = np.concatenate([np.column_stack([np.full(xy.shape[0], t), xy]) for t in np.linspace(0, t_max, 11)])
-    return Problem(
+    problem = Problem(
         inputs=["t", "x", "y"],
         outputs=["u"],
         domain={"t": (0.0, t_max), "x": (-1.0, 1.0), "y": (-1.0, 1.0)},
@@ -697,6 +704,8 @@ def heat_disk(kappa=0.1, t_max=1.0, n_collocation=2000, n_ic=400, n_bc=400, seed
         test_points=test,
         transform=None,
     )
+    problem.geometry = disk
+    return problem
 
 
 # ----------------------------------------------------------------------------- registry
