@@ -410,11 +410,16 @@ class Box(Geometry):
         return self.lo + (self.hi - self.lo) * u
 
     def _sdf(self, x):
-        q = np.abs(x - (self.lo + self.hi) / 2) - (self.hi - self.lo) / 2
+        # column by column: NumPy's reductions along a short last axis are slow
+        c, h = (self.lo + self.hi) / 2, (self.hi - self.lo) / 2
+        q = [np.abs(x[:, j] - c[j]) - h[j] for j in range(self.dim)]
         if self.dim == 1:
-            return q[:, 0]
-        qp = np.maximum(q, 0.0)
-        return np.sqrt(np.einsum("ij,ij->i", qp, qp)) + np.minimum(q.max(axis=1), 0.0)
+            return q[0]
+        qmax, out2 = q[0], np.square(np.maximum(q[0], 0.0))
+        for qj in q[1:]:
+            qmax = np.maximum(qmax, qj)
+            out2 += np.square(np.maximum(qj, 0.0))
+        return np.sqrt(out2) + np.minimum(qmax, 0.0)
 
     def _sdf_normal(self, x):
         c, h = (self.lo + self.hi) / 2, (self.hi - self.lo) / 2
@@ -516,8 +521,10 @@ class Disk(Geometry):
         return self.center + self.radius * n, n
 
     def _sdf(self, x):
-        off = x - self.center
-        return np.sqrt(np.einsum("ij,ij->i", off, off)) - self.radius
+        r2 = np.square(x[:, 0] - self.center[0])
+        for j in range(1, self.dim):
+            r2 += np.square(x[:, j] - self.center[j])
+        return np.sqrt(r2) - self.radius
 
     def _sdf_normal(self, x):
         off = x - self.center

@@ -20,7 +20,9 @@ Reproducible: the candidates and the draw of the event at step s come from the s
 the run's state). Per-point weighting states (``pc.SelfAdaptive``'s λ_i and its Adam
 moments) are carried to the new points by a defined rule: each new point takes the state of
 its nearest old point (in the problem's scaled coordinates); kept points keep theirs.
-Optimizer states are per parameter and carry over unchanged. The history gains the columns
+First-order optimizer states (Adam's moments) are per parameter and carry over unchanged; a
+second-order phase (L-BFGS, LM) restarts its state, whose curvature model belonged to the old
+points. The history gains the columns
 ``<term>_n_points`` and ``<term>_resampled_at`` (the step of the last change), and
 ``events`` lists every change.
 
@@ -221,6 +223,10 @@ class _Resampler(Observer):
         new, keep = self.select(old, cand, eps, rng)
         run.w_state = carry_point_states(run.w_state, self.term, old, new, problem.scale, keep)
         run.replace_points(self.term, new)
+        if not getattr(run.optimizer, "adapts_weights", True):
+            # a second-order phase's curvature model (L-BFGS pairs and its cached loss and
+            # gradient, LM's damping) describes the old objective: start it afresh
+            run.opt_state = run.optimizer.init(run.net.params)
         self.events.append({"step": count, "term": self.term, "n_points": int(new.shape[0]),
                             "max_residual": float(eps.max()), "mean_residual": float(eps.mean())})
         return None

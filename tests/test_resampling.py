@@ -172,3 +172,15 @@ def test_rad_refuses_paired_and_unknown_terms():
                  observers=[RAD("pde", every=1, n_candidates=5)])
     with pytest.raises(ValueError, match="at least the term's 10 points"):
         run.step(1)
+
+
+def test_resampling_during_lbfgs_restarts_its_curvature_model():
+    p = _bump_problem(80)
+    rad = RAD("pde", every=4, n_candidates=400, seed=0)
+    run = pc.Run(p, pc.MLP([2, 8, 1], seed=0), weighting=pc.Fixed(), log_every=2, warn=False, observers=[rad])
+    run.step(2)
+    run.step(6, optimizer="lbfgs")
+    assert [e["step"] for e in rad.events] == [4, 8]
+    # the L-BFGS state was re-initialised at step 8: no stale cached loss, no curvature pairs
+    assert run.opt_state["valid"] is False and run.opt_state["count"] == 0
+    assert run.status == "completed" and np.isfinite(run.history["total_loss"]).all()
