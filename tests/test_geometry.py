@@ -36,7 +36,9 @@ def member(g, x):
         return np.linalg.norm(x - g.center, axis=1) <= g.radius + t
     if isinstance(g, geo.Polygon):
         from matplotlib.path import Path
-        return Path(g.vertices).contains_points(x, radius=1e-12) | Path(g.vertices[::-1]).contains_points(x, radius=1e-12)
+        # the sign of radius= grows or shrinks the path with its orientation: try both
+        return (Path(g.vertices).contains_points(x, radius=1e-12)
+                | Path(g.vertices[::-1]).contains_points(x, radius=1e-12))
     a, b = member(g.a, x), member(g.b, x)
     if isinstance(g, geo.Union):
         return a | b
