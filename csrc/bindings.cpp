@@ -233,5 +233,4 @@ PYBIND11_MODULE(_core, mod) {
     mod.doc() = "pinncore compiled kernel: jets forward, adjoints backward, residual tables, Adam";
     bind<double>(mod, "Model64", "Term64");
     bind<float>(mod, "Model32", "Term32");
-    mod.def("vector_width_bytes", [] { return 64; });
 }

@@ -17,8 +17,8 @@ coefficients n_i (``pinncore.residual.pointwise``).
 Periodic conditions pair points on opposite faces: the residual of pair j is
 r(x_j) − r(x'_j) for the value and the chosen first derivatives. The kernel evaluates every
 point's residual on its own, so a paired term is evaluated by one forward and one backward
-kernel call with the pairing done in NumPy between them (``Problem._fallback``); its NTK
-diagonal omits the cross term of the pair (see ``Problem.ntk_point_norms``).
+kernel call with the pairing done in NumPy between them (``Lowering.fallback``); its NTK
+diagonal omits the cross term of the pair (see ``Lowering.ntk_point_norms``).
 
 Example
 -------

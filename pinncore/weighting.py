@@ -44,6 +44,8 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from .layout import Layout
+
 __all__ = [
     "Weighting", "Context", "StepContext", "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo",
     "get", "default", "weight_mask", "unweighted_losses",
@@ -72,12 +74,8 @@ def weight_mask(net_or_layers):
     >>> weight_mask([1, 2, 1]).astype(int).tolist()
     [1, 1, 0, 0, 1, 1, 0]
     """
-    layers = getattr(net_or_layers, "layers", net_or_layers)
-    chunks = []
-    for n_in, n_out in zip(layers[:-1], layers[1:]):
-        chunks.append(np.ones(n_in * n_out, dtype=bool))
-        chunks.append(np.zeros(n_out, dtype=bool))
-    return np.concatenate(chunks)
+    layout = getattr(net_or_layers, "layout", None)
+    return (layout if layout is not None else Layout(net_or_layers)).weight_mask()
 
 
 def _blocks(mask):

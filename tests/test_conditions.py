@@ -35,7 +35,7 @@ def test_dirichlet_expression_value_matches_the_network():
     u = net(xb * p.scale + p.shift)[:, 0]
     want = np.mean((u - np.sin(np.pi * xb[:, 0]) * xb[:, 1] - 2.0) ** 2)
     assert abs(p.losses(net)["bc"] - want) <= 1e-12 * want
-    assert p._lowered[0].fused                       # lowered to a kernel table, no Python per step
+    assert p.lowering.terms[0].fused                       # lowered to a kernel table, no Python per step
 
 
 @pytest.mark.parametrize("value", [0.5, "array"])
@@ -162,7 +162,7 @@ def test_data_term_from_measured_pairs():
     net = _net(1, 2)
     want = np.sum(np.mean((net(x * p.scale + p.shift) - u) ** 2, axis=0))
     assert abs(p.losses(net)["data"] - want) <= 1e-12 * want
-    assert p._lowered[0].fused
+    assert p.lowering.terms[0].fused
     with pytest.raises(ValueError, match="resampled"):
         p.with_points("data", x[:5])
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 MODULES = ["backend", "network", "reference", "residual", "problem", "problems", "objective", "optim", "weighting",
-           "observers", "history", "state", "run", "trainer", "diagnostics", "io",
+           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
            "geometry", "conditions", "resampling"]
 
 
