@@ -38,6 +38,7 @@ import math
 import numpy as np
 import scipy.linalg
 
+from . import backend
 from . import optim as _optim
 from .jacobian import ResidualJacobian
 
@@ -195,6 +196,10 @@ class LevenbergMarquardt(_optim.Optimizer):
     def step(self, params, state, objective, evaluation=None):
         """One LM iteration on ``objective`` at ``params`` (updated in place). Returns None to
         continue or the reason to stop ("converged: ...", "stalled: ...", "stopped: ...")."""
+        with backend.blas_threads():   # the dense solves on the kernel's thread count
+            return self._step(params, state, objective)
+
+    def _step(self, params, state, objective):
         key = params.tobytes()
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._linearize(objective, params), None)
