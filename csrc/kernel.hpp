@@ -250,6 +250,8 @@ template <class T> class Model {
             op_[j] = round_up_lanes<T>(ow_[j]);
             ip_[j] = (j == 1 || j > L_) ? pad0_ : op_[j - 1];
         }
+        pad_.assign(L_ + 1, pad0_);
+        for (int l = 1; l <= L_; ++l) pad_[l] = op_[l];
         w_off_.assign(nm_ + 1, 0);
         b_off_.assign(nm_ + 1, 0);
         std::size_t off = 0;
@@ -331,11 +333,21 @@ template <class T> class Model {
         Buffer<T> r, dr;
         double loss = 0;
     };
+    // Called by backward_chunk at every layer l of the dense chain with that layer's z̄ (G,
+    // R x pad[l]) and the forward jets in w: the residual Jacobian (csrc/jacobian.hpp) reads
+    // per-point gradients there. Plain networks only (the input of layer l is w.H[l-1], or the
+    // raw jet for l = 1); other architectures hand every block to a backward visitor instead.
+    struct LayerHook {
+        virtual ~LayerHook() = default;
+        virtual void layer(const Term<T>& tm, int l, int i0, int cn, const T* G, const Work& w) = 0;
+    };
+    template <class U> friend class Jacobian;
 
   private:
     ArchSpec<T> arch_;
     std::vector<int> widths_;           // the dense chain: widths_[0] = embedding width (or d)
     std::vector<int> iw_, ow_, ip_, op_;  // per matrix j: in/out widths and padded widths
+    std::vector<int> pad_;              // padded widths of the dense chain, pad_[0] = its input's
     int d_ = 0, L_ = 0, nm_ = 0, pad0_ = 0, padM_ = 0;
     bool emb_ = false;
     std::vector<std::size_t> w_off_, b_off_;
@@ -702,9 +714,11 @@ template <class T> class Model {
         Work& w;
         bool grad;
         T* norms;
+        LayerHook* hook;
         void block(int j, const T* G, const T* in) {
             if (grad) m.block_grad(tm, j, in, i0, cn, G, w);
             if (norms) m.layer_norms(tm, j, in, i0, cn, G, norms);
+            if (hook && j <= m.L_) hook->layer(tm, j, i0, cn, G, w);
         }
         void embed(const T* A) {
             embed_grad<T>(m.arch_.features, tm.xhat.data(), tm.d, tm.scale.data(), tm.streams.first, i0, cn, A, m.padM_,
@@ -767,8 +781,8 @@ template <class T> class Model {
         }
     }
 
-    void backward_chunk(const Term<T>& tm, int i0, int cn, Work& w, bool want_grad, T* norms) {
-        Accumulate acc{*this, tm, i0, cn, w, want_grad, norms};
+    void backward_chunk(const Term<T>& tm, int i0, int cn, Work& w, bool want_grad, T* norms, LayerHook* hook = nullptr) {
+        Accumulate acc{*this, tm, i0, cn, w, want_grad, norms, hook};
         backward_chunk(tm, cn, w, acc);
     }
 

@@ -127,7 +127,6 @@ class TermData:
 
     xhat: np.ndarray
     scale: np.ndarray
-    shift: np.ndarray
     first: list
     pairs: list
     components: int = 0
@@ -145,7 +144,7 @@ class TermData:
         scale = np.asarray(scale, dtype=np.float64)
         shift = np.asarray(shift, dtype=np.float64)
         xhat = np.ascontiguousarray(x * scale + shift, dtype=dtype)
-        t = cls(xhat=xhat, scale=scale.astype(dtype), shift=shift.astype(dtype), first=list(first),
+        t = cls(xhat=xhat, scale=scale.astype(dtype), first=list(first),
                 pairs=[tuple(p) for p in pairs], **table)
         if t.coef is None:
             t.coef = np.zeros((len(t.comp), xhat.shape[0]), dtype=dtype)

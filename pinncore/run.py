@@ -172,6 +172,8 @@ class Run:
         self._stop_request, self._intr = None, None
         self.status, self.message, self._ctx, self._ev = "ready", "", None, None
         self._ntk_cache = None
+        self._points = {}   # {term: points} given to replace_points (saved with the state)
+        self.points_changed = {}   # {term: step of its last replace_points}
         self._base = None   # (optimizer, state) of the last weight-adapting phase, while another runs
         if state is None:
             self.optimizer = resolve_optimizer(optimizer, lr)
@@ -179,12 +181,13 @@ class Run:
             self.w_state, self.step_count, self.history = self.scheme.init(problem), 0, History(self.names)
         else:
             self._restore(state, optimizer, lr)
+        self._first_row, self._adapting = not len(self.history), False
         self._wall0 = self.history.columns["wall_time"][-1] if len(self.history) else 0.0
         self._elapsed = 0.0
         self._mask = _weighting.weight_mask(self.net)  # the net's own layout (embedding, encoders)
         self._prev, self._spare = self.net.params.copy(), self.net.params.copy()
         self._needs_res = bool(getattr(self.scheme, "needs_residuals", False))
-        self.objective = Objective(problem, self.net, self._lam(), self._pw(), self._needs_res)
+        self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res)
         for obs in observers:
             self.add_observer(obs)
         if verbose:
@@ -238,6 +241,10 @@ class Run:
         self.optimizer, self.opt_state = self._saved_optimizer(state, optimizer, lr)
         self._base = self._saved_optimizer(state, "adam", lr) if "phase" in state else None
         self.w_state = state["weighting"]["state"]
+        for k, pts in state.get("points", {}).items():   # points a resampler replaced
+            self.problem = self.problem.with_points(k, pts)
+            self._points[k] = self.problem.terms[k].points
+        self.points_changed = {k: int(v) for k, v in state.get("points_changed", {}).items()}
         self._check_scheme_state(state["weighting"]["name"])
         self.step_count = int(state["step"])
         self.history = History(self.names, state["history"])
@@ -343,6 +350,9 @@ class Run:
                "weighting": {"name": type(self.scheme).__name__, "config": self.scheme.config(),
                              "state": self.w_state},
                "history": self.history.to_dict()}
+        if self._points:
+            out["points"] = {k: np.array(v) for k, v in self._points.items()}
+            out["points_changed"] = dict(self.points_changed)
         if self._base is not None:  # a second-order phase runs: saved beside the first-order optimizer
             out["phase"] = _entry(self.optimizer, self.opt_state)
         return out
@@ -356,6 +366,8 @@ class Run:
         """New collocation points for ``term`` (the problem re-lowers that term); per-point
         weighting states must be adapted by the caller (``pinncore.resampling`` does)."""
         self.problem = self.problem.with_points(term, points)
+        self._points[term] = self.problem.terms[term].points
+        self.points_changed[term] = self.step_count
         self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res)
         self._ntk_cache = None
 
@@ -405,6 +417,11 @@ class Run:
         for obs in self._observers:
             obs.on_start(self)
         step_obs = [o for o in self._observers if o.every == "step"]
+        # A static scheme (Fixed) never changes its weights: no context, no update call per step.
+        self._adapting = self.optimizer.adapts_weights and not getattr(self.scheme, "static", False)
+        self._first_row = not len(self.history)
+        # Second-order iterations are few and costly: an optimizer may ask for a row at each one.
+        self._row_every = 1 if getattr(self.optimizer, "log_every_iteration", False) else self.log_every
         end = self.step_count + n
         with _Interrupt() as intr, np.errstate(all="ignore"):
             # Overflow and invalid operations are expected when a run diverges; the loop
@@ -443,7 +460,7 @@ class Run:
             return self._diverged(L, G)
         self._ev, self._ctx = ev, None
         pw_next, w_before = None, self.w_state
-        if self.optimizer.adapts_weights:
+        if self._adapting:
             new = self.scheme.update(w_before, step, self.context)
             if new is not w_before:  # a scheme returns its state as is when nothing changed
                 self.w_state = new
@@ -452,7 +469,7 @@ class Run:
         total = float(np.dot(obj.weights, L))
         if not math.isfinite(total):  # a NaN/inf loss, or finite terms whose weighted sum overflows
             return self._diverged(L, G, overflow=bool(np.isfinite(L).all()), w_state=w_before)
-        if (step % self.log_every == 0 or not len(self.history)) and self.history.last_step != step:
+        if (step % self._row_every == 0 or self._first_row) and self.history.last_step != step:
             if self._log(ev, total):
                 return False
         np.copyto(self._spare, params)   # params of this step, kept until the next one is known finite
@@ -521,6 +538,7 @@ class Run:
         if self.problem.exact is not None:
             row["rel_l2"] = self.problem.rel_l2(self.net)
         self.history.append(row)
+        self._first_row = False
         if step == 0 and self.warn:
             self._warn_imbalance(row)
         stop = False

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 MODULES = ["backend", "network", "embedding", "reference", "residual", "problem", "problems", "objective", "optim", "weighting",
-           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout"]
+           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
+           "jacobian", "lm", "sweep", "geometry", "conditions", "resampling"]
 
 
 @pytest.mark.parametrize("name", MODULES)

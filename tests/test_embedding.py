@@ -65,7 +65,7 @@ def complex_term(td, k, h):
     """The same term with x̂ moved by i·h·scale_k in input k (a complex step in x_k)."""
     xh = td.xhat.astype(np.complex128)
     xh[:, k] += 1j * h * td.scale[k]
-    return TermData(xhat=xh, scale=td.scale, shift=td.shift, first=td.first, pairs=td.pairs)
+    return TermData(xhat=xh, scale=td.scale, first=td.first, pairs=td.pairs)
 
 
 # ------------------------------------------------------------------ the reference vs complex steps
@@ -437,3 +437,20 @@ def test_chunk_boundaries(kind):
     got = net.jets(x, derivs), *net.jets_vjp(x, derivs, adj, norms=True)
     for a, b in zip(got, want):
         assert_rel(a, b, 1e-13)
+
+
+@pytest.mark.parametrize("kind", ["fourier_trainable_modified", "periodic_fourier"])
+def test_residual_jacobian_and_lm_with_embeddings(kind):
+    """The residual Jacobian (LM) of an embedded / modified net: its squared row norms equal the
+    kernel's Gram-identity NTK norms (two independent paths), ‖r‖² is the loss, and LM trains."""
+    p = _problem()
+    net = make([2, 6, 6, 1], kind, seed=4)
+    r, J = p.residual_jacobian(net)
+    assert J.shape == (r.size, net.n_params)
+    L = p.losses(net)
+    assert float(r @ r) == pytest.approx(sum(L.values()), rel=1e-12)
+    ntk = p.ntk_point_norms(net)
+    n_pde = p.terms["pde"].points.shape[0]
+    assert_rel((J[:n_pde] ** 2).sum(axis=1) * n_pde, ntk["pde"], 1e-10, "pde rows")
+    res = pc.train(p, net, optimizer="lm", steps=5, weighting=pc.Fixed(), warn=False, log_every=1)
+    assert res.history["total_loss"][-1] < res.history["total_loss"][0]
