@@ -8,6 +8,7 @@ Subcommands::
     pinncore diagnose  --problem NAME [--layers ...] [--seed S]
     pinncore problems
     pinncore bench     [args for bench/compare.py]
+    pinncore serve     [--port P] [--host H] [--open] [--max-fits N]   (needs pinncore[web])
 
 Bad input (unknown problem or scheme, malformed --layers, negative --steps, an unwritable
 --out, layers that do not fit the problem) gives a one-line error on stderr and exit status 2.
@@ -138,7 +139,30 @@ def _build_parser():
 
     b = sub.add_parser("bench", help="run bench/compare.py (source checkout only)", add_help=False)
     b.add_argument("args", nargs=argparse.REMAINDER)
+
+    w = sub.add_parser("serve", help="serve the Loss Weight Tuner web page (needs pinncore[web])",
+                       description="Serve the Loss Weight Tuner page and its JSON API on a local address "
+                                   "until Ctrl-C. Needs pip install 'pinncore[web]'.")
+    w.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765; 0 picks a free one)")
+    w.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything else warns)")
+    w.add_argument("--open", action="store_true", help="open the page in a web browser")
+    w.add_argument("--max-fits", type=_max_fits, default=4, metavar="N",
+                   help="fits that may run at once, one worker process each (default 4)")
     return p
+
+
+def _port(s):
+    v = _nonneg_int(s)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in [0, 65535], got {s!r}")
+    return v
+
+
+def _max_fits(s):
+    v = _nonneg_int(s)
+    if not 1 <= v <= 16:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, 16], got {s!r}")
+    return v
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -445,6 +469,18 @@ def _cmd_bench(args):
     return subprocess.call([sys.executable, script, *args.args], cwd=root)
 
 
+def _cmd_serve(args):
+    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"serve needs {' and '.join(missing)}: pip install 'pinncore[web]'")
+    from .web.server import serve
+    try:
+        return serve(host=args.host, port=args.port, open_browser=args.open, max_fits=args.max_fits)
+    except OSError as e:
+        raise UsageError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}"
+                         f"{' (try --port 0 for a free port)' if e.errno == 98 else ''}") from None
+
+
 def main(argv=None) -> int:
     """Entry point of the ``pinncore`` command; returns the exit status."""
     parser = _build_parser()
@@ -457,7 +493,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     cmd = {"demo": _cmd_demo, "train": _cmd_train, "diagnose": _cmd_diagnose, "problems": _cmd_problems,
-           "bench": _cmd_bench}[args.command]
+           "bench": _cmd_bench, "serve": _cmd_serve}[args.command]
     try:
         return cmd(args)
     except UsageError as e:

@@ -1,0 +1,203 @@
+"""Running one fit of a validated spec (:mod:`pinncore.web.spec`): in a worker process of the
+server, or in-process for tests and benchmarks.
+
+:func:`run_fit` builds the library problem (cached per parameters), the network and the
+weighting scheme, trains, and reports every history row through ``emit`` as it is logged; it
+stops when ``should_stop()`` turns true. It returns a JSON-ready summary: status, rel-L2 and
+its verdict, the step-0 balance ratio of the λ-scaled gradient norms (the loss-balance
+crisis when > 1e2: Wang, Teng & Perdikaris 2021), the final weights and losses, and the
+learned solution on a grid beside the exact one.
+
+:func:`worker_main` is the loop of a server worker process: it receives ``("fit", seq, spec)``
+messages on a pipe, answers with ``("log", seq, row)`` and ``("end", seq, summary)``, and
+watches a shared integer: when it equals the running task's ``seq`` the task is cancelled.
+The kernel runs single-threaded in each worker; the server runs one worker per concurrent
+fit, so fits run in parallel without contending for one interpreter lock.
+
+>>> from pinncore.web.spec import fit_spec
+>>> rows = []
+>>> out = run_fit(fit_spec({"weights": {"ic": 100.0}, "steps": 200, "log_every": 100}), rows.append)
+>>> out["status"], [r["step"] for r in rows], out["solution"]["shape"]
+('completed', [0, 100, 200], [201])
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+__all__ = ["run_fit", "worker_main", "clean"]
+
+_CACHE_SIZE = 8
+_problems = OrderedDict()   # (name, params, hard) -> Problem; per process (workers are long-lived)
+
+
+def clean(value):
+    """JSON-safe copy: NumPy scalars to Python numbers, non-finite floats to None.
+
+    >>> clean({"a": float("nan"), "b": [np.float64(2.0), 3]})
+    {'a': None, 'b': [2.0, 3]}
+    """
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value
+
+
+def _problem(spec):
+    from pinncore import problems
+
+    hard = spec["scheme"] == "hard"
+    key = (spec["problem"], tuple(sorted(spec["problem_params"].items())), hard)
+    if key in _problems:
+        _problems.move_to_end(key)
+        return _problems[key]
+    kw = dict(spec["problem_params"])
+    if hard:
+        kw["hard_constraint"] = True
+    problem = problems.get(spec["problem"], **kw)
+    _problems[key] = problem
+    if len(_problems) > _CACHE_SIZE:
+        _problems.popitem(last=False)
+    return problem
+
+
+def _scheme(spec):
+    from pinncore import weighting
+
+    if spec["scheme"] in ("fixed", "hard"):
+        return weighting.Fixed(dict(spec["weights"]))
+    return weighting.get(spec["scheme"], **spec["scheme_params"])
+
+
+def _optimizer_kwargs(spec):
+    """pc.train keywords of the spec's optimizer: Adam steps, then an optional second phase."""
+    opt, steps, second = spec["optimizer"], spec["steps"], spec["second_steps"]
+    if opt == "adam":
+        return {"steps": steps}
+    if opt == "adam+lbfgs":
+        return {"steps": steps, "lbfgs_steps": second}
+    if opt == "lm":
+        return {"steps": steps, "optimizer": "lm"}
+    return {"steps": steps, "lm_steps": second}
+
+
+def _grid(problem, n):
+    """An n-point (1-D) or n×n (2-D, first input major) grid over the problem's domain."""
+    axes = [np.linspace(*problem.domain[name], n) for name in problem.inputs]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return axes, np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def _solution(problem, net, n):
+    axes, x = _grid(problem, n)
+    u = problem.predict(net, x)[:, 0]
+    exact = None if problem.exact is None else np.asarray(problem.exact(x), dtype=np.float64).reshape(-1)
+    return {"inputs": list(problem.inputs), "axes": {k: a.tolist() for k, a in zip(problem.inputs, axes)},
+            "shape": [len(a) for a in axes], "prediction": u.tolist(),
+            "exact": None if exact is None else exact.tolist()}
+
+
+def _balance(row, terms):
+    """(ratio, largest, smallest) of the λ-scaled gradient norms in a history row."""
+    from pinncore.diagnostics import balance_ratio
+
+    if len(terms) < 2:
+        return None, None, None
+    return balance_ratio({k: row[f"{k}_weight"] * row[f"{k}_grad_norm"] for k in terms})
+
+
+class _Watch:
+    """The train callback: forward every row, stop when asked (the run's status is then "stopped")."""
+
+    def __init__(self, emit, should_stop):
+        self.emit, self.should_stop, self.last_step, self.first = emit, should_stop, None, None
+
+    def __call__(self, step, row):
+        self.send(row)
+        return bool(self.should_stop())
+
+    def send(self, row):
+        row = clean(row)
+        if self.first is None:
+            self.first = row
+        self.last_step = row["step"]
+        self.emit(row)
+
+
+def run_fit(spec, emit, should_stop=lambda: False):
+    """Train the fit ``spec`` (from ``spec.fit_spec``), calling ``emit(row)`` for every history
+    row; returns the JSON-ready summary (see the module docstring)."""
+    from pinncore.diagnostics import THRESHOLD
+    from pinncore.network import MLP
+    from pinncore.trainer import train
+
+    from .spec import verdict
+
+    problem = _problem(spec)
+    net = MLP(spec["layers"], seed=spec["seed"])
+    watch = _Watch(emit, should_stop)
+    t0 = time.perf_counter()
+    with np.errstate(all="ignore"):
+        result = train(problem, net, weighting=_scheme(spec), lr=spec["lr"], seed=spec["seed"],
+                       log_every=spec["log_every"], callback=watch, warn=False, **_optimizer_kwargs(spec))
+    wall = time.perf_counter() - t0
+    h = result.history
+    if len(h) and h.columns["step"][-1] != watch.last_step:   # the closing row is logged without callback
+        watch.send(h[-1])
+    terms = problem.term_names
+    ratio, hi, lo = _balance(watch.first, terms) if watch.first else (None, None, None)
+    status = "cancelled" if result.status == "stopped" else result.status
+    out = {"status": status, "message": result.message, "step": int(result.step), "wall_time": wall,
+           "rel_l2": result.rel_l2, "verdict": verdict(result.rel_l2), "weights": result.weights,
+           "losses": {k: h[f"{k}_loss"][-1] for k in terms} if len(h) else {},
+           "ratio0": ratio, "ratio0_terms": [hi, lo], "crisis": bool(ratio is not None and ratio > THRESHOLD),
+           "solution": None if spec.get("grid") is None else _solution(problem, result.net, spec["grid"])}
+    return clean(out)
+
+
+def _serve(conn, cancel):
+    while True:
+        msg = conn.recv()
+        if msg[0] == "stop":
+            return
+        _, seq, spec = msg
+        try:
+            if cancel.value == seq:   # cancelled while it waited in the pipe
+                conn.send(("end", seq, {"status": "cancelled", "message": "cancelled before it started"}))
+                continue
+            out = run_fit(spec, lambda row, seq=seq: conn.send(("log", seq, row)),
+                          lambda seq=seq: cancel.value == seq)
+            conn.send(("end", seq, out))
+        except Exception as e:  # noqa: BLE001 - a failed fit is reported, the worker lives on
+            conn.send(("end", seq, {"status": "failed", "message": f"{type(e).__name__}: {e}"}))
+
+
+def worker_main(conn, cancel):
+    """Entry point of a server worker process (see the module docstring)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the server's to handle
+    from pinncore import backend
+
+    backend.set_num_threads(1)
+    from .spec import fit_spec
+
+    # Warm up (imports, residual tracing, kernel data of the seed problem) so that the first
+    # click is as fast as the next.
+    run_fit(fit_spec({"steps": 2, "log_every": 1}), lambda row: None)
+    conn.send(("ready", None, None))
+    try:
+        _serve(conn, cancel)
+    except (EOFError, OSError, KeyboardInterrupt):
+        pass
