@@ -14,6 +14,11 @@ Finished jobs are kept (newest ``keep`` of them) for their results.
 
 Everything here runs on the server's event loop thread, except the pool's reader threads,
 which only hand messages to the loop (``call_soon_threadsafe``).
+
+>>> job = Job("fit", {}, [({}, {})])
+>>> job.push("log", {"step": 0}); job.push("end", {"status": "completed"})
+>>> [name for name, _ in job.events], job.state()["tasks"]
+(['log', 'end'], 1)
 """
 from __future__ import annotations
 

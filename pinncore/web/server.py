@@ -9,6 +9,7 @@ True
 """
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import threading
@@ -68,9 +69,30 @@ def serve(host="127.0.0.1", port=8765, open_browser=False, max_fits=4, log_level
     print(f"pinncore serve: the Loss Weight Tuner at {url} (Ctrl-C stops)", file=out, flush=True)
     if open_browser:
         threading.Timer(0.5, webbrowser.open, [url]).start()
+    previous = _on_sigterm()
     try:
         server.run(sockets=[sock])
+    except (KeyboardInterrupt, _Stop):
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: the stop
+        # was asked for, so it is a clean exit.
+        pass
     finally:
         sock.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print("pinncore serve: stopped", file=out, flush=True)
     return 0
+
+
+class _Stop(Exception):
+    """SIGTERM, re-raised by uvicorn after its graceful shutdown."""
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+def _on_sigterm():
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_stop)

@@ -420,7 +420,7 @@ def catalogue():
     """What the server offers: problems (inputs, terms, parameters), schemes, optimizers, limits.
 
     >>> c = catalogue(); sorted(c["problems"])[:2], c["problems"]["harmonic"]["terms"]
-    (['burgers', 'heat1d'], ['pde', 'ic'])
+    (['burgers', 'harmonic'], ['pde', 'ic'])
     """
     from pinncore import problems
 

@@ -58,16 +58,18 @@
     }
     _finite(v, log) { return v !== null && v !== undefined && isFinite(v) && (!log || v > 0); }
     _range(axis, log) {
+      const fixed = axis === 0 ? this.opts.xrange : this.opts.yrange;
+      if (fixed && axis === 0 && this.opts.xexact) return log ? fixed.map(Math.log10) : fixed;
       let lo = Infinity, hi = -Infinity;
       for (const s of this.series) for (const p of s.points) {
         const v = p[axis];
         if (this._finite(v, log)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
       }
-      const fixed = axis === 0 ? this.opts.xrange : this.opts.yrange;
-      if (fixed) { lo = Math.min(lo, fixed[0]); hi = Math.max(hi, fixed[1]); if (this.opts.exactRange) [lo, hi] = fixed; }
       if (!isFinite(lo)) return null;
+      if (fixed) { lo = Math.min(lo, fixed[0]); hi = Math.max(hi, fixed[1]); }
       if (log) {
-        let a = Math.floor(Math.log10(lo) + 1e-9), b = Math.ceil(Math.log10(hi) - 1e-9);
+        const a = Math.floor(Math.log10(lo) + 1e-9);
+        let b = Math.ceil(Math.log10(hi) - 1e-9);
         if (b <= a) b = a + 1;
         return [a, b];
       }
@@ -102,7 +104,7 @@
       this._grid(g, m, pw, ph, X, Y, xr, yr);
       g.save();
       g.beginPath(); g.rect(m.l, m.t, pw, ph); g.clip();
-      for (const s of this.series) drawn += this._series(g, s, X, Y);
+      for (const s of this.series) { const k = this._series(g, s, X, Y); if (s.count !== false) drawn += k; }
       for (const v of this.vlines) {
         if (!this._finite(v.x, xlog)) continue;
         g.strokeStyle = v.color || "#1d2330"; g.setLineDash([4, 3]); g.lineWidth = 1.2;
@@ -254,7 +256,7 @@
     grad: new Plot($("chart-grad"), { xlabel: "step", ylabel: "gradient norm" }),
     solution: new Plot($("chart-solution"), { xlabel: "t", ylabel: "u", ylog: false, empty: "the learned solution appears after a fit" }),
     sweep: new Plot($("chart-sweep"), { xlabel: "λ", ylabel: "rel-L2", xlog: true, empty: "press Sweep: one fit per λ",
-                                        xrange: [Math.pow(10, -3.4), Math.pow(10, 5.4)], yrange: [1e-3, 1] }),
+                                        xrange: [Math.pow(10, -3.4), Math.pow(10, 5.4)], xexact: true, yrange: [1e-3, 1] }),
     heat: [new Heat($("heat-pred"), "prediction"), new Heat($("heat-exact"), "reference"), new Heat($("heat-err"), "|error|")],
   };
   const state = { cat: null, problem: null, fit: null, sweep: null, rows: [], terms: [], points: [] };
@@ -609,7 +611,7 @@
     const curves = sweepCurves(), series = [], xb = [];
     for (const c of curves) {
       const name = OPT_NAMES[c.opt] || c.opt;
-      series.push({ label: `${name} (median)`, color: c.color, width: 1.6, points: c.med.map(([l, e]) => [l, isFinite(e) ? e : null]) });
+      series.push({ label: `${name} (median)`, color: c.color, width: 1.6, count: false, points: c.med.map(([l, e]) => [l, isFinite(e) ? e : null]) });
       series.push({ color: c.color, markersOnly: true, radius: 3.5, hollow: c.row === 1,
                     points: state.points.filter((p) => p.optimizer === c.opt).map((p) => [p.lambda, p.rel_l2]) });
       const step = c.med.length > 1 ? Math.pow(c.med[1][0] / c.med[0][0], 0.5) : 1.5;
