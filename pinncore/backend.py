@@ -124,9 +124,10 @@ class StepFunction:
                                        residuals, _threads["n"])
 
 
-def adam_step(params, grads, weights, m, v, lr, b1, b2, eps, t):
-    """The fused Adam update in place (see ``optim.Adam.update``): g = Σ_a weights[a] grads[a]."""
-    _core.adam_step(params, grads, weights, m, v, lr, b1, b2, eps, t)
+# The fused Adam update in place (see ``optim.Adam.update``): g = Σ_a weights[a] grads[a];
+# returns False, changing nothing, when a gradient entry is not finite. Bound directly (no
+# Python wrapper): it runs every training step.
+adam_step = _core.adam_step
 
 
 def vector_width_bytes():

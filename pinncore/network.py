@@ -1,6 +1,6 @@
 """The network: ``pc.MLP``, its jets, and the narrow boundary to the compiled kernel.
 
-``MLP`` is the plain tanh network of DESIGN.md §4 (tanh hidden layers, linear output,
+``MLP`` is the plain tanh network of docs/design.md §4 (tanh hidden layers, linear output,
 Xavier-normal weights, zero biases). All arguments are checked here, once, with errors that
 name the argument; the compiled ``_core`` only guards memory. Two backends compute the same
 maths: ``"cpp"`` (``pinncore._core``) and ``"numpy"`` (``pinncore.reference``, the oracle).
@@ -176,7 +176,7 @@ class Jet:
 
 
 class MLP:
-    """A tanh multilayer perceptron with a linear output layer (DESIGN §4).
+    """A tanh multilayer perceptron with a linear output layer (docs/design.md §4).
 
     Parameters
     ----------
@@ -268,6 +268,8 @@ class MLP:
     def check_params(self, p, name="params"):
         """A C-contiguous copy-free view of ``p`` if it fits this network, else a clear error."""
         if p is None:
+            if not np.isfinite(self._params).all():
+                raise ValueError("net.params contains NaN or infinite values")
             return self._params
         arr = np.asarray(p)
         if arr.dtype != self.dtype:

@@ -5,7 +5,7 @@ A ``Problem`` owns the inputs/outputs, the domain (which fixes the input scaling
 ``transform``. At construction every residual is traced once (``pinncore.residual``) into a
 polynomial table over the *network's* output jets — the transform is substituted in, so the
 kernel never sees it — and from then on each evaluation is one call into the kernel with no
-Python work per point (DESIGN.md §3). Residuals that are not polynomial in the jets (e.g.
+Python work per point (docs/design.md §3). Residuals that are not polynomial in the jets (e.g.
 ``pc.sin(u)``) fall back to a NumPy evaluation of the residual between the kernel's forward
 and backward sweeps, with exact derivatives.
 
@@ -103,7 +103,7 @@ def _default_grid(domain, inputs, min_points=1000):
 
 
 class Problem:
-    """A PINN problem (DESIGN §4).
+    """A PINN problem (docs/design.md §4).
 
     Parameters
     ----------
@@ -259,7 +259,7 @@ class Problem:
             self._cache[key] = [self._termdata(lw, self.terms[lw.name].points, dtype) for lw in self._lowered]
         return self._cache[key]
 
-    def _check_net(self, net):
+    def check_net(self, net):
         from .network import MLP
         if not isinstance(net, MLP):
             raise TypeError(f"net must be a pc.MLP, got {type(net).__name__}")
@@ -283,14 +283,14 @@ class Problem:
         >>> L.shape, G.shape
         ((2,), (2, 31))
         """
-        self._check_net(net)
+        self.check_net(net)
         p = net.check_params(params) if params is not None else net.params
         data = self._data(net.dtype)
         T = len(data)
         if point_weights is None:
             point_weights = [None] * T
         else:
-            point_weights = self._check_point_weights(point_weights, data, net.dtype)
+            point_weights = self.check_point_weights(point_weights, net.dtype)
         be = net.backend
         poly = [a for a in range(T) if self._lowered[a].table.polynomial]
         losses = np.zeros(T)
@@ -308,7 +308,10 @@ class Problem:
                 losses[a], grads[a], res[a] = self._fallback(be, p, a, data[a], point_weights[a], net)
         return losses, grads, (res if residuals else None)
 
-    def _check_point_weights(self, point_weights, data, dtype):
+    def check_point_weights(self, point_weights, dtype=np.float64):
+        """Per-point loss weights, one entry per term (None or an (N_a,) finite array), as
+        C-contiguous arrays of ``dtype``; a clear error naming the entry otherwise."""
+        data = self._data(dtype)
         if isinstance(point_weights, np.ndarray) or not hasattr(point_weights, "__len__"):
             raise TypeError("point_weights must be a list with one entry (None or an (N_a,) array) per term")
         if len(point_weights) != len(data):
@@ -330,11 +333,11 @@ class Problem:
             out.append(np.ascontiguousarray(arr, dtype=dtype))
         return out
 
-    def _step_function(self, net):
+    def step_function(self, net):
         """``f(point_weights, residuals) -> (losses, grads, res)`` at ``net.params`` (which the
         optimizer updates in place): the trainer's per-step call, with the Python work hoisted
         out — one call into the kernel when every term is polynomial."""
-        self._check_net(net)
+        self.check_net(net)
         data = self._data(net.dtype)
         if all(lw.table.polynomial for lw in self._lowered):
             return net.backend.step_function(net.params, data)
@@ -403,7 +406,7 @@ class Problem:
         >>> pc.problems.harmonic().ntk_point_norms(pc.MLP([1, 10, 1]))["pde"].shape
         (50,)
         """
-        self._check_net(net)
+        self.check_net(net)
         p = net.check_params(params) if params is not None else net.params
         data = self._data(net.dtype)
         be = net.backend
@@ -454,7 +457,7 @@ class Problem:
         >>> pc.problems.harmonic().predict(pc.MLP([1, 10, 1])).shape
         (1000, 1)
         """
-        self._check_net(net)
+        self.check_net(net)
         if x is None:
             x = self.test_points
         x = np.asarray(x)

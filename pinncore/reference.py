@@ -1,6 +1,6 @@
 """The NumPy reference: the same maths as the C++ kernel, written for clarity. The test oracle.
 
-Every function here mirrors one in ``csrc/kernel.hpp`` (DESIGN.md §2): a tanh MLP whose
+Every function here mirrors one in ``csrc/kernel.hpp`` (docs/design.md §2): a tanh MLP whose
 forward pass carries *jets* — the value, the first-order input derivatives in the directions
 ``first`` and the second-order ``pairs`` — stacked as arrays of shape (S, N, width), so
 each layer is one matrix product; and the reverse sweep through the same streams, giving
@@ -57,7 +57,7 @@ def forward(params, widths, term):
         if l == len(layers) - 1:
             cache.append((h, None, None))
             return z, cache
-        # σ = tanh: σ' = 1 - h², σ'' = -2hσ'  (DESIGN §2); σ' as sech² (see _sech2).
+        # σ = tanh: σ' = 1 - h², σ'' = -2hσ'  (docs/design.md §2); σ' as sech² (see _sech2).
         t = np.tanh(z[0])
         s1 = _sech2(z[0])
         s2 = -2 * t * s1
@@ -81,7 +81,7 @@ def _sech2(z):
 
 
 def _adjoint_activate(hbar, z, t, first, pairs):
-    """z̄ from h̄ through one tanh layer's jet map (DESIGN §2)."""
+    """z̄ from h̄ through one tanh layer's jet map (docs/design.md §2)."""
     F = len(first)
     s1 = _sech2(z[0])
     s2 = -2 * t * s1

@@ -1,6 +1,6 @@
 """Loss-weighting schemes: (init, update) pairs with explicit, serialisable state.
 
-A PINN loss is L(θ) = Σ_a λ_a L_a(θ) (DESIGN §1), optionally with per-point weights inside a
+A PINN loss is L(θ) = Σ_a λ_a L_a(θ) (docs/design.md §1), optionally with per-point weights inside a
 term, L_a = Σ_c mean_i(w_i r_c,i²). A weighting scheme chooses the λ_a (and/or the w_i) while
 training. Like an optax transform it is a small object with no mutable attributes; everything
 that changes lives in a ``state`` dict whose leaves are Python scalars/strings, lists and
@@ -45,7 +45,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 __all__ = [
-    "Weighting", "Context", "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo",
+    "Weighting", "Context", "StepContext", "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo",
     "get", "default", "weight_mask", "unweighted_losses",
 ]
 
@@ -66,7 +66,7 @@ def unweighted_losses(residuals):
 def weight_mask(net_or_layers):
     """Boolean mask over the flat parameter vector: True on weight-matrix entries.
 
-    The layout is the network's (DESIGN §4): per layer W_l (out×in, row-major), then b_l.
+    The layout is the network's (docs/design.md §4): per layer W_l (out×in, row-major), then b_l.
     Accepts a ``pc.MLP`` or its list of layer widths.
 
     >>> weight_mask([1, 2, 1]).astype(int).tolist()
@@ -133,7 +133,7 @@ class Context:
     weight_mask : bool array like ``net.params``: True on weight-matrix entries, False on biases.
     residuals : {term: (C_a, N_a) array} when the scheme ``needs_residuals``, else None.
     ntk_traces : callable () -> {term: tr K_a} (Σ over components and points of ‖∂r/∂θ‖²);
-        evaluated lazily, only by schemes with ``needs_ntk`` on their update steps.
+        evaluated lazily, only by the schemes that read it on their update steps.
     lr : the optimizer's current learning rate.
 
     ``Context.evaluate(problem, net)`` builds one directly (tests, examples, custom loops).
@@ -170,6 +170,50 @@ class Context:
                    residuals=res if residuals else None, ntk_traces=lambda: problem.ntk_traces(net), lr=float(lr))
 
 
+class StepContext:
+    """The run's per-step ``Context``: the same attributes, each built on first access (most
+    steps of most schemes read nothing, and the run must stay a few microseconds per step).
+
+    names : term names; L (T,) losses as optimised, G (T, P) gradients, R residual list or
+    None; point_weighted : whether L carries per-point weights (then ``losses`` come from R);
+    ntk_traces : callable; lr : callable () -> the optimizer's current learning rate.
+
+    >>> ctx = StepContext(["pde"], np.array([2.0]), np.ones((1, 3)), None, None, dict, lambda: 1e-3)
+    >>> ctx.losses, ctx.lr
+    ({'pde': 2.0}, 0.001)
+    """
+
+    __slots__ = ("names", "_L", "_G", "_R", "_pw", "weight_mask", "ntk_traces", "_lr", "_cache")
+
+    def __init__(self, names, L, G, R, weight_mask, ntk_traces, lr, point_weighted=False):
+        self.names, self._L, self._G, self._R, self._pw = names, L, G, R, point_weighted
+        self.weight_mask, self.ntk_traces, self._lr, self._cache = weight_mask, ntk_traces, lr, {}
+
+    def _get(self, key, build):
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    @property
+    def losses(self):
+        L = unweighted_losses(self._R) if self._pw and self._R is not None else self._L
+        return self._get("losses", lambda: dict(zip(self.names, np.asarray(L, dtype=np.float64).tolist())))
+
+    @property
+    def grads(self):
+        return self._get("grads", lambda: dict(zip(self.names, self._G)))
+
+    @property
+    def residuals(self):
+        if self._R is None:
+            return None
+        return self._get("residuals", lambda: dict(zip(self.names, self._R)))
+
+    @property
+    def lr(self):
+        return self._get("lr", self._lr)
+
+
 # ------------------------------------------------------------------------------ base
 
 class Weighting:
@@ -179,8 +223,8 @@ class Weighting:
     evolving quantities in the state dict. ``update`` never mutates the state it is given.
     """
 
-    needs_ntk = False
-    needs_residuals = False
+    needs_ntk = False         # reads ctx.ntk_traces() on its update steps (observers that replay
+    needs_residuals = False   # schemes, like the audit, compute the traces only when one needs them)
     name = "weighting"
 
     def init(self, problem) -> dict:
@@ -229,7 +273,7 @@ class Fixed(Weighting):
     ``Fixed({"ic": 100.0})`` or ``Fixed(ic=100.0)``. Negative, non-finite or non-numeric
     weights raise ValueError at construction (naming the term); names the problem lacks raise
     ValueError at ``init``. On the harmonic IVP, λ_ic ≈ 1e2 recovers cos(2πt) while λ_ic = 1
-    converges to u ≈ 0 (ANCHORS.md).
+    converges to u ≈ 0 (docs/design.md §7).
 
     >>> import pinncore as pc
     >>> scheme = Fixed({"ic": 100.0})
@@ -422,7 +466,7 @@ class NTK(Weighting):
         dr_a/dt = −2 Σ_b (λ_b / N_b) J_a J_bᵀ r_b, so the kernel block that actually drives
         term a is K_aa / N_a. Dividing by N_a therefore puts the terms on the scale the
         optimizer sees. On the harmonic IVP this gives λ_ic ≈ (tr K_pde/50)/tr K_ic ~ 4e2
-        and a good fit (ANCHORS: rel-L2 1.6e-3…4e-3 at 2000 steps).
+        and a good fit (docs/design.md §7: rel-L2 1.6e-3…4e-3 at 2000 steps).
     ``"sum"``: t_a = tr K_a, the paper's form — its losses (and released code) sum over points
         relative to the kernel, so with mean losses this over-weights the small terms by
         N_pde/N_ic (λ_ic ~ 2e4 on the harmonic IVP; rel-L2 ≈ 0.6 at 2000 steps).

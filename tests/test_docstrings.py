@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-MODULES = ["network", "reference", "residual", "problem", "problems", "optim", "weighting", "trainer",
-           "diagnostics", "io"]
+MODULES = ["backend", "network", "reference", "residual", "problem", "problems", "objective", "optim", "weighting",
+           "observers", "history", "state", "run", "trainer", "diagnostics", "io"]
 MODULES += ["web", "web.spec", "web.worker", "web.jobs"]
 if importlib.util.find_spec("starlette") and importlib.util.find_spec("uvicorn"):  # the optional web stack
     MODULES += ["web.app", "web.server"]
