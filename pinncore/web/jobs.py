@@ -39,15 +39,14 @@ class Busy(Exception):
 
 
 class Worker:
-    """One worker process, its pipe, its cancel flag and the task it runs (``seq``)."""
+    """One worker process, its pipe and the task it runs (``seq``)."""
 
     def __init__(self, ctx, index, on_message):
         from .worker import worker_main
 
         self.index = index
         self.conn, child = ctx.Pipe()
-        self.cancel_flag = ctx.RawValue("q", -1)
-        self.process = ctx.Process(target=worker_main, args=(child, self.cancel_flag), daemon=True,
+        self.process = ctx.Process(target=worker_main, args=(child,), daemon=True,
                                    name=f"pinncore-web-worker-{index}")
         self.process.start()
         child.close()
@@ -73,7 +72,10 @@ class Worker:
 
     def cancel(self):
         if self.seq is not None:
-            self.cancel_flag.value = self.seq
+            try:
+                self.conn.send(("cancel", self.seq, None))
+            except (OSError, ValueError):   # the process died; its reader reports it
+                pass
 
     def stop(self, timeout=2.0):
         try:

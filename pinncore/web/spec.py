@@ -24,7 +24,6 @@ steps | steps must be an integer in [1, 20000], got 0
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 
 __all__ = ["SpecError", "LIMITS", "fit_spec", "sweep_spec", "catalogue", "optimizers", "lm_available",
@@ -198,11 +197,15 @@ def lm_available():
     True
     """
     import pinncore
-    from pinncore import trainer
+    from pinncore import optim
 
     if hasattr(pinncore, "LevenbergMarquardt"):
         return True
-    return "lm_steps" in inspect.signature(trainer.train).parameters
+    try:   # the run's optimizer registry ("lm" is registered where it is implemented)
+        optim.get("lm")
+        return True
+    except (ValueError, TypeError):
+        return False
 
 
 def optimizers():

@@ -2,15 +2,16 @@
 server, or in-process for tests and benchmarks.
 
 :func:`run_fit` builds the library problem (cached per parameters), the network and the
-weighting scheme, trains, and reports every history row through ``emit`` as it is logged; it
-stops when ``should_stop()`` turns true. It returns a JSON-ready summary: status, rel-L2 and
+weighting scheme, trains them as a ``pc.Run`` (one phase per optimizer), and reports every
+history row through ``emit`` as it is logged (an observer of the run). It returns a JSON-ready summary: status, rel-L2 and
 its verdict, the step-0 balance ratio of the λ-scaled gradient norms (the loss-balance
 crisis when > 1e2: Wang, Teng & Perdikaris 2021), the final weights and losses, and the
 learned solution on a grid beside the exact one.
 
 :func:`worker_main` is the loop of a server worker process: it receives ``("fit", seq, spec)``
-messages on a pipe, answers with ``("log", seq, row)`` and ``("end", seq, summary)``, and
-watches a shared integer: when it equals the running task's ``seq`` the task is cancelled.
+messages on a pipe, answers with ``("log", seq, row)`` and ``("end", seq, summary)``; a
+``("cancel", seq)`` message calls ``run.cancel()`` on that task's run (from the worker's
+inbox thread) or drops it before it starts.
 The kernel runs single-threaded in each worker; the server runs one worker per concurrent
 fit, so fits run in parallel without contending for one interpreter lock.
 
@@ -27,6 +28,8 @@ import time
 from collections import OrderedDict
 
 import numpy as np
+
+from pinncore.observers import Observer
 
 __all__ = ["run_fit", "worker_main", "clean"]
 
@@ -80,16 +83,12 @@ def _scheme(spec):
     return weighting.get(spec["scheme"], **spec["scheme_params"])
 
 
-def _optimizer_kwargs(spec):
-    """pc.train keywords of the spec's optimizer: Adam steps, then an optional second phase."""
+def _phases(spec):
+    """[(optimizer name, iterations)] of the spec: the first phase, then an optional second one
+    (second-order optimizers freeze the weights λ at their last value)."""
     opt, steps, second = spec["optimizer"], spec["steps"], spec["second_steps"]
-    if opt == "adam":
-        return {"steps": steps}
-    if opt == "adam+lbfgs":
-        return {"steps": steps, "lbfgs_steps": second}
-    if opt == "lm":
-        return {"steps": steps, "optimizer": "lm"}
-    return {"steps": steps, "lm_steps": second}
+    first, _, then = opt.partition("+")
+    return [(first, steps)] + ([(then, second)] if then and second else [])
 
 
 def _grid(problem, n):
@@ -117,48 +116,48 @@ def _balance(row, terms):
     return balance_ratio({k: row[f"{k}_weight"] * row[f"{k}_grad_norm"] for k in terms})
 
 
-class _Watch:
-    """The train callback: forward every row, stop when asked (the run's status is then "stopped")."""
+class _Emit(Observer):
+    """The run's observer: forwards every history row (JSON-safe) and keeps the first one."""
 
-    def __init__(self, emit, should_stop):
-        self.emit, self.should_stop, self.last_step, self.first = emit, should_stop, None, None
+    def __init__(self, emit):
+        self.emit, self.first = emit, None
 
-    def __call__(self, step, row):
-        self.send(row)
-        return bool(self.should_stop())
-
-    def send(self, row):
+    def on_log(self, run, row):
         row = clean(row)
         if self.first is None:
             self.first = row
-        self.last_step = row["step"]
         self.emit(row)
 
 
-def run_fit(spec, emit, should_stop=lambda: False):
-    """Train the fit ``spec`` (from ``spec.fit_spec``), calling ``emit(row)`` for every history
-    row; returns the JSON-ready summary (see the module docstring)."""
+def run_fit(spec, emit, started=None):
+    """Train the fit ``spec`` (from ``spec.fit_spec``) as a ``pc.Run``, calling ``emit(row)``
+    for every history row; returns the JSON-ready summary (see the module docstring).
+    ``started(run)`` is called with the run before its first step (the server keeps it to
+    ``run.cancel()`` it from another thread)."""
     from pinncore.diagnostics import THRESHOLD
     from pinncore.network import MLP
-    from pinncore.trainer import train
+    from pinncore.run import Run
 
     from .spec import verdict
 
     problem = _problem(spec)
-    net = MLP(spec["layers"], seed=spec["seed"])
-    watch = _Watch(emit, should_stop)
+    phases = _phases(spec)
+    watch = _Emit(emit)
+    run = Run(problem, MLP(spec["layers"], seed=spec["seed"]), weighting=_scheme(spec), optimizer=phases[0][0],
+              lr=spec["lr"], seed=spec["seed"], log_every=spec["log_every"], warn=False, observers=[watch])
+    if started is not None:
+        started(run)
     t0 = time.perf_counter()
-    with np.errstate(all="ignore"):
-        result = train(problem, net, weighting=_scheme(spec), lr=spec["lr"], seed=spec["seed"],
-                       log_every=spec["log_every"], callback=watch, warn=False, **_optimizer_kwargs(spec))
+    status = run.step(phases[0][1])
+    for name, n in phases[1:]:
+        if status in ("completed", "converged"):
+            status = run.step(n, optimizer=name)
+    result = run.result()
     wall = time.perf_counter() - t0
     h = result.history
-    if len(h) and h.columns["step"][-1] != watch.last_step:   # the closing row is logged without callback
-        watch.send(h[-1])
     terms = problem.term_names
     ratio, hi, lo = _balance(watch.first, terms) if watch.first else (None, None, None)
-    status = "cancelled" if result.status == "stopped" else result.status
-    out = {"status": status, "message": result.message, "step": int(result.step), "wall_time": wall,
+    out = {"status": result.status, "message": result.message, "step": int(result.step), "wall_time": wall,
            "rel_l2": result.rel_l2, "verdict": verdict(result.rel_l2), "weights": result.weights,
            "losses": {k: h[f"{k}_loss"][-1] for k in terms} if len(h) else {},
            "ratio0": ratio, "ratio0_terms": [hi, lo], "crisis": bool(ratio is not None and ratio > THRESHOLD),
@@ -166,24 +165,64 @@ def run_fit(spec, emit, should_stop=lambda: False):
     return clean(out)
 
 
-def _serve(conn, cancel):
+class _Tasks:
+    """The worker's inbox: a thread reads the pipe, queues fits and cancels the running one
+    (``run.cancel()`` is thread-safe: the run stops after its current iteration)."""
+
+    def __init__(self, conn):
+        import queue
+        import threading
+
+        self.conn, self.queue = conn, queue.Queue()
+        self.lock = threading.Lock()
+        self.cancelled, self.current, self.run = set(), None, None
+        threading.Thread(target=self._read, daemon=True, name="pinncore-web-inbox").start()
+
+    def _read(self):
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                msg = ("stop", None, None)
+            if msg[0] == "cancel":
+                with self.lock:
+                    self.cancelled.add(msg[1])
+                    if self.current == msg[1] and self.run is not None:
+                        self.run.cancel()
+                continue
+            self.queue.put(msg)
+            if msg[0] == "stop":
+                return
+
+    def started(self, seq, run):
+        with self.lock:
+            self.current, self.run = seq, run
+            if seq in self.cancelled:
+                run.cancel()
+
+    def finished(self):
+        with self.lock:
+            self.cancelled.discard(self.current)
+            self.current, self.run = None, None
+
+
+def _serve(conn):
+    inbox = _Tasks(conn)
     while True:
-        msg = conn.recv()
+        msg = inbox.queue.get()
         if msg[0] == "stop":
             return
         _, seq, spec = msg
         try:
-            if cancel.value == seq:   # cancelled while it waited in the pipe
-                conn.send(("end", seq, {"status": "cancelled", "message": "cancelled before it started"}))
-                continue
             out = run_fit(spec, lambda row, seq=seq: conn.send(("log", seq, row)),
-                          lambda seq=seq: cancel.value == seq)
-            conn.send(("end", seq, out))
+                          lambda run, seq=seq: inbox.started(seq, run))
         except Exception as e:  # noqa: BLE001 - a failed fit is reported, the worker lives on
-            conn.send(("end", seq, {"status": "failed", "message": f"{type(e).__name__}: {e}"}))
+            out = {"status": "failed", "message": f"{type(e).__name__}: {e}"}
+        inbox.finished()
+        conn.send(("end", seq, out))
 
 
-def worker_main(conn, cancel):
+def worker_main(conn):
     """Entry point of a server worker process (see the module docstring)."""
     import signal
 
@@ -198,6 +237,6 @@ def worker_main(conn, cancel):
     run_fit(fit_spec({"steps": 2, "log_every": 1}), lambda row: None)
     conn.send(("ready", None, None))
     try:
-        _serve(conn, cancel)
+        _serve(conn)
     except (EOFError, OSError, KeyboardInterrupt):
         pass

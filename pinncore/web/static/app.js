@@ -475,9 +475,9 @@
     fit.ended = true;
     fit.es.close();
     const ms = performance.now() - fit.t0;
-    const text = s.status === "completed" ? s.verdict : s.status === "diverged" ? "diverged" : s.status;
-    setVerdict("done", s.rel_l2, s.status === "completed" ? verdictLabel(s.verdict) : text);
-    $("verdict").dataset.verdict = s.status === "completed" ? s.verdict : text;
+    const ok = s.status === "completed" || s.status === "converged";
+    setVerdict("done", s.rel_l2, ok ? verdictLabel(s.verdict) : s.status);
+    $("verdict").dataset.verdict = ok ? s.verdict : s.status;
     $("verdict").dataset.clickMs = String(Math.round(ms));
     $("timing").textContent = `${s.step} steps · fit ${s.wall_time ? s.wall_time.toFixed(2) : "—"} s on the server · click → verdict ${(ms / 1000).toFixed(2)} s` +
       (s.message ? ` · ${s.message}` : "");
@@ -638,7 +638,7 @@
     const rows = [...state.points].sort((a, b) => a.lambda - b.lambda || a.optimizer.localeCompare(b.optimizer) || a.seed - b.seed);
     $("sweep-table").querySelector("tbody").innerHTML = rows.map((p) =>
       `<tr><td>${sci(p.lambda, 3)}</td><td>${OPT_NAMES[p.optimizer] || p.optimizer}</td><td>${p.seed}</td><td>${pct(p.rel_l2)}</td>` +
-      `<td>${p.status === "completed" ? p.verdict : p.status}</td><td>${p.wall_time ? p.wall_time.toFixed(2) + " s" : "—"}</td></tr>`).join("");
+      `<td>${p.status === "completed" || p.status === "converged" ? p.verdict : p.status}</td><td>${p.wall_time ? p.wall_time.toFixed(2) + " s" : "—"}</td></tr>`).join("");
   }
 
   // ------------------------------------------------------------------ start
