@@ -37,8 +37,8 @@ foreign ``Origin`` / cross-site request).
 ``GET /api/fits/{id}/events``
     Server-Sent Events: ``log`` (a history row: step, phase, wall_time, total_loss and per
     term ``<term>_loss``, ``<term>_grad_norm``, ``<term>_weight``, plus ``rel_l2``), then one
-    ``end``: {status ("completed" | "cancelled" | "diverged" | "failed"), message, step,
-    wall_time, rel_l2, verdict, weights, losses, ratio0 (step-0 max/min of λ_a‖∇L_a‖),
+    ``end``: {status ("completed" | "converged" | "cancelled" | "diverged" | "failed"), message,
+    step, wall_time, cpu_time (of the worker process during the fit), rel_l2, verdict, weights, losses, ratio0 (step-0 max/min of λ_a‖∇L_a‖),
     ratio0_terms, crisis (ratio0 > 1e2)}. Events carry ids; a reconnecting client sends
     ``Last-Event-ID`` and receives the rest. Closing every stream of a running fit cancels
     it after a short grace period; so does never opening one.
@@ -52,7 +52,7 @@ foreign ``Origin`` / cross-site request).
     ``log10`` {"lo": -3, "hi": 5, "n": 17} or ``lambdas`` [...], ``seeds`` ([0]) and
     ``optimizers`` (["adam"], up to two side by side). ``GET /api/sweeps/{id}/events``
     streams one ``point`` per fit ({index, lambda, log10_lambda, seed, optimizer, status,
-    rel_l2, verdict, wall_time, ratio0}) and an ``end`` with, per optimizer, the median rel-L2
+    rel_l2, verdict, wall_time, cpu_time, ratio0}) and an ``end`` with, per optimizer, the median rel-L2
     over seeds at each λ and the Goldilocks range (λ with a clean median fit).
     ``GET /api/sweeps/{id}``, ``POST /api/sweeps/{id}/cancel`` as for fits.
 

@@ -147,17 +147,18 @@ def run_fit(spec, emit, started=None):
               lr=spec["lr"], seed=spec["seed"], log_every=spec["log_every"], warn=False, observers=[watch])
     if started is not None:
         started(run)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     status = run.step(phases[0][1])
     for name, n in phases[1:]:
         if status in ("completed", "converged"):
             status = run.step(n, optimizer=name)
     result = run.result()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     h = result.history
     terms = problem.term_names
     ratio, hi, lo = _balance(watch.first, terms) if watch.first else (None, None, None)
     out = {"status": result.status, "message": result.message, "step": int(result.step), "wall_time": wall,
+           "cpu_time": cpu,
            "rel_l2": result.rel_l2, "verdict": verdict(result.rel_l2), "weights": result.weights,
            "losses": {k: h[f"{k}_loss"][-1] for k in terms} if len(h) else {},
            "ratio0": ratio, "ratio0_terms": [hi, lo], "crisis": bool(ratio is not None and ratio > THRESHOLD),

@@ -7,6 +7,14 @@
   const TERM_COLORS = { pde: "#2457c5", ic: "#c53030", bc: "#1f8a4c", data: "#7b3fb3" };
   const OPT_COLORS = ["#2457c5", "#dd6b20"];
   const OPT_NAMES = { adam: "Adam", "adam+lbfgs": "Adam + L-BFGS", lm: "LM", "adam+lm": "Adam + LM" };
+  const PRETTY = {
+    harmonic: "Harmonic oscillator IVP: u″ + ω²u = 0 on t ∈ [0, 1], u(0) = 1, u′(0) = 0; exact u = cos(ωt), ω = 2π — the loss-balance seed problem",
+    burgers: "Viscous Burgers: u_t + u u_x = (0.01/π) u_xx on (t, x) ∈ [0, 1] × [−1, 1], u(0, x) = −sin(πx); Cole–Hopf reference",
+    heat1d: "Heat: u_t = 0.1 u_xx on [0, 1]², u(0, x) = sin(πx); exact u = e^(−0.1π²t) sin(πx)",
+    wave1d: "Wave: u_tt = 4 u_xx on [0, 1]², two modes (Wang, Yu & Perdikaris 2022)",
+    poisson1d: "Poisson: u_xx = f on [0, 1], u(0) = u(1) = 0; exact u = sin(4πx) (Wang, Yu & Perdikaris 2022)",
+    helmholtz2d: "Helmholtz: Δu + u = q on [−1, 1]²; exact u = sin(πx) sin(4πy) (Wang, Teng & Perdikaris 2021)",
+  };
   let CLEAN = 0.05, WRONG = 0.30;
   const CRISIS = 100;
   const LAM_LO = -3, LAM_HI = 5;
@@ -304,7 +312,7 @@
 
   function onProblem() {
     const p = currentProblem();
-    $("problem-desc").textContent = p.description;
+    $("problem-desc").textContent = PRETTY[$("problem").value] || p.description;
     buildSliders();
     const hard = $("scheme").querySelector('option[value="hard"]');
     hard.disabled = !p.hard_constraint;
@@ -479,7 +487,8 @@
     setVerdict("done", s.rel_l2, ok ? verdictLabel(s.verdict) : s.status);
     $("verdict").dataset.verdict = ok ? s.verdict : s.status;
     $("verdict").dataset.clickMs = String(Math.round(ms));
-    $("timing").textContent = `${s.step} steps · fit ${s.wall_time ? s.wall_time.toFixed(2) : "—"} s on the server · click → verdict ${(ms / 1000).toFixed(2)} s` +
+    $("timing").textContent = `${s.step} steps · fit ${s.wall_time ? s.wall_time.toFixed(2) : "—"} s on the server` +
+      (s.cpu_time ? ` (${s.cpu_time.toFixed(2)} s CPU)` : "") + ` · click → verdict ${(ms / 1000).toFixed(2)} s` +
       (s.message ? ` · ${s.message}` : "");
     finishFit(fit);
     if (s.status === "failed") { info(s.message); return; }
@@ -571,6 +580,7 @@
       (s.status !== "completed" ? ` (${s.status})` : "");
     $("chart-sweep").dataset.done = "true";
     $("chart-sweep").dataset.seconds = secs.toFixed(3);
+    $("chart-sweep").dataset.cpu = state.points.reduce((a, p) => a + (p.cpu_time || 0), 0).toFixed(3);
     endSweep(sw);
   }
   function endSweep(sw) { if (state.sweep === sw) state.sweep = null; $("sweep-cancel").disabled = true; }
@@ -615,7 +625,7 @@
       series.push({ color: c.color, markersOnly: true, radius: 3.5, hollow: c.row === 1,
                     points: state.points.filter((p) => p.optimizer === c.opt).map((p) => [p.lambda, p.rel_l2]) });
       const step = c.med.length > 1 ? Math.pow(c.med[1][0] / c.med[0][0], 0.5) : 1.5;
-      for (const s of c.spans) xb.push({ x0: s[0] / step, x1: s[1] * step, color: c.row ? "rgba(221,107,32,0.10)" : "rgba(31,138,76,0.13)", bar: c.color, row: c.row });
+      for (const s of c.spans) xb.push({ x0: s[0] / step, x1: s[1] * step, color: c.row ? "rgba(221,107,32,0.07)" : "rgba(36,87,197,0.07)", bar: c.color, row: c.row });
     }
     const p = charts.sweep;
     p.xbands = xb;
@@ -652,8 +662,8 @@
     $("problem").innerHTML = Object.keys(cat.problems).map((k) => `<option value="${k}">${k}</option>`).join("");
     $("optimizer").innerHTML = Object.entries(cat.optimizers).map(([k, v]) => `<option value="${k}">${v}</option>`).join("");
     const second = Object.keys(cat.optimizers).filter((k) => k !== "adam");
-    $("sweep-second").innerHTML = `<option value="none">nothing (Adam only)</option>` +
-      second.map((k) => `<option value="${k}">${cat.optimizers[k]}</option>`).join("");
+    $("sweep-second").innerHTML = `<option value="none">none</option>` +
+      second.map((k) => `<option value="${k}">${OPT_NAMES[k] || cat.optimizers[k]}</option>`).join("");
     if (second.includes("lm")) $("sweep-second").value = "lm";
     $("problem").addEventListener("change", onProblem);
     $("scheme").addEventListener("change", onScheme);
