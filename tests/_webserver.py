@@ -11,10 +11,8 @@ class ServerThread:
     """``with ServerThread(max_fits=2) as s: httpx.get(s.url + "api")``."""
 
     def __init__(self, host="127.0.0.1", **app_kw):
-        import uvicorn
-
         from pinncore.web.app import create_app
-        from pinncore.web.server import bind
+        from pinncore.web.server import bind, make_server
 
         self.host = host
         self.sock = bind(host, 0)
@@ -22,9 +20,7 @@ class ServerThread:
         self.url = f"http://{host}:{self.port}/"
         self.app = create_app(host=host, port=self.port, **app_kw)
         self.max_fits = app_kw.get("max_fits", 4)
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
+        self.server = make_server(self.app)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     @property
@@ -46,7 +42,7 @@ class ServerThread:
         raise RuntimeError("the test server did not start within 120 s")
 
     def __exit__(self, *exc):
-        self.server.should_exit = True
+        self.server.stop()
         self.thread.join(30)
         self.sock.close()
         return False

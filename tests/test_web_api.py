@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("starlette", reason="the web tests need starlette: pip install 'pinncore[test]'")
 pytest.importorskip("uvicorn", reason="the web tests need uvicorn: pip install 'pinncore[test]'")
@@ -204,6 +206,23 @@ def test_concurrency_limit_answers_429(server, client):
     assert stream(client, c["events"])[-1][1]["status"] == "completed"
 
 
+def test_a_worker_that_dies_fails_its_fit_and_is_replaced(server, client):
+    wait_idle(server, client)
+    links = start(client, "fit", LONG)
+    with client.stream("GET", links["events"]) as r:
+        events = sse(r)
+        assert next(events)[0] == "log"
+        worker = server.manager.jobs[links["id"]].workers[0]
+        os.kill(worker.process.pid, signal.SIGKILL)
+        rest = list(events)
+    end = rest[-1][1]
+    assert rest[-1][0] == "end" and end["status"] == "failed" and "died" in end["message"]
+    wait_for(lambda: client.get("api/status").json()["workers_ready"] == server.max_fits, 60,
+             "a fresh worker to replace the dead one")
+    fresh = start(client, "fit", {"steps": 10})
+    assert stream(client, fresh["events"])[-1][1]["status"] == "completed"
+
+
 # ---------------------------------------------------------------------------- a sweep
 
 def test_sweep_streams_every_point(server, client):
@@ -328,6 +347,23 @@ def test_body_limit_without_content_length(client):
     assert r.status_code == 413 and "larger than" in r.json()["error"]
 
 
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats(allow_nan=False)
+                    | st.text(max_size=8), lambda kids: st.lists(kids, max_size=4) | st.dictionaries(
+                        st.text(max_size=8), kids, max_size=4), max_leaves=12)
+FIELDS = sorted(webspec._SWEEP_FIELDS | webspec._FIT_FIELDS)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["fits", "sweeps"]),
+       body=st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), JSON, max_size=6) | JSON)
+def test_random_bodies_never_get_5xx(server, client, kind, body):
+    r = client.post(f"api/{kind}", content=json.dumps(body), headers={"Content-Type": "application/json"})
+    assert r.status_code in (202, 400, 429), r.text
+    assert isinstance(r.json()["id" if r.status_code == 202 else "error"], str)
+    if r.status_code == 202:
+        client.post(r.json()["cancel"], json={})
+
+
 def test_unknown_things_are_4xx(client):
     assert client.get("api/fits/nope").status_code == 404
     assert client.get("api/fits/nope/events").status_code == 404
@@ -392,6 +428,8 @@ def _serve(*args):
 
 
 def test_serve_command_runs_and_stops_on_ctrl_c():
+    """Ctrl-C with a fit running and its stream open: the stream gets ``shutdown``, the
+    command says it stopped and exits 0, no traceback."""
     proc = _serve("--port", "0", "--host", "127.0.0.2", "--max-fits", "1")
     try:
         line = proc.stdout.readline()
@@ -401,7 +439,14 @@ def test_serve_command_runs_and_stops_on_ctrl_c():
         assert r.json()["max_fits"] == 1
         port = url.rsplit(":", 1)[1].strip("/")
         assert httpx.get(url + "api", headers={"Host": f"127.0.0.1:{port}"}).status_code == 403
-        proc.send_signal(signal.SIGINT)
+        with httpx.Client(base_url=url, timeout=30) as c:
+            links = start(c, "fit", LONG)
+            with c.stream("GET", links["events"]) as s:
+                events = sse(s)
+                assert next(events)[0] == "log"
+                proc.send_signal(signal.SIGINT)
+                names = [e for e, _, _ in events]
+        assert names[-1] == "shutdown" and set(names[:-1]) <= {"log"}
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
@@ -410,7 +455,7 @@ def test_serve_command_runs_and_stops_on_ctrl_c():
     assert proc.returncode == 0, err
     assert "pinncore serve: stopped" in out
     assert "warning: serving on 127.0.0.2, not the loopback address" in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "ERROR" not in err, err
 
 
 def _get(url):

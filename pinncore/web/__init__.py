@@ -41,7 +41,8 @@ foreign ``Origin`` / cross-site request).
     step, wall_time, cpu_time (of the worker process during the fit), rel_l2, verdict, weights, losses, ratio0 (step-0 max/min of λ_a‖∇L_a‖),
     ratio0_terms, crisis (ratio0 > 1e2)}. Events carry ids; a reconnecting client sends
     ``Last-Event-ID`` and receives the rest. Closing every stream of a running fit cancels
-    it after a short grace period; so does never opening one.
+    it after a short grace period; so does never opening one. A server that stops while a
+    stream is open sends ``shutdown`` and closes it.
 ``GET /api/fits/{id}/solution``
     After the end: {inputs, axes {name: [...]}, shape, prediction, exact (flattened, first
     input major), rel_l2, verdict}.

@@ -201,9 +201,12 @@ class EventStream:
                 await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
             elif job.done:
                 break
+            elif self.manager.stopping:
+                await send({"type": "http.response.body", "body": b"event: shutdown\ndata: {}\n\n", "more_body": True})
+                break
             else:
                 await job.wait(i, PING)
-                if len(job.events) == i and not job.done:
+                if len(job.events) == i and not job.done and not self.manager.stopping:
                     await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

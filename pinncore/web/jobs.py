@@ -138,13 +138,17 @@ class Job:
 
     def push(self, name, data):
         self.events.append((name, data))
+        self.wake()
+
+    def wake(self):
+        """Resolve every pending ``wait``."""
         for fut in self._waiters:
             if not fut.done():
                 fut.set_result(None)
         self._waiters.clear()
 
     async def wait(self, index, timeout):
-        """Until there are more than ``index`` events or the job ended (or ``timeout`` s)."""
+        """Until there are more than ``index`` events, the job ended, ``wake`` (or ``timeout`` s)."""
         if len(self.events) > index or self.done:
             return
         fut = asyncio.get_running_loop().create_future()
@@ -171,6 +175,7 @@ class Manager:
         self._seq = 0
         self._tasks = {}                    # seq -> job
         self.closing = False
+        self.stopping = False               # the server is shutting down: streams end now
 
     async def start(self):
         self.loop = asyncio.get_running_loop()
@@ -181,6 +186,16 @@ class Manager:
             self.loop.call_soon_threadsafe(self._on_message, worker, msg)
         except RuntimeError:   # the loop is closed: the server is shutting down
             pass
+
+    def stop_streams(self):
+        """Any thread (or a signal handler): end every open event stream (server shutdown)."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._stop_streams)
+
+    def _stop_streams(self):
+        self.stopping = True
+        for job in self.jobs.values():
+            job.wake()
 
     async def close(self):
         self.closing = True

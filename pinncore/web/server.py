@@ -15,7 +15,7 @@ import sys
 import threading
 import webbrowser
 
-__all__ = ["serve", "bind", "url_for"]
+__all__ = ["serve", "bind", "url_for", "make_server"]
 
 
 def bind(host, port):
@@ -31,6 +31,25 @@ def bind(host, port):
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def make_server(app, log_level="warning"):
+    """A uvicorn server for ``app`` (from ``create_app``) that ends the app's event streams
+    as soon as it is asked to stop, so that a Ctrl-C does not wait for (or cut) open streams."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            super().handle_exit(sig, frame)
+            app.state.manager.stop_streams()
+
+        def stop(self):
+            """Stop from another thread."""
+            self.should_exit = True
+            app.state.manager.stop_streams()
+
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    return Server(config)
 
 
 def url_for(host, port):
@@ -51,20 +70,16 @@ def serve(host="127.0.0.1", port=8765, open_browser=False, max_fits=4, log_level
     Binding anything but the loopback address lets every machine that reaches this one run
     fits on it, so it is announced with a warning on stderr.
     """
-    import uvicorn
-
     from .app import create_app
 
     out = out if out is not None else sys.stdout
+    sock = bind(host, port)
+    port = sock.getsockname()[1]
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"pinncore serve: warning: serving on {host}, not the loopback address: anyone who can reach "
               f"this machine on port {port} can run fits on it", file=sys.stderr, flush=True)
-    sock = bind(host, port)
-    port = sock.getsockname()[1]
     app = create_app(host=host, port=port, max_fits=max_fits)
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
+    server = make_server(app, log_level=log_level)
     url = url_for(host, port)
     print(f"pinncore serve: the Loss Weight Tuner at {url} (Ctrl-C stops)", file=out, flush=True)
     if open_browser:

@@ -434,6 +434,7 @@
     fit.es = es;
     es.addEventListener("log", (e) => { if (!fit.closed) onRow(JSON.parse(e.data)); });
     es.addEventListener("end", (e) => { if (!fit.closed) onEnd(fit, JSON.parse(e.data)); });
+    es.addEventListener("shutdown", () => { es.close(); info("The server stopped."); setVerdict("done", null, "server stopped"); finishFit(fit); });
     es.onerror = () => { if (!fit.ended && !fit.closed && es.readyState === EventSource.CLOSED) { info("Lost the connection to the server."); finishFit(fit); } };
   }
 
@@ -563,6 +564,7 @@
     sw.es = es;
     es.addEventListener("point", (e) => { if (!sw.closed) onPoint(sw, JSON.parse(e.data)); });
     es.addEventListener("end", (e) => { if (!sw.closed) onSweepEnd(sw, JSON.parse(e.data)); });
+    es.addEventListener("shutdown", () => { es.close(); info("The server stopped."); endSweep(sw); });
     es.onerror = () => { if (!sw.ended && !sw.closed && es.readyState === EventSource.CLOSED) { info("Lost the connection to the server."); endSweep(sw); } };
   }
 
