@@ -253,6 +253,16 @@ def test_sweep_streams_every_point(server, client):
     assert len(client.get(links["state"]).json()["points"]) == 8
 
 
+def test_sweep_steps_per_optimizer(server, client):
+    wait_idle(server, client)
+    links = start(client, "sweep", {"term": "ic", "lambdas": [10.0], "steps": 300, "widths": [8],
+                                    "optimizers": ["adam", "adam+lbfgs"],
+                                    "optimizer_steps": {"adam+lbfgs": 40}, "second_steps": 5})
+    assert links["spec"]["optimizer_steps"] == {"adam": 300, "adam+lbfgs": 40}
+    points = {p["optimizer"]: p for e, p, _ in stream(client, links["events"]) if e == "point"}
+    assert points["adam"]["step"] == 300 and 40 < points["adam+lbfgs"]["step"] <= 45
+
+
 def test_sweep_cancel(server, client):
     wait_idle(server, client)
     links = start(client, "sweep", {"term": "ic", "log10": {"lo": -3, "hi": 5, "n": 9}, "steps": 5000,
@@ -306,9 +316,17 @@ BAD_SWEEPS = [
     ({"term": "ic", "lambdas": [1.0], "scheme": "ntk"}, "scheme"), ({"term": "ic", "lambdas": [1.0], "steps": 6000}, "steps"),
     ({"term": "ic", "log10": {"lo": -3, "hi": 5, "n": 33}, "seeds": [0, 1, 2, 3, 4]}, "lambdas"),
     ({"term": "ic", "lambdas": [1.0], "grid": 5}, "grid"),
+    ({"term": "ic", "lambdas": [1.0], "optimizer_steps": {"adam+lbfgs": 5}}, "optimizer_steps.adam+lbfgs"),
+    ({"term": "ic", "lambdas": [1.0], "optimizer_steps": {"adam": 0}}, "optimizer_steps.adam"),
+    ({"term": "ic", "lambdas": [1.0], "optimizer_steps": [1]}, "optimizer_steps"),
 ]
 if not webspec.lm_available():
     BAD_FITS.append(({"optimizer": "lm"}, "optimizer"))
+    BAD_SWEEPS.append(({"term": "ic", "lambdas": [1.0], "optimizers": ["adam", "lm"]}, "optimizers[1]"))
+else:
+    BAD_FITS += [({"optimizer": "lm", "problem": "burgers"}, "optimizer"), ({"optimizer": "lm", "steps": 2001}, "steps")]
+    BAD_SWEEPS.append(({"problem": "heat1d", "term": "ic", "lambdas": [1.0], "optimizers": ["adam", "lm"]},
+                       "optimizers"))
 
 
 @pytest.mark.parametrize("body,field", BAD_FITS, ids=[json.dumps(b)[:60] for b, _ in BAD_FITS])

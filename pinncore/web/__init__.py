@@ -30,8 +30,9 @@ foreign ``Origin`` / cross-site request).
     ({"omega": 6.28, "n_collocation": 50}), ``scheme`` ("fixed" | "gradnorm" | "ntk" |
     "selfadaptive" | "relobralo" | "hard" — the problem's hard-constraint variant),
     ``scheme_params``, ``weights`` (fixed λ per term, scheme "fixed" only: {"ic": 100}),
-    ``optimizer`` ("adam" | "adam+lbfgs" | "lm" | "adam+lm"), ``steps`` (Adam steps, or LM
-    iterations for "lm"; 2000), ``second_steps`` (iterations of the second phase), ``lr``
+    ``optimizer`` ("adam" | "adam+lbfgs" | "lm" | "adam+lm"), ``steps`` (iterations of the
+    first phase, as in ``pc.train``: Adam steps, 2000, or LM iterations for "lm", 200),
+    ``second_steps`` (L-BFGS / LM iterations after Adam: 500 / 200), ``lr``
     (1e-3), ``seed`` (0), ``widths`` (hidden layers, [50, 50, 50]), ``log_every``,
     ``grid`` (solution grid: points, or points per axis in 2-D). Unknown fields are refused.
 ``GET /api/fits/{id}/events``
@@ -51,9 +52,10 @@ foreign ``Origin`` / cross-site request).
 ``POST /api/sweeps`` → 202
     A λ sweep: the fit fields (scheme "fixed") plus ``term`` (the term whose λ varies),
     ``log10`` {"lo": -3, "hi": 5, "n": 17} or ``lambdas`` [...], ``seeds`` ([0]) and
-    ``optimizers`` (["adam"], up to two side by side). ``GET /api/sweeps/{id}/events``
+    ``optimizers`` (["adam"], up to two side by side) and ``optimizer_steps`` ({optimizer:
+    first-phase iterations}; default ``steps``, 200 for LM alone). ``GET /api/sweeps/{id}/events``
     streams one ``point`` per fit ({index, lambda, log10_lambda, seed, optimizer, status,
-    rel_l2, verdict, wall_time, cpu_time, ratio0}) and an ``end`` with, per optimizer, the median rel-L2
+    rel_l2, verdict, step, wall_time, cpu_time, ratio0}) and an ``end`` with, per optimizer, the median rel-L2
     over seeds at each λ and the Goldilocks range (λ with a clean median fit).
     ``GET /api/sweeps/{id}``, ``POST /api/sweeps/{id}/cancel`` as for fits.
 

@@ -289,7 +289,7 @@ def _kind(request):
 
 
 def _public(spec):
-    return {k: v for k, v in spec.items() if k not in ("n_inputs", "n_points")}
+    return {k: v for k, v in spec.items() if k not in ("n_inputs", "n_points", "second_given")}
 
 
 async def _page(request):

@@ -277,7 +277,7 @@ class Manager:
         else:
             point = dict(info, status=data.get("status"), rel_l2=data.get("rel_l2"),
                          verdict=verdict(data.get("rel_l2")), wall_time=data.get("wall_time"),
-                         cpu_time=data.get("cpu_time"),
+                         cpu_time=data.get("cpu_time"), step=data.get("step"),
                          ratio0=data.get("ratio0"), message=data.get("message", ""))
             job.results.append(point)
             job.push("point", point)

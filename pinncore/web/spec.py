@@ -27,7 +27,7 @@ import functools
 import math
 
 __all__ = ["SpecError", "LIMITS", "fit_spec", "sweep_spec", "catalogue", "optimizers", "lm_available",
-           "PROBLEMS", "SCHEMES", "verdict", "sweep_tasks", "SECOND_STEPS"]
+           "PROBLEMS", "SCHEMES", "verdict", "sweep_tasks", "SECOND_STEPS", "FIRST_STEPS"]
 
 LIMITS = {
     "steps": 20000,            # Adam steps (or LM iterations for optimizer "lm") per fit
@@ -46,6 +46,7 @@ LIMITS = {
     "sweep_steps": 5000,       # Adam steps per sweep fit
     "sweep_work": 2e8,         # the work of all the fits of a sweep
     "weight": 1e8,             # largest fixed λ
+    "lm_points": 1000,         # points of a problem trained by Levenberg–Marquardt
 }
 
 CLEAN, WRONG = 0.05, 0.30      # rel-L2 thresholds of the verdict (the course's rule of thumb)
@@ -184,10 +185,19 @@ SCHEMES = {
 # Iterations of the second phase when a request does not say (L-BFGS stalls well before 500 on the
 # library problems; LM converges in tens of iterations where it converges at all).
 SECOND_STEPS = {"adam": 0, "lm": 0, "adam+lbfgs": 500, "adam+lm": 200}
+FIRST_STEPS = {"adam": 2000, "lm": 200, "adam+lbfgs": 2000, "adam+lm": 2000}
+# Work of one iteration per point, relative to an Adam step: an L-BFGS iteration evaluates the
+# loss a few times (line search); an LM iteration forms the residual Jacobian and solves with it.
+COST = {"adam": 1, "lbfgs": 10, "lm": 50}
+
+
+def _work(opt, steps, second, n_points):
+    first, _, then = opt.partition("+")
+    return (steps * COST[first] + (second * COST[then] if then else 0)) * n_points
 
 _FIT_FIELDS = {"problem", "problem_params", "scheme", "scheme_params", "weights", "optimizer", "steps",
                "second_steps", "lr", "seed", "widths", "log_every", "grid"}
-_SWEEP_FIELDS = (_FIT_FIELDS - {"grid"}) | {"term", "log10", "lambdas", "seeds", "optimizers"}
+_SWEEP_FIELDS = (_FIT_FIELDS - {"grid"}) | {"term", "log10", "lambdas", "seeds", "optimizers", "optimizer_steps"}
 
 
 def lm_available():
@@ -279,7 +289,9 @@ def _optimizer_name(opt, field):
 
 def _optimizer_part(body):
     opt = _optimizer_name(body.get("optimizer", "adam"), "optimizer")
-    steps = _int(body.get("steps", 2000), "steps", 1, LIMITS["steps"])
+    # steps counts the first phase's iterations, as in pc.train (LM alone: LM iterations).
+    hi = LIMITS["second_steps"] if opt == "lm" else LIMITS["steps"]
+    steps = _int(body.get("steps", FIRST_STEPS[opt]), "steps", 1, hi)
     second = _int(body.get("second_steps", SECOND_STEPS[opt]), "second_steps", 0, LIMITS["second_steps"])
     if second and opt in ("adam", "lm"):
         raise SpecError("second_steps", f"second_steps need a two-phase optimizer (adam+lbfgs, adam+lm), "
@@ -306,7 +318,10 @@ def _base_spec(body, fields, where):
     opt, steps, second, lr = _optimizer_part(body)
     n_in = len(_shape(name)[0])
     layers, seed = _net_part(body, name, n_in)
-    work = (steps + 10 * second) * n_points
+    if "lm" in opt and n_points > LIMITS["lm_points"]:
+        raise SpecError("optimizer", f"Levenberg–Marquardt forms the residual Jacobian: at most "
+                                     f"{LIMITS['lm_points']} points here, the problem has {n_points}")
+    work = _work(opt, steps, second, n_points)
     if work > LIMITS["work"]:
         raise SpecError("steps", f"steps × points = {work:.3g} is more work than one request may ask "
                                  f"({LIMITS['work']:.0e}); use fewer steps or points")
@@ -352,16 +367,24 @@ def _lambda_grid(body):
 
 def sweep_spec(body):
     """A validated λ-sweep spec: the fit fields (scheme 'fixed') plus ``term``, a λ grid
-    (``log10: {lo, hi, n}`` or ``lambdas: [...]``), ``seeds`` and ``optimizers``.
+    (``log10: {lo, hi, n}`` or ``lambdas: [...]``), ``seeds``, ``optimizers`` and
+    ``optimizer_steps`` ({optimizer: first-phase iterations}; default ``steps``, and 200 for
+    LM alone next to an Adam-first optimizer).
 
     >>> s = sweep_spec({"term": "ic", "log10": {"lo": -3, "hi": 5, "n": 17}, "steps": 1000})
     >>> len(s["lambdas"]), s["lambdas"][8], s["seeds"], s["optimizers"]
     (17, 10.0, [0], ['adam'])
     """
+    body = dict(_object(body, "body"))
+    # second_steps apply to every two-phase optimizer of the sweep, even beside a one-phase base.
+    second = body.pop("second_steps", None) if body.get("optimizer", "adam") in ("adam", "lm") else None
     spec = _base_spec(body, _SWEEP_FIELDS, "")
+    spec["second_given"] = second is not None or "second_steps" in body
+    if second is not None:
+        spec["second_steps"] = _int(second, "second_steps", 0, LIMITS["second_steps"])
     if spec["scheme"] != "fixed":
         raise SpecError("scheme", f"a sweep varies one fixed λ: scheme must be 'fixed', got {spec['scheme']!r}")
-    if spec["steps"] > LIMITS["sweep_steps"]:
+    if spec["optimizer"] != "lm" and spec["steps"] > LIMITS["sweep_steps"]:
         raise SpecError("steps", f"steps must be an integer in [1, {LIMITS['sweep_steps']}] in a sweep, "
                                  f"got {spec['steps']}")
     term = body.get("term", None)
@@ -383,7 +406,16 @@ def sweep_spec(body):
     if n_fits > LIMITS["sweep_fits"]:
         raise SpecError("lambdas", f"{len(lambdas)} λ × {len(seeds)} seeds × {len(opts)} optimizers = {n_fits} "
                                    f"fits; a sweep may run at most {LIMITS['sweep_fits']}")
-    work = sum((spec["steps"] + 10 * _second(spec, o)) for o in opts) * len(lambdas) * len(seeds) * spec["n_points"]
+    if any("lm" in o for o in opts) and spec["n_points"] > LIMITS["lm_points"]:
+        raise SpecError("optimizers", f"Levenberg–Marquardt forms the residual Jacobian: at most "
+                                      f"{LIMITS['lm_points']} points here, the problem has {spec['n_points']}")
+    firsts = _object(body.get("optimizer_steps", {}), "optimizer_steps")
+    _known(firsts, opts, "optimizer_steps")
+    spec["optimizer_steps"] = {
+        o: _int(firsts[o], f"optimizer_steps.{o}", 1, LIMITS["second_steps"] if o == "lm" else LIMITS["sweep_steps"])
+        if o in firsts else _first(spec, o) for o in opts}
+    work = sum(_work(o, spec["optimizer_steps"][o], _second(spec, o), spec["n_points"]) for o in opts) \
+        * len(lambdas) * len(seeds)
     if work > LIMITS["sweep_work"]:
         raise SpecError("steps", f"the sweep's fits add up to {work:.3g} point-steps, more than one request may "
                                  f"ask ({LIMITS['sweep_work']:.0e}); use fewer steps, λ values or seeds")
@@ -391,11 +423,20 @@ def sweep_spec(body):
     return spec
 
 
+def _first(spec, opt):
+    """First-phase iterations of ``opt`` in a sweep: the request's ``steps`` for its own optimizer
+    and for the other Adam-first ones; LM alone runs its default unless ``optimizer_steps`` says."""
+    if opt == spec["optimizer"] or (opt != "lm" and spec["optimizer"] != "lm"):
+        return spec["steps"]
+    return FIRST_STEPS[opt]
+
+
 def _second(spec, opt):
-    """Second-phase iterations of ``opt`` in a sweep: the request's for its own optimizer, else the default."""
+    """Second-phase iterations of ``opt`` in a sweep: the request's ``second_steps`` when it gave
+    them (or for its own optimizer), else the default."""
     if SECOND_STEPS[opt] == 0:
         return 0
-    return spec["second_steps"] if spec["optimizer"] == opt else SECOND_STEPS[opt]
+    return spec["second_steps"] if spec["optimizer"] == opt or spec["second_given"] else SECOND_STEPS[opt]
 
 
 def sweep_tasks(spec):
@@ -410,9 +451,10 @@ def sweep_tasks(spec):
     for i, lam in enumerate(spec["lambdas"]):
         for opt in spec["optimizers"]:
             for seed in spec["seeds"]:
-                fit = {k: v for k, v in spec.items() if k not in ("term", "lambdas", "seeds", "optimizers")}
+                fit = {k: v for k, v in spec.items()
+                       if k not in ("term", "lambdas", "seeds", "optimizers", "optimizer_steps", "second_given")}
                 fit.update(weights=dict(spec["weights"], **{spec["term"]: lam}), seed=seed, optimizer=opt,
-                           second_steps=_second(spec, opt), grid=None)
+                           steps=spec["optimizer_steps"][opt], second_steps=_second(spec, opt), grid=None)
                 info = {"index": len(tasks), "lambda": lam, "log10_lambda": math.log10(lam) if lam > 0 else None,
                         "lambda_index": i, "seed": seed, "optimizer": opt}
                 tasks.append((info, fit))

@@ -83,12 +83,26 @@ def _scheme(spec):
     return weighting.get(spec["scheme"], **spec["scheme_params"])
 
 
+LM_MEMORY = 256 * 2 ** 20      # bytes LM's dense solve may use in a server worker (matrix-free beyond)
+
+
+def _optimizer(name):
+    """The run's optimizer for a phase name; LM with the server's memory budget."""
+    if name == "lm":
+        import pinncore
+
+        cls = getattr(pinncore, "LevenbergMarquardt", None)
+        if cls is not None:
+            return cls(memory_budget=LM_MEMORY)
+    return name
+
+
 def _phases(spec):
-    """[(optimizer name, iterations)] of the spec: the first phase, then an optional second one
+    """[(optimizer, iterations)] of the spec: the first phase, then an optional second one
     (second-order optimizers freeze the weights λ at their last value)."""
     opt, steps, second = spec["optimizer"], spec["steps"], spec["second_steps"]
     first, _, then = opt.partition("+")
-    return [(first, steps)] + ([(then, second)] if then and second else [])
+    return [(_optimizer(first), steps)] + ([(_optimizer(then), second)] if then and second else [])
 
 
 def _grid(problem, n):

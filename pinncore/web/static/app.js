@@ -347,9 +347,15 @@
   }
 
   function onOptimizer() {
-    const two = ["adam+lbfgs", "adam+lm"].includes($("optimizer").value);
+    const opt = $("optimizer").value, two = ["adam+lbfgs", "adam+lm"].includes(opt);
     $("second-steps").disabled = !two;
-    $("second-steps").value = $("optimizer").value === "adam+lm" ? 200 : 500;
+    $("second-steps").value = opt === "adam+lm" ? 200 : 500;
+    // Steps count the first phase's iterations: Adam steps, or LM iterations for LM alone.
+    const steps = $("steps"), lm = opt === "lm";
+    if (lm && Number(steps.value) > 2000) steps.value = 200;
+    if (!lm && state.lastOpt === "lm" && Number(steps.value) <= 200) steps.value = 2000;
+    $("steps-label").textContent = lm ? "LM iterations" : "Adam steps";
+    state.lastOpt = opt;
   }
 
   function intField(id, name) {
