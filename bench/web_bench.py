@@ -15,7 +15,7 @@
    Targets: no error, flat memory, fits < 1 s each.
 
     python bench/web_bench.py [click] [sweep] [soak] [--repeat 5] [--seconds 60] [--clients 20]
-                              [--max-fits 4] [--screenshot docs/tuner.png]
+                              [--warmup 0] [--max-fits 4] [--screenshot docs/tuner.png]
 
 The server is ``pinncore serve --port 0`` in a subprocess (so its memory can be read from
 /proc); the browser is Debian's chromium through selenium (click and sweep only).
@@ -214,9 +214,9 @@ class Client(threading.Thread):
         self.stats["latency"].append(time.monotonic() - t0)
 
 
-def bench_soak(server, seconds, clients):
+def bench_soak(server, seconds, clients, warmup):
     stats = {"errors": [], "busy": 0, "fits": [], "latency": [], "cpu": []}
-    until = time.monotonic() + seconds
+    until = time.monotonic() + warmup + seconds
     threads = [Client(server.url, until, stats) for _ in range(clients)]
     mem = [(0.0, server.rss_mb())]
     t0 = time.monotonic()
@@ -225,17 +225,21 @@ def bench_soak(server, seconds, clients):
     while any(t.is_alive() for t in threads):
         time.sleep(5)
         mem.append((time.monotonic() - t0, server.rss_mb()))
+    start = next(m for t, m in mem if t >= warmup) if warmup else mem[0][1]
+    grew = mem[-1][1] - start
     fits = sorted(stats["fits"])
     q = lambda p: fits[min(len(fits) - 1, int(p * len(fits)))] if fits else float("nan")  # noqa: E731
-    print(f"{clients} clients for {seconds} s: {len(fits)} fits, {stats['busy']} answers 429 (retried), "
+    print(f"{clients} clients for {warmup:g} s of warm-up + {seconds:g} s: {len(fits)} fits, {stats['busy']} answers 429 (retried), "
           f"{len(stats['errors'])} errors")
     print(f"  fit on the server: median {q(0.5):.3f} s, p90 {q(0.9):.3f} s, max {fits[-1] if fits else float('nan'):.3f} s"
           f"  target < 1 s;  CPU per fit median {statistics.median(stats['cpu'] or [float('nan')]):.3f} s;  "
           f"client start → solution median {statistics.median(stats['latency'] or [float('nan')]):.3f} s")
     print("  memory of the server + workers (MB) over time: " + ", ".join(f"{t:.0f}s {m:.0f}" for t, m in mem))
+    print(f"  memory change over the {seconds:g} s after the warm-up: {grew:+.1f} MB")
     for e in stats["errors"][:5]:
         print("  error:", e)
     return {"stats": {k: v if not isinstance(v, list) else len(v) for k, v in stats.items()}, "memory": mem,
+            "growth_mb": grew,
             "fit_median": q(0.5), "fit_max": fits[-1] if fits else None}
 
 
@@ -245,6 +249,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--warmup", type=float, default=0, help="seconds of soak before the measured ones")
     ap.add_argument("--max-fits", type=int, default=4)
     ap.add_argument("--screenshot", default=None)
     args = ap.parse_args()
@@ -256,7 +261,7 @@ def main():
         if "sweep" in args.which:
             bench_sweep(server.url, args.screenshot)
         if "soak" in args.which:
-            bench_soak(server, args.seconds, args.clients)
+            bench_soak(server, args.seconds, args.clients, args.warmup)
     finally:
         server.stop()
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
