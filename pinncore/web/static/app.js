@@ -396,7 +396,7 @@
     setVerdict("idle", null, "press Train");
     $("timing").textContent = "";
     const b = $("balance");
-    b.dataset.crisis = "unknown"; $("ratio").textContent = "—";
+    b.dataset.crisis = "unknown"; $("ratio").textContent = "—"; $("weights-now").textContent = "";
     $("balance-text").innerHTML = "max/min of λ<sub>a</sub>‖∇L<sub>a</sub>‖ at the first step; above 10² is a crisis";
     charts.solution.set([]);
     for (const hm of charts.heat) hm.set(null);
@@ -449,6 +449,8 @@
     if (state.rows.length === 1) showBalance(row);
     const f = state.fit;
     if (f) setVerdict("running", row.rel_l2, `step ${row.step} of ${f.steps}…`);
+    $("weights-now").textContent = `weights λ at step ${row.step}: ` +
+      state.terms.map((t) => `${t} ${sci(row[`${t}_weight`], 3)}`).join(", ") + (row.phase && row.phase !== "adam" ? ` (${row.phase})` : "");
     drawRows();
   }
 
