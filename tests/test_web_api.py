@@ -157,6 +157,21 @@ def test_hard_constraint_and_two_phase_optimizer(client):
     assert sol["prediction"][0] == pytest.approx(1.0, abs=1e-12)          # u(0) = 1 exactly
 
 
+@pytest.mark.skipif(not webspec.lm_available(), reason="this pinncore has no Levenberg–Marquardt")
+def test_levenberg_marquardt_fit_cures_the_crisis(client):
+    """LM from scratch at λ_ic = 1 (where Adam finds u ≈ 0) fits cleanly: the run pc.train makes, row by row."""
+    links = start(client, "fit", {"optimizer": "lm", "steps": 40, "weights": {"ic": 1.0}, "widths": [20, 20]})
+    events = stream(client, links["events"])
+    rows = [d for e, d, _ in events if e == "log"]
+    ref = pc.train(pc.problems.harmonic(), pc.MLP([1, 20, 20, 1], seed=0), weighting=pc.Fixed({"ic": 1.0}),
+                   optimizer="lm", steps=40, warn=False)
+    assert {r["phase"] for r in rows} == {"lm"}
+    assert [r["step"] for r in rows] == ref.history["step"].astype(int).tolist()
+    assert [r["total_loss"] for r in rows] == ref.history["total_loss"].tolist()
+    end = events[-1][1]
+    assert end["rel_l2"] == ref.rel_l2 and end["verdict"] == "clean"
+
+
 def test_cancel_stops_a_running_fit(server, client):
     links = start(client, "fit", LONG)
     with client.stream("GET", links["events"]) as r:

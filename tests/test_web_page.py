@@ -20,6 +20,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+from pinncore.web import spec as webspec  # noqa: E402
+
 from _webserver import ServerThread  # noqa: E402
 
 
@@ -130,14 +132,19 @@ def test_a_short_sweep_fills_every_point(page):
     page.find_element(By.CSS_SELECTOR, "details.more summary").click()
     steps.clear()
     steps.send_keys("1000")
+    # Side by side: Levenberg–Marquardt when this pinncore has it (the page's default), else Adam alone.
+    second = page.find_element(By.ID, "sweep-second").get_attribute("value")
+    assert second == ("lm" if webspec.lm_available() else "none")
+    n_fits = 5 * (1 if second == "none" else 2)
     page.find_element(By.ID, "sweep").click()
     WebDriverWait(page, 90).until(lambda d: attr(d, "chart-sweep", "data-done") == "true")
-    assert attr(page, "chart-sweep", "data-points") == "5"
+    assert attr(page, "chart-sweep", "data-points") == str(n_fits)
     rows = page.find_elements(By.CSS_SELECTOR, "#sweep-table tbody tr")
-    assert len(rows) == 5
-    lambdas = sorted(float(r.find_elements(By.TAG_NAME, "td")[0].get_attribute("textContent")) for r in rows)
+    assert len(rows) == n_fits
+    lambdas = sorted({float(r.find_elements(By.TAG_NAME, "td")[0].get_attribute("textContent")) for r in rows})
     assert lambdas == pytest.approx([1e-3, 1e-1, 1e1, 1e3, 1e5])
-    assert "5 of 5 fits" in page.find_element(By.ID, "sweep-caption").text
+    assert f"{n_fits} of {n_fits} fits" in page.find_element(By.ID, "sweep-caption").text
+    assert "Goldilocks" in page.find_element(By.ID, "goldilocks").text
     assert severe_logs(page) == []
 
 
