@@ -168,6 +168,8 @@ def bench_sweep(url, screenshot):
         both = _page_sweep(d, "lm") if lm_available() else None
         time.sleep(0.5)
         if screenshot:
+            d.set_window_size(1440, 1120)    # the whole page, sweep summary included
+            time.sleep(0.5)
             d.save_screenshot(screenshot)
             print(f"  screenshot: {screenshot}")
     finally:

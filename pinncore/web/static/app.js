@@ -27,7 +27,7 @@
     const a = Math.abs(v);
     if (a >= 0.01 && a < 1e4) return Number(v.toPrecision(digits + 1)).toString();
     const [m, e] = v.toExponential(digits - 1).split("e");
-    return `${m}e${Number(e)}`;
+    return `${m.replace(/\.0+$/, "")}e${Number(e)}`;
   }
   function pct(v) {
     if (v === null || v === undefined || !isFinite(v)) return "—";
@@ -165,9 +165,19 @@
       for (const b of this.xbands) {
         if (!this._finite(b.x0, xlog) || !this._finite(b.x1, xlog)) continue;
         const x0 = Math.max(m.l, X(b.x0)), x1 = Math.min(m.l + pw, X(b.x1));
-        g.fillStyle = b.color; g.fillRect(x0, m.t, Math.max(x1 - x0, 2), ph);
-        if (b.bar) { g.fillStyle = b.bar; g.fillRect(x0, m.t + ph - 6 - 7 * (b.row || 0), Math.max(x1 - x0, 2), 5); }
+        g.fillStyle = b.hatch ? this._hatch(g, b.hatch) : b.color;
+        g.fillRect(x0, m.t, Math.max(x1 - x0, 2), ph);
+        if (b.bar) { g.fillStyle = b.bar; g.fillRect(x0, m.t + ph - 7 - 8 * (b.row || 0), Math.max(x1 - x0, 2), 6); }
       }
+    }
+    _hatch(g, color) {
+      // Diagonal lines: a second shaded zone stays readable where it overlaps the first.
+      const t = document.createElement("canvas");
+      t.width = t.height = 8;
+      const h = t.getContext("2d");
+      h.strokeStyle = color; h.lineWidth = 1.2;
+      h.beginPath(); h.moveTo(0, 8); h.lineTo(8, 0); h.stroke();
+      return g.createPattern(t, "repeat");
     }
     _series(g, s, X, Y) {
       const { xlog, ylog } = this.opts;
@@ -635,11 +645,12 @@
       series.push({ color: c.color, markersOnly: true, radius: 3.5, hollow: c.row === 1,
                     points: state.points.filter((p) => p.optimizer === c.opt).map((p) => [p.lambda, p.rel_l2]) });
       const step = c.med.length > 1 ? Math.pow(c.med[1][0] / c.med[0][0], 0.5) : 1.5;
-      for (const s of c.spans) xb.push({ x0: s[0] / step, x1: s[1] * step, color: c.row ? "rgba(221,107,32,0.07)" : "rgba(36,87,197,0.07)", bar: c.color, row: c.row });
+      for (const s of c.spans) xb.push({ x0: s[0] / step, x1: s[1] * step, color: "rgba(36,87,197,0.09)",
+                                          hatch: c.row ? "rgba(221,107,32,0.28)" : null, bar: c.color, row: c.row });
     }
     const p = charts.sweep;
     p.xbands = xb;
-    p.ybands = [{ y0: null, y1: CLEAN, color: "rgba(31,138,76,0.06)" }, { y0: WRONG, y1: null, color: "rgba(197,48,48,0.06)" }];
+    p.ybands = [{ y0: null, y1: CLEAN, color: "rgba(31,138,76,0.05)" }, { y0: WRONG, y1: null, color: "rgba(197,48,48,0.05)" }];
     const term = state.sweepTerm || (softTerms()[0] || "");
     const slider = $(`lam-${term}`);
     p.vlines = slider && !slider.disabled ? [{ x: Math.pow(10, Number(slider.value)), color: "#6b7280" }] : [];
