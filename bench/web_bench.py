@@ -149,6 +149,7 @@ def _page_sweep(d, second):
     WebDriverWait(d, 10).until(lambda d: d.find_element(By.ID, "chart-sweep").get_attribute("data-done") == "false")
     WebDriverWait(d, 600).until(lambda d: d.find_element(By.ID, "chart-sweep").get_attribute("data-done") == "true")
     c = d.find_element(By.ID, "chart-sweep")
+    print("  page: " + d.find_element(By.ID, "goldilocks").text)
     return float(c.get_attribute("data-seconds")), int(c.get_attribute("data-points")), float(c.get_attribute("data-cpu"))
 
 
