@@ -510,6 +510,27 @@ def test_serve_reports_a_busy_port():
     assert f"pinncore serve: error: cannot serve on 127.0.0.1:{port}" in err and "--port 0" in err
 
 
+def test_serve_without_the_web_extra_says_what_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    from pinncore import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert cli.main(["serve", "--port", "0"]) == 2
+    assert "serve needs uvicorn: pip install 'pinncore[web]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [(["--port", "70000"], "must be a port number"),
+                                          (["--max-fits", "0"], "must be an integer in [1, 16]"),
+                                          (["--port", "x"], "must be an integer")])
+def test_serve_arguments_are_checked(capsys, args, message):
+    from pinncore import cli
+
+    assert cli.main(["serve", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_core_never_imports_the_web_stack():
     code = ("import sys, pinncore, pinncore.cli, pinncore.web, pinncore.web.spec, pinncore.web.worker; "
             "bad = [m for m in ('starlette', 'uvicorn', 'anyio', 'httpx') if m in sys.modules]; "
