@@ -448,6 +448,23 @@ def test_same_origin_post_is_accepted(server, client):
     assert stream(client, links["events"])[-1][1]["status"] == "completed"
 
 
+def test_host_rules_of_a_wildcard_bind():
+    """Bound to every interface, the server answers IP literals and this machine's names on its
+    port — never another domain name (what a DNS-rebinding page would send)."""
+    from pinncore.web.app import _host_ok, _origin_ok, allowed_hosts
+
+    allowed = allowed_hosts("0.0.0.0", 8765)
+    for host in ("192.0.2.7:8765", "127.0.0.1:8765", "[::1]:8765", "localhost:8765", f"{socket.gethostname()}:8765"):
+        assert _host_ok(host, allowed, True, 8765), host
+    for host in ("evil.example:8765", "192.0.2.7:8766", "192.0.2.7", "", "[::1]"):
+        assert not _host_ok(host, allowed, True, 8765), host
+    assert _origin_ok("http://192.0.2.7:8765", allowed, True, 8765)
+    assert not _origin_ok("https://192.0.2.7:8765", allowed, True, 8765)
+    assert not _origin_ok("http://evil.example:8765", allowed, True, 8765)
+    loop = allowed_hosts("127.0.0.1", 80)
+    assert _host_ok("localhost", loop, False, 80) and not _host_ok("192.0.2.7", loop, False, 80)
+
+
 def test_foreign_origin_get_is_refused(client):
     assert client.get("api", headers={"Origin": "http://evil.example"}).status_code == 403
 

@@ -321,6 +321,8 @@
   }
 
   function onProblem() {
+    stopFit(); stopSweep();       // their rows belong to the previous problem
+    $("cancel").disabled = true;
     const p = currentProblem();
     $("problem-desc").textContent = PRETTY[$("problem").value] || p.description;
     buildSliders();
