@@ -362,25 +362,41 @@
     const opt = $("optimizer").value, two = ["adam+lbfgs", "adam+lm"].includes(opt);
     $("second-steps").disabled = !two;
     $("second-steps").value = opt === "adam+lm" ? 200 : 500;
-    // Steps count the first phase's iterations: Adam steps, or LM iterations for LM alone.
-    const steps = $("steps"), lm = opt === "lm";
-    if (lm && Number(steps.value) > 2000) steps.value = 200;
-    if (!lm && state.lastOpt === "lm" && Number(steps.value) <= 200) steps.value = 2000;
+    // Steps count the first phase's iterations: Adam steps, or LM iterations for LM alone
+    // (each field keeps its own value across switches).
+    const steps = $("steps"), lm = opt === "lm", was = state.lastOpt === "lm";
+    if (lm !== was && state.lastOpt !== undefined) {
+      state.savedSteps = state.savedSteps || {};
+      state.savedSteps[was ? "lm" : "adam"] = steps.value;
+      steps.value = state.savedSteps[lm ? "lm" : "adam"] || (lm ? 200 : 2000);
+    }
+    steps.max = lm ? 2000 : 20000;
     $("steps-label").textContent = lm ? "LM iterations" : "Adam steps";
     state.lastOpt = opt;
   }
 
   function intField(id, name) {
-    const v = Number($(id).value);
-    if (!Number.isInteger(v)) throw new Error(`${name} must be a whole number`);
+    // Checked here against the input's bounds (the server's limits) so that a typo does not
+    // cost a request; the server checks again.
+    const el = $(id), v = Number(el.value), lo = Number(el.min), hi = el.max === "" ? Infinity : Number(el.max);
+    if (el.value.trim() === "" || !Number.isInteger(v) || v < lo || v > hi)
+      throw new Error(`${name} must be a whole number from ${lo}${isFinite(hi) ? ` to ${hi}` : " up"}, got ${el.value || "nothing"}`);
+    return v;
+  }
+  function numField(id, name) {
+    const el = $(id), v = Number(el.value), lo = Number(el.min), hi = Number(el.max);
+    if (el.value.trim() === "" || !isFinite(v) || v < lo || v > hi) throw new Error(`${name} must be a number from ${lo} to ${hi}, got ${el.value || "nothing"}`);
     return v;
   }
 
   function fitBody() {
     const body = { problem: $("problem").value, scheme: $("scheme").value, optimizer: $("optimizer").value,
-                   steps: intField("steps", "Steps"), lr: Number($("lr").value), seed: intField("seed", "Seed") };
+                   steps: intField("steps", $("steps-label").textContent), lr: numField("lr", "Learning rate"),
+                   seed: intField("seed", "Seed") };
     const widths = $("widths").value.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
-    if (!widths.length || widths.some((w) => !Number.isInteger(w))) throw new Error("Hidden widths must look like 50,50,50");
+    const lim = state.cat.limits;
+    if (!widths.length || widths.length > lim.hidden_layers || widths.some((w) => !Number.isInteger(w) || w < 1 || w > lim.width))
+      throw new Error(`Hidden widths must be 1 to ${lim.hidden_layers} whole numbers from 1 to ${lim.width}, like 50,50,50`);
     body.widths = widths;
     if (body.scheme === "fixed") {
       body.weights = {};
@@ -546,6 +562,8 @@
 
   function sweepBody() {
     const body = fitBody();
+    if (body.optimizer !== "lm" && body.steps > state.cat.limits.sweep_steps)
+      throw new Error(`A sweep runs at most ${state.cat.limits.sweep_steps} Adam steps per fit`);
     body.scheme = "fixed";
     if (!body.weights) body.weights = {};
     const term = $("sweep-term").value;
