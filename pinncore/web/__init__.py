@@ -38,12 +38,13 @@ foreign ``Origin`` / cross-site request).
 ``GET /api/fits/{id}/events``
     Server-Sent Events: ``log`` (a history row: step, phase, wall_time, total_loss and per
     term ``<term>_loss``, ``<term>_grad_norm``, ``<term>_weight``, plus ``rel_l2``), then one
-    ``end``: {status ("completed" | "converged" | "cancelled" | "diverged" | "failed"), message,
-    step, wall_time, cpu_time (of the worker process during the fit), rel_l2, verdict, weights, losses, ratio0 (step-0 max/min of λ_a‖∇L_a‖),
-    ratio0_terms, crisis (ratio0 > 1e2)}. Events carry ids; a reconnecting client sends
-    ``Last-Event-ID`` and receives the rest. Closing every stream of a running fit cancels
-    it after a short grace period; so does never opening one. A server that stops while a
-    stream is open sends ``shutdown`` and closes it.
+    ``end``: {status ("completed" | "converged" | "cancelled" | "diverged" | "failed"),
+    message, step, wall_time, cpu_time (of the worker process during the fit), rel_l2,
+    verdict, weights, losses, ratio0 (step-0 max/min of λ_a‖∇L_a‖), ratio0_terms, crisis
+    (ratio0 > 1e2)}. Events carry ids; a reconnecting client sends ``Last-Event-ID`` and
+    receives the rest. Closing every stream of a running fit cancels it after a short grace
+    period; so does never opening one. A server that stops while a stream is open sends
+    ``shutdown`` and closes it.
 ``GET /api/fits/{id}/solution``
     After the end: {inputs, axes {name: [...]}, shape, prediction, exact (flattened, first
     input major), rel_l2, verdict}.
@@ -51,13 +52,14 @@ foreign ``Origin`` / cross-site request).
     State, summary and the rows so far. ``POST /api/fits/{id}/cancel`` stops it.
 ``POST /api/sweeps`` → 202
     A λ sweep: the fit fields (scheme "fixed") plus ``term`` (the term whose λ varies),
-    ``log10`` {"lo": -3, "hi": 5, "n": 17} or ``lambdas`` [...], ``seeds`` ([0]) and
+    ``log10`` {"lo": -3, "hi": 5, "n": 17} or ``lambdas`` [...], ``seeds`` ([0]),
     ``optimizers`` (["adam"], up to two side by side) and ``optimizer_steps`` ({optimizer:
-    first-phase iterations}; default ``steps``, 200 for LM alone). ``GET /api/sweeps/{id}/events``
-    streams one ``point`` per fit ({index, lambda, log10_lambda, seed, optimizer, status,
-    rel_l2, verdict, step, wall_time, cpu_time, ratio0}) and an ``end`` with, per optimizer, the median rel-L2
-    over seeds at each λ and the Goldilocks range (λ with a clean median fit).
-    ``GET /api/sweeps/{id}``, ``POST /api/sweeps/{id}/cancel`` as for fits.
+    first-phase iterations}; default ``steps``, 200 for LM alone); ``second_steps`` apply to
+    every two-phase optimizer of the sweep. ``GET /api/sweeps/{id}/events`` streams one
+    ``point`` per fit ({index, lambda, log10_lambda, lambda_index, seed, optimizer, status,
+    rel_l2, verdict, step, wall_time, cpu_time, ratio0, message}) and an ``end`` with, per
+    optimizer, the median rel-L2 over seeds at each λ and the Goldilocks range (λ with a
+    clean median fit). ``GET /api/sweeps/{id}``, ``POST /api/sweeps/{id}/cancel`` as for fits.
 
 Example (a running server)::
 
