@@ -54,7 +54,7 @@
     constructor(canvas, opts) {
       this.canvas = canvas;
       this.opts = Object.assign({ xlog: false, ylog: true, xlabel: "", ylabel: "", empty: "no data yet" }, opts);
-      this.series = []; this.xbands = []; this.ybands = []; this.vlines = [];
+      this.series = []; this.xbands = []; this.ybands = []; this.vlines = []; this.brackets = [];
       this.pending = false;
       new ResizeObserver(() => this.request()).observe(canvas);
     }
@@ -118,6 +118,7 @@
         g.strokeStyle = v.color || "#1d2330"; g.setLineDash([4, 3]); g.lineWidth = 1.2;
         g.beginPath(); g.moveTo(X(v.x), m.t); g.lineTo(X(v.x), m.t + ph); g.stroke(); g.setLineDash([]);
       }
+      for (const b of this.brackets) this._bracket(g, b, X, Y);
       g.restore();
       this._frame(g, m, pw, ph);
       this._legend(g, m, w);
@@ -169,6 +170,19 @@
         g.fillRect(x0, m.t, Math.max(x1 - x0, 2), ph);
         if (b.bar) { g.fillStyle = b.bar; g.fillRect(x0, m.t + ph - 7 - 8 * (b.row || 0), Math.max(x1 - x0, 2), 6); }
       }
+    }
+    _bracket(g, b, X, Y) {
+      // A vertical bracket from y0 to y1 at x with a label: the step-0 ratio of two terms.
+      const { xlog, ylog } = this.opts;
+      if (![b.x].every((v) => this._finite(v, xlog)) || ![b.y0, b.y1].every((v) => this._finite(v, ylog))) return;
+      const x = X(b.x) + 8, y0 = Y(b.y0), y1 = Y(b.y1);
+      g.strokeStyle = b.color; g.fillStyle = b.color; g.lineWidth = 1.5;
+      g.beginPath(); g.moveTo(x - 4, y0); g.lineTo(x, y0); g.lineTo(x, y1); g.lineTo(x - 4, y1); g.stroke();
+      g.font = "bold 12px system-ui, sans-serif"; g.textAlign = "left"; g.textBaseline = "middle";
+      const w = g.measureText(b.text).width, ym = (y0 + y1) / 2;
+      g.fillStyle = "rgba(255,255,255,0.85)"; g.fillRect(x + 3, ym - 8, w + 4, 16);
+      g.fillStyle = b.color; g.fillText(b.text, x + 5, ym);
+      g.textBaseline = "alphabetic"; g.font = "12px system-ui, sans-serif";
     }
     _hatch(g, color) {
       // Diagonal lines: a second shaded zone stays readable where it overlaps the first.
@@ -512,6 +526,12 @@
     for (const t of terms) {
       grad.push({ label: `λ‖∇L_${t}‖`, color: col(t), points: rows.map((r) => [r.step, r[`${t}_weight`] * r[`${t}_grad_norm`]]) });
       grad.push({ color: col(t), dash: [5, 4], width: 1.2, points: rows.map((r) => [r.step, r[`${t}_grad_norm`]]) });
+    }
+    charts.grad.brackets = [];
+    if (rows.length && terms.length > 1) {
+      const r0 = rows[0], v = terms.map((t) => r0[`${t}_weight`] * r0[`${t}_grad_norm`]).filter((x) => x > 0);
+      const hi = Math.max(...v), lo = Math.min(...v), ratio = hi / lo;
+      charts.grad.brackets = [{ x: r0.step, y0: lo, y1: hi, text: `×${sci(ratio)} at step 0`, color: ratio > CRISIS ? "#c53030" : "#1f8a4c" }];
     }
     charts.grad.set(rows.length ? grad : []);
   }
