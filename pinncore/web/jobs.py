@@ -68,7 +68,10 @@ class Worker:
 
     def submit(self, seq, spec):
         self.seq = seq
-        self.conn.send(("fit", seq, spec))
+        try:
+            self.conn.send(("fit", seq, spec))
+        except (OSError, ValueError):   # the process died: its reader reports it and the task fails
+            pass
 
     def cancel(self):
         if self.seq is not None:
