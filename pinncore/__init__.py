@@ -25,7 +25,7 @@ from .diagnostics import Diagnosis, LossBalanceWarning, diagnose
 from .network import MLP, Jet, get_num_threads, set_num_threads
 from .optim import Adam
 from .problem import Problem, Term
-from .residual import cos, exp, log, sin, sqrt, tanh
+from . import residual as _residual
 from .history import History
 from .observers import Observer
 from .optim import LBFGS
@@ -43,5 +43,9 @@ __all__ = [
     "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
-    "sin", "cos", "exp", "tanh", "log", "sqrt",
 ]
+
+# The residual language's elementwise functions (pc.sin, pc.exp, pc.abs, ...): one registry
+# entry each in residual.py; a builtin's name (abs) is not star-exported.
+globals().update(_residual.FUNCTIONS)
+__all__ += [name for name in _residual.__all__ if name in _residual.FUNCTIONS]

@@ -84,7 +84,7 @@ class ResidualJacobian:
         problem.check_net(net)
         self.problem, self.net = problem, net
         self.dtype = net.dtype
-        self.data = problem._data(net.dtype)
+        self.data = problem.lowering.data(net.dtype)
         names = problem.term_names
         self.weights = term_weights(weights, names)
         if isinstance(point_weights, dict):
@@ -94,7 +94,7 @@ class ResidualJacobian:
             point_weights = [point_weights.get(k) for k in names]
         pw = [None] * len(names) if point_weights is None else problem.check_point_weights(point_weights, np.float64)
         self.scales, self.blocks, row = [], [], 0
-        for a, lw in enumerate(problem._lowered):
+        for a, lw in enumerate(problem.lowering.terms):
             w = np.ones(lw.n) if pw[a] is None else np.asarray(pw[a], dtype=np.float64)
             if (w < 0).any():
                 raise ValueError(f"point_weights[{a}] (term {names[a]!r}) must be >= 0 (rows are scaled by sqrt(w))")
@@ -104,7 +104,7 @@ class ResidualJacobian:
             row += lw.table.n_components * lw.n
         self.rows = row
         self.n_params = net.n_params
-        self.polynomial = [lw.table.polynomial for lw in problem._lowered]
+        self.polynomial = [lw.table.polynomial for lw in problem.lowering.terms]
 
     def nbytes(self, what):
         """Bytes of one array: "J" (rows × n_params), "JJt" (rows²) or "JtJ" (n_params²).
@@ -171,15 +171,15 @@ class Linearization:
     def _table(self, a):
         """(jets, r, dr) of term a from the kernel forward and the NumPy table (cached)."""
         if a not in self._dr:
-            lw = self.jac.problem._lowered[a]
-            J, Jv = self.jac.problem._table_jets(lw, self.be, self.params, self.jac.data[a])
+            lw = self.jac.problem.lowering.terms[a]
+            J, Jv = self.jac.problem.lowering.table_jets(lw, self.be, self.params, self.jac.data[a])
             r, dr = lw.table.evaluate(Jv)
             self._dr[a] = (J, r, dr)
         return self._dr[a]
 
     def _adjoints(self, a, seed):
         """Output-jet adjoints Σ_c seed[k, c] ∂r_c/∂J (K, S, N, m) of term a for seeds (K, C, N)."""
-        lw = self.jac.problem._lowered[a]
+        lw = self.jac.problem.lowering.terms[a]
         J, _, dr = self._table(a)
         adj = np.zeros((seed.shape[0],) + J.shape, dtype=np.float64)
         for v, (s, o) in enumerate(zip(lw.var_stream, lw.var_out)):
@@ -189,7 +189,7 @@ class Linearization:
     def block(self, a, begin=0, end=None):
         """Rows of term a for its points [begin, end): J block (C·nb, n_params), row c·nb + i."""
         jac = self.jac
-        lw = jac.problem._lowered[a]
+        lw = jac.problem.lowering.terms[a]
         end = lw.n if end is None else end
         td = jac.data[a]
         if jac.polynomial[a]:
@@ -276,7 +276,7 @@ class Linearization:
             raise ValueError(f"v must have shape ({jac.n_params},), got {v.shape}")
         out = np.empty(jac.rows, dtype=np.float64)
         for a, (_, row, C, n) in enumerate(jac.blocks):
-            lw = jac.problem._lowered[a]
+            lw = jac.problem.lowering.terms[a]
             _, dr = self._dr_poly(a)
             _, tan = self.be.jets_tangent(self.params, jac.data[a], v)
             rd = np.zeros((C, n))

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .residual import DomainError
+
 __all__ = ["Objective"]
 
 
@@ -40,6 +42,7 @@ class Objective:
         self.residuals = bool(residuals)
         self._evaluate = problem.step_function(net)
         self._last = None   # (params copy, evaluation)
+        self.undefined = None   # why the last evaluation was undefined (a DomainError's message)
 
     def _load(self, params):
         p = self.net.params
@@ -47,12 +50,27 @@ class Objective:
             p[...] = np.asarray(params).astype(p.dtype, copy=False)
         return p
 
-    def evaluate(self, params=None):
-        """(L (T,), G (T, P), R or None) at ``params`` (default: the net's current parameters)."""
+    def evaluate(self, params=None, remember=True):
+        """(L (T,), G (T, P), R or None) at ``params`` (default: the net's current parameters).
+        ``remember=False`` skips the copy that ``cached`` needs (the first-order hot path)."""
         p = self._load(self.net.params if params is None else params)
-        ev = self._evaluate(self.point_weights, self.residuals)
-        self._last = (p.copy(), ev)
+        try:
+            ev, self.undefined = self._evaluate(self.point_weights, self.residuals), None
+        except DomainError as e:
+            ev = self._undefined(e)
+        self._last = (p.copy(), ev) if remember else None
         return ev
+
+    def _undefined(self, error):
+        """A residual left its domain at these parameters (log u with u <= 0, ...): to an
+        optimizer that is a non-finite loss of that term — a line search backtracks from it,
+        a run stops as diverged and reports ``undefined``."""
+        self.undefined = str(error)
+        hit = [a for a, k in enumerate(self.names) if k == error.term] or slice(None)
+        L = np.zeros(len(self.names))
+        G = np.zeros((len(self.names), self.net.n_params), dtype=self.net.dtype)
+        L[hit], G[hit] = np.nan, np.nan
+        return L, G, None
 
     def cached(self):
         """The last evaluation if it was made at the net's current parameters, else None."""

@@ -26,7 +26,11 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["Optimizer", "Adam", "LBFGS", "adam_reference", "lbfgs", "get", "register"]
+__all__ = ["Optimizer", "NonFiniteGradient", "Adam", "LBFGS", "adam_reference", "lbfgs", "get", "register"]
+
+
+class NonFiniteGradient(FloatingPointError):
+    """Raised by an optimizer that refuses to apply a NaN or infinite gradient (nothing changed)."""
 
 
 class Optimizer:
@@ -34,6 +38,7 @@ class Optimizer:
 
     name = "optimizer"          # the history's ``phase`` value
     adapts_weights = True       # False: the run freezes the loss weights during this phase
+    checks_gradients = False    # True: ``step`` raises NonFiniteGradient itself (the run skips its check)
 
     def config(self) -> dict:
         return {}
@@ -76,6 +81,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    checks_gradients = True
 
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, decay_rate=None, decay_steps=1000):
         for name, v in (("lr", lr), ("eps", eps)):
@@ -109,15 +115,19 @@ class Adam(Optimizer):
 
         params (P,), grads (T, P) of the params' dtype, weights (T,) float64. Returns the
         state (its arrays are updated in place; ``step`` is incremented)."""
-        t = state["step"] + 1
-        backend.adam_step(params, grads, weights, state["m"], state["v"], self.learning_rate(t - 1),
-                        self.b1, self.b2, self.eps, t)
-        state["step"] = t
+        self._apply(params, grads, weights, state)
         return state
+
+    def _apply(self, params, grads, weights, state):
+        t = state["step"] + 1
+        lr = self.lr if self.decay_rate is None else self.learning_rate(t - 1)
+        if not backend.adam_step(params, grads, weights, state["m"], state["v"], lr, self.b1, self.b2, self.eps, t):
+            raise NonFiniteGradient("non-finite gradient: the Adam update was not applied")
+        state["step"] = t
 
     def step(self, params, state, objective, evaluation):
         """One Adam iteration on g = Σ_a λ_a ∇L_a from the run's evaluation; never stops a phase."""
-        self.update(params, evaluation[1], objective.weights, state)
+        self._apply(params, evaluation[1], objective.weights, state)
 
     def check_state(self, state, n, dtype=None):
         super().check_state(state, n)

@@ -20,19 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .layout import Layout
+
 __all__ = ["NumpyBackend", "unpack", "forward", "backward", "backward_rows", "forward_tangent"]
 
 
 def unpack(params, widths):
-    """Views (W_l, b_l) into the flat parameter vector: W_l (out x in, row-major), then b_l."""
-    layers, off = [], 0
-    for n_in, n_out in zip(widths[:-1], widths[1:]):
-        W = params[off:off + n_out * n_in].reshape(n_out, n_in)
-        off += n_out * n_in
-        b = params[off:off + n_out]
-        off += n_out
-        layers.append((W, b))
-    return layers
+    """Views (W_l, b_l) into the flat parameter vector (``layout.Layout``)."""
+    return Layout(widths).unpack(params)
 
 
 def forward(params, widths, term):

@@ -182,7 +182,7 @@ class Run:
         self._wall0 = self.history.columns["wall_time"][-1] if len(self.history) else 0.0
         self._elapsed = 0.0
         self._mask = _weighting.weight_mask(self.net.layers)
-        self._prev = self.net.params.copy()
+        self._prev, self._spare = self.net.params.copy(), self.net.params.copy()
         self._needs_res = bool(getattr(self.scheme, "needs_residuals", False))
         self.objective = Objective(problem, self.net, self._lam(), self._pw(), self._needs_res)
         for obs in observers:
@@ -378,11 +378,10 @@ class Run:
 
     def _make_context(self, ev):
         L, G, R = ev
-        Lu = L if R is None or self.objective.point_weights is None else _weighting.unweighted_losses(R)
-        lr = self.optimizer.learning_rate(self.opt_state["step"]) if hasattr(self.optimizer, "learning_rate") else 0.0
-        return _weighting.Context(
-            losses=dict(zip(self.names, Lu.tolist())), grads=dict(zip(self.names, G)), weight_mask=self._mask,
-            residuals=None if R is None else dict(zip(self.names, R)), ntk_traces=self._ntk_traces, lr=lr)
+        lr = getattr(self.optimizer, "learning_rate", None)
+        return _weighting.StepContext(self.names, L, G, R, self._mask, self._ntk_traces,
+                                      (lambda: lr(self.opt_state["step"])) if lr is not None else float,
+                                      point_weighted=self.objective.point_weights is not None)
 
     def _start_phase(self, optimizer):
         new = resolve_optimizer(optimizer)
@@ -424,40 +423,51 @@ class Run:
             obs.on_end(self)
 
     def _evaluation(self):
-        ev = None if self.optimizer.adapts_weights else self.objective.cached()
-        return ev if ev is not None else self.objective.evaluate(self.net.params)
+        """(L, G, R) at the current parameters; a second-order phase reuses its last evaluation."""
+        if self.optimizer.adapts_weights:
+            return self.objective.evaluate(None, remember=False)
+        ev = self.objective.cached()
+        return ev if ev is not None else self.objective.evaluate(None)
 
     def _iteration(self, step_obs):
-        """One iteration; False when the run must stop (the status says why)."""
+        """One iteration; False when the run must stop (the status says why). This is the hot
+        loop: at the seed size it must cost a few microseconds beside the kernel."""
         obj, params, step = self.objective, self.net.params, self.step_count
         ev = self._evaluation()
-        L, G, R = ev
-        if not math.isfinite(float(L.sum()) + float(G.sum())):  # one reduction detects a NaN/inf anywhere
+        L, G = ev[0], ev[1]
+        # NaN/inf gradients: here, or in the optimizer's own pass when it checks them (Adam).
+        if not (self.optimizer.checks_gradients or math.isfinite(G.sum())):
             return self._diverged(L, G)
         self._ev, self._ctx = ev, None
-        pw_next = None
+        pw_next, w_before = None, self.w_state
         if self.optimizer.adapts_weights:
-            new = self.scheme.update(self.w_state, step, self.context)
-            if new is not self.w_state:  # a scheme returns its state as is when nothing changed
+            new = self.scheme.update(w_before, step, self.context)
+            if new is not w_before:  # a scheme returns its state as is when nothing changed
                 self.w_state = new
                 obj.weights = self._lam()
                 pw_next = self._pw()
         total = float(np.dot(obj.weights, L))
-        if not math.isfinite(total):  # finite terms, overflowing weighted sum
-            return self._diverged(L, G, overflow=True)
+        if not math.isfinite(total):  # a NaN/inf loss, or finite terms whose weighted sum overflows
+            return self._diverged(L, G, overflow=bool(np.isfinite(L).all()), w_state=w_before)
         # Second-order iterations are few and costly: an optimizer may ask for a row at each one.
         every = 1 if getattr(self.optimizer, "log_every_iteration", False) else self.log_every
         if (step % every == 0 or not len(self.history)) and self.history.last_step != step:
             if self._log(ev, total):
                 return False
-        np.copyto(self._prev, params)
-        reason = self.optimizer.step(params, self.opt_state, obj, ev)
+        np.copyto(self._spare, params)   # params of this step, kept until the next one is known finite
+        try:
+            reason = self.optimizer.step(params, self.opt_state, obj, ev)
+        except _optim.NonFiniteGradient:
+            return self._diverged(L, G, w_state=w_before)
+        self._prev, self._spare = self._spare, self._prev
         if pw_next is not None:
             obj.point_weights = pw_next
         self.step_count += 1
         for obs in step_obs:
             if obs.on_step(self, step):
                 self.request_stop("stopped", f"stopped by {type(obs).__name__} at step {self.step_count}")
+        if reason is None and self._stop_request is None and not self._cancel.is_set() and not self._intr.flag:
+            return True
         return self._continue(reason)
 
     def _continue(self, reason):
@@ -475,14 +485,20 @@ class Run:
             return False
         return True
 
-    def _diverged(self, L, G, overflow=False):
+    def _diverged(self, L, G, overflow=False, w_state=None):
+        """Stop with status "diverged", back at the last finite parameters (and weighting state)."""
         step = self.step_count
+        if w_state is not None and w_state is not self.w_state:
+            self.w_state = w_state
+            self.objective.weights = self._lam()
         if overflow:
             worst = self.names[int(np.argmax(np.abs(self.objective.weights * L)))]
             what = f"the weighted loss overflows at step {step} (largest term {worst!r})"
         else:
             bad = [k for a, k in enumerate(self.names) if not (math.isfinite(L[a]) and np.isfinite(G[a]).all())]
             what = f"non-finite loss or gradient at step {step} in term(s) {', '.join(map(repr, bad))}"
+            if self.objective.undefined:
+                what += f" ({self.objective.undefined})"
         self.status = "diverged"
         self.message = f"{what}; returned the parameters of step {max(step - 1, 0)}"
         if step:
@@ -526,7 +542,7 @@ class Run:
         if ratio > THRESHOLD:
             adaptive = type(self.scheme).__name__ != "Fixed"
             advice = (f"{type(self.scheme).__name__} will adapt the weights from here" if adaptive else
-                      "see pc.diagnose() or use an adaptive weighting (pc.weighting.default())")
+                      "See pc.diagnose() or use an adaptive weighting (pc.weighting.default())")
             warnings.warn(f"loss imbalance at step 0: λ·‖∇L‖ of '{hi}' is {ratio:.3g}x that of '{lo}' "
                           f"(> {THRESHOLD:g}); training will neglect '{lo}'. {advice}.", LossBalanceWarning,
                           stacklevel=5)

@@ -44,8 +44,10 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from .layout import Layout
+
 __all__ = [
-    "Weighting", "Context", "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo",
+    "Weighting", "Context", "StepContext", "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo",
     "get", "default", "weight_mask", "unweighted_losses",
 ]
 
@@ -72,12 +74,8 @@ def weight_mask(net_or_layers):
     >>> weight_mask([1, 2, 1]).astype(int).tolist()
     [1, 1, 0, 0, 1, 1, 0]
     """
-    layers = getattr(net_or_layers, "layers", net_or_layers)
-    chunks = []
-    for n_in, n_out in zip(layers[:-1], layers[1:]):
-        chunks.append(np.ones(n_in * n_out, dtype=bool))
-        chunks.append(np.zeros(n_out, dtype=bool))
-    return np.concatenate(chunks)
+    layout = getattr(net_or_layers, "layout", None)
+    return (layout if layout is not None else Layout(net_or_layers)).weight_mask()
 
 
 def _blocks(mask):
@@ -133,7 +131,7 @@ class Context:
     weight_mask : bool array like ``net.params``: True on weight-matrix entries, False on biases.
     residuals : {term: (C_a, N_a) array} when the scheme ``needs_residuals``, else None.
     ntk_traces : callable () -> {term: tr K_a} (Σ over components and points of ‖∂r/∂θ‖²);
-        evaluated lazily, only by schemes with ``needs_ntk`` on their update steps.
+        evaluated lazily, only by the schemes that read it on their update steps.
     lr : the optimizer's current learning rate.
 
     ``Context.evaluate(problem, net)`` builds one directly (tests, examples, custom loops).
@@ -170,6 +168,50 @@ class Context:
                    residuals=res if residuals else None, ntk_traces=lambda: problem.ntk_traces(net), lr=float(lr))
 
 
+class StepContext:
+    """The run's per-step ``Context``: the same attributes, each built on first access (most
+    steps of most schemes read nothing, and the run must stay a few microseconds per step).
+
+    names : term names; L (T,) losses as optimised, G (T, P) gradients, R residual list or
+    None; point_weighted : whether L carries per-point weights (then ``losses`` come from R);
+    ntk_traces : callable; lr : callable () -> the optimizer's current learning rate.
+
+    >>> ctx = StepContext(["pde"], np.array([2.0]), np.ones((1, 3)), None, None, dict, lambda: 1e-3)
+    >>> ctx.losses, ctx.lr
+    ({'pde': 2.0}, 0.001)
+    """
+
+    __slots__ = ("names", "_L", "_G", "_R", "_pw", "weight_mask", "ntk_traces", "_lr", "_cache")
+
+    def __init__(self, names, L, G, R, weight_mask, ntk_traces, lr, point_weighted=False):
+        self.names, self._L, self._G, self._R, self._pw = names, L, G, R, point_weighted
+        self.weight_mask, self.ntk_traces, self._lr, self._cache = weight_mask, ntk_traces, lr, {}
+
+    def _get(self, key, build):
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    @property
+    def losses(self):
+        L = unweighted_losses(self._R) if self._pw and self._R is not None else self._L
+        return self._get("losses", lambda: dict(zip(self.names, np.asarray(L, dtype=np.float64).tolist())))
+
+    @property
+    def grads(self):
+        return self._get("grads", lambda: dict(zip(self.names, self._G)))
+
+    @property
+    def residuals(self):
+        if self._R is None:
+            return None
+        return self._get("residuals", lambda: dict(zip(self.names, self._R)))
+
+    @property
+    def lr(self):
+        return self._get("lr", self._lr)
+
+
 # ------------------------------------------------------------------------------ base
 
 class Weighting:
@@ -179,8 +221,8 @@ class Weighting:
     evolving quantities in the state dict. ``update`` never mutates the state it is given.
     """
 
-    needs_ntk = False
-    needs_residuals = False
+    needs_ntk = False         # reads ctx.ntk_traces() on its update steps (observers that replay
+    needs_residuals = False   # schemes, like the audit, compute the traces only when one needs them)
     name = "weighting"
 
     def init(self, problem) -> dict:

@@ -124,12 +124,12 @@ def test_jet_tangents_match_complex_step(name, dtype):
     derivative of the NumPy forward pass (exact to rounding: no subtraction)."""
     case = CASES[name]()
     cpp, ref = net_pair(case.layers, dtype)
-    td = case.problem._data(dtype)[0]
+    td = case.problem.lowering.data(dtype)[0]
     v = np.random.default_rng(6).standard_normal(cpp.n_params).astype(dtype)
     jets, tan = cpp.backend.jets_tangent(cpp.params, td, v)
     jets_n, tan_n = ref.backend.jets_tangent(ref.params, td, v)
     h = 1e-30
-    td_c = case.problem._data(np.float64)[0]
+    td_c = case.problem.lowering.data(np.float64)[0]
     cs = forward(cpp.params.astype(np.complex128) + 1j * h * v.astype(np.float64), case.layers, td_c)[0].imag / h
     assert_rel(tan_n, cs, tol(dtype), "NumPy tangents vs complex step")
     assert_rel(tan, cs, tol(dtype), "C++ tangents vs complex step")
