@@ -37,6 +37,8 @@ import math
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dpotrs as _potrs
 
 from . import optim as _optim
 from .jacobian import ResidualJacobian
@@ -212,9 +214,10 @@ class LevenbergMarquardt(_optim.Optimizer):
         if 2.0 * float(np.abs(g).max(initial=0.0)) <= self.gtol:
             return "converged: gradient below gtol"
         theta = np.asarray(params, dtype=np.float64)
+        step_tol = self.xtol * (float(np.linalg.norm(theta)) + self.xtol)
         for _ in range(self.max_trials):
             h, pred = self._solve(system, lin, r, F, state["mu"])
-            if float(np.linalg.norm(h)) <= self.xtol * (float(np.linalg.norm(theta)) + self.xtol):
+            if float(np.linalg.norm(h)) <= step_tol:
                 return "converged: step below xtol"
             trial = (theta + h).astype(params.dtype)
             trial_lin, F_new = self._trial_loss(objective, trial)
@@ -382,13 +385,13 @@ def _spd_solve(system, name, mu, b):
     eigendecomposition (computed once per point) when the shifted matrix is not numerically
     positive definite."""
     M = system[name]
-    try:
-        c = scipy.linalg.cho_factor(M + mu * np.eye(M.shape[0]), lower=False, check_finite=False)
-        x = scipy.linalg.cho_solve(c, b, check_finite=False)
-        if np.isfinite(x).all():
+    # LAPACK directly: scipy's cho_factor/cho_solve wrappers cost ~0.1 ms, a third of a 52×52 solve.
+    A = M + mu * np.eye(M.shape[0])
+    c, info = _potrf(A, lower=0, clean=0, overwrite_a=1)
+    if info == 0:
+        x, info = _potrs(c, b, lower=0)
+        if info == 0 and np.isfinite(x).all():
             return x
-    except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-        pass
     if name + "_eig" not in system:
         w, Q = scipy.linalg.eigh(M, lower=False, check_finite=False)
         system[name + "_eig"] = (np.maximum(w, 0.0), Q)
