@@ -197,7 +197,9 @@ class LevenbergMarquardt(_optim.Optimizer):
     def step(self, params, state, objective, evaluation=None):
         """One LM iteration on ``objective`` at ``params`` (updated in place). Returns None to
         continue or the reason to stop ("converged: ...", "stalled: ...", "stopped: ...")."""
-        key = params.tobytes()
+        # The linearisation is reused while neither the point nor the objective changed (a
+        # rejected iteration; new points or weights build a new ResidualJacobian).
+        key = (id(self._jacobian(objective) or objective), params.tobytes())
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._linearize(objective, params), None)
         _, lin, system = self._cache
@@ -225,7 +227,7 @@ class LevenbergMarquardt(_optim.Optimizer):
             if rho > 0:
                 params[:] = trial
                 if trial_lin is not None:  # its residuals start the next iteration
-                    self._cache = (params.tobytes(), trial_lin, None)
+                    self._cache = ((key[0], params.tobytes()), trial_lin, None)
                 state["mu"] *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
                 state["nu"] = 2.0
                 state["accepted"] += 1
