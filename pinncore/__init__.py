@@ -17,6 +17,10 @@ one file per idea:
     io           versioned, checksummed, atomic files (no pickle)
     cli          the `pinncore` command (demo, train, diagnose, problems, bench)
     plotting     figures (the only module that imports matplotlib, and only when called)
+    sweep        pc.sweep: fits over grids of weights, seeds, schemes, optimizers (local cores or Dask)
+    geometry     domains: Box, Disk, Polygon, CSG (| - &), sampling, normals, grids
+    conditions   Dirichlet, Neumann, Robin, initial, periodic and data terms
+    resampling   adaptive collocation points (RAD, RAR-G) as run observers
 
 The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, adam.hpp, bindings.cpp).
 """
@@ -34,6 +38,7 @@ from .run import Run, TrainResult
 from .state import load_state
 from .trainer import train
 from .weighting import NTK, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
+from .sweep import SweepResult, sweep  # noqa: E402 - after the names it uses; shadows the module name
 
 __version__ = "0.1.0"
 
@@ -43,6 +48,7 @@ __all__ = [
     "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
+    "sweep", "SweepResult",
 ]
 
 # The residual language's elementwise functions (pc.sin, pc.exp, pc.abs, ...): one registry

@@ -9,6 +9,9 @@ Subcommands::
     pinncore diagnose  --problem NAME [--layers ...] [--seed S]
     pinncore problems
     pinncore bench     [args for bench/compare.py]
+    pinncore sweep     --problem NAME --grid ic=1e-3:1e5:17 [--grid ...] [--seeds 3] [--steps N]
+                       [--optimizer adam] [--weighting SCHEME] [--workers N] [--scheduler ADDRESS]
+                       [--out DIR] [--plot]
     pinncore serve     [--port P] [--host H] [--open] [--max-fits N]   (needs pinncore[web])
 
 Bad input (unknown problem or scheme, malformed --layers, negative --steps, an unwritable
@@ -145,6 +148,7 @@ def _build_parser():
     g.add_argument("--weights", type=_weights, default=None, metavar="TERM=λ,...")
 
     sub.add_parser("problems", help="list the problem library")
+    _add_sweep_parser(sub)
 
     b = sub.add_parser("bench", help="run the checkout's bench/compare.py against the installed package",
                        description="Runs bench/compare.py of a source checkout (the current directory or the "
@@ -541,6 +545,125 @@ def _cmd_bench(args):
     return subprocess.call([sys.executable, os.path.join(root, "bench", "compare.py"), *extra], cwd=root)
 
 
+# ---------------------------------------------------------------------------------- sweep
+
+def _add_sweep_parser(sub):
+    s = sub.add_parser("sweep", help="fit every combination of a grid of weights/settings x seeds (all cores or Dask)",
+                       description="One fit per grid combination and seed on every local core (or a Dask cluster "
+                                   "with --scheduler); print the best point and the Goldilocks intervals; write "
+                                   "sweep.csv and sweep.json (and sweep.png with --plot) to --out.")
+    s.add_argument("--problem", required=True, metavar="NAME", help="a library problem or 'package.module:function'")
+    s.add_argument("--grid", action="append", required=True, metavar="KEY=SPEC",
+                   help="a grid axis: lo:hi:n (n log-spaced values) or a comma list, e.g. ic=1e-3:1e5:17, "
+                        "weighting=fixed,ntk, lr=1e-3,3e-3; repeat for more axes")
+    s.add_argument("--seeds", default="1", metavar="N|S,S,...", help="a count (seeds 0..N-1) or a list (default 1)")
+    s.add_argument("--steps", type=_nonneg_int, default=2000, help="iterations per fit (default 2000)")
+    s.add_argument("--optimizer", default="adam", help="adam or lbfgs (default adam)")
+    s.add_argument("--weighting", default=None, metavar="SCHEME",
+                   help="the scheme when the grid has none (default: fixed if the grid sets λs, else ntk)")
+    s.add_argument("--lr", type=_pos_float, default=None, help="Adam learning rate (default 1e-3)")
+    s.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1")
+    s.add_argument("--workers", type=_nonneg_int, default=None, help="local processes (default: the available cores)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on this Dask scheduler (tcp://host:port)")
+    s.add_argument("--out", default=None, metavar="DIR", help="output directory (default ./pinncore-out/sweep-<problem>)")
+    s.add_argument("--plot", action="store_true", help="also write DIR/sweep.png (needs matplotlib)")
+
+
+def _seeds(text):
+    try:
+        if "," in text:
+            seeds = [int(v) for v in text.split(",") if v.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"--seeds must be a count like 3 or a list like 0,1,4, got {text!r}")
+    return seeds
+
+
+def _dask_client(address):
+    """A dask.distributed Client on ``address``, or a UsageError that says what is wrong."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs dask.distributed: pip install 'pinncore[dask]'") from None
+    import socket
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if address.startswith("tcp://") or "://" not in address:
+        try:  # fail in seconds, not after the client's connect timeout
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot reach the Dask scheduler at {address!r}: {e}") from None
+    try:
+        return Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise UsageError(f"cannot connect to the Dask scheduler at {address!r}: {e}") from None
+
+
+def _cmd_sweep(args):
+    from .sweep import parse_axis, sweep
+    try:
+        grid = dict(parse_axis(item) for item in args.grid)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    seeds = _seeds(args.seeds)
+    out = args.out if args.out is not None else os.path.join("pinncore-out", f"sweep-{args.problem.replace(':', '-')}")
+    if args.plot:
+        _need_matplotlib()
+    _check_out(out)
+    client = _dask_client(args.scheduler) if args.scheduler else None
+    kw = {} if args.lr is None else {"lr": args.lr}
+    where = f"Dask scheduler {args.scheduler}" if client else f"{args.workers or 'all'} local worker(s)"
+    print(f"pinncore sweep: {args.problem}, grid {', '.join(f'{k} ({len(v)})' for k, v in grid.items())} x "
+          f"{len(seeds)} seed(s), {args.steps} {args.optimizer} steps per fit, on {where}", flush=True)
+    try:
+        res = sweep(args.problem, grid, seeds=seeds, weighting=args.weighting, optimizer=args.optimizer,
+                    steps=args.steps, layers=args.layers, client=client, workers=args.workers or None, **kw)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    finally:
+        if client is not None:
+            client.close()
+    if len(res) <= 60:
+        print(_sweep_table(res))
+    print(res.summary())
+    paths = [os.path.join(out, "sweep.csv"), os.path.join(out, "sweep.json")]
+    res.to_csv(paths[0])
+    res.to_json(paths[1])
+    if args.plot:
+        paths += _sweep_plots(res, out)
+    print("wrote " + ", ".join(paths))
+    return 0
+
+
+def _sweep_table(res):
+    cols = [*res.keys, "seed", "status", "rel_l2", "grad_ratio0", "wall_time"]
+    rows = [[_fmt_cell(r.get(c)) for c in cols] for r in res.records]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    lines = ["  ".join(f"{c:>{w}}" for c, w in zip(cols, widths))]
+    lines += ["  ".join(f"{v:>{w}}" for v, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def _fmt_cell(v):
+    if v is None:
+        return "-"
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _sweep_plots(res, out):
+    from . import plotting
+    paths = []
+    try:
+        paths.append(plotting.sweep_figure(res, os.path.join(out, "sweep.png")))
+    except ValueError as e:  # no numeric axis to plot against
+        print(f"no plot: {e}", file=sys.stderr)
+    if len(res.lambda_keys) >= 2:
+        paths.append(plotting.sweep_heatmap(res, os.path.join(out, "sweep_heatmap.png")))
+    return paths
+
+
 def _cmd_serve(args):
     missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
     if missing:
@@ -565,7 +688,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     cmd = {"demo": _cmd_demo, "train": _cmd_train, "diagnose": _cmd_diagnose, "problems": _cmd_problems,
-           "bench": _cmd_bench, "serve": _cmd_serve}[args.command]
+           "bench": _cmd_bench, "sweep": _cmd_sweep, "serve": _cmd_serve}[args.command]
     try:
         return cmd(args)
     except UsageError as e:
