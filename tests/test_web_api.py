@@ -61,7 +61,9 @@ def stream(client, url):
 
 def test_catalogue_lists_the_library(client):
     cat = client.get("api").json()
-    assert set(cat["problems"]) == set(pc.problems.REGISTRY)
+    # Every library problem the page can draw (1-D curves, 2-D heat maps).
+    drawable = {n for n in pc.problems.REGISTRY if len(pc.problems.get(n).inputs) <= 2}
+    assert set(cat["problems"]) == drawable and "heat_disk" not in drawable
     h = cat["problems"]["harmonic"]
     assert h["terms"] == ["pde", "ic"] and h["inputs"] == ["t"] and h["hard_constraint"] is True
     assert h["params"]["n_collocation"] == {"default": 50, "min": 2, "max": 2000, "type": "integer",
@@ -142,6 +144,18 @@ def test_two_dimensional_solution_grid(client):
     assert sol["inputs"] == ["x", "y"] and sol["shape"] == [9, 9] and len(sol["prediction"]) == 81
     x, y = np.meshgrid(np.linspace(-1, 1, 9), np.linspace(-1, 1, 9), indexing="ij")
     np.testing.assert_allclose(sol["exact"], (np.sin(np.pi * x) * np.sin(4 * np.pi * y)).ravel(), atol=1e-15)
+
+
+def test_points_outside_a_geometry_are_null(client):
+    links = start(client, "fit", {"problem": "poisson_holes", "steps": 5, "widths": [8],
+                                  "problem_params": {"n_collocation": 64, "n_bc": 32}, "grid": 21})
+    assert stream(client, links["events"])[-1][1]["status"] == "completed"
+    sol = client.get(links["solution"]).json()
+    x, y = np.meshgrid(np.linspace(-1, 1, 21), np.linspace(-1, 1, 21), indexing="ij")
+    inside = pc.problems.poisson_holes_geometry().inside(np.column_stack([x.ravel(), y.ravel()]))
+    assert [v is None for v in sol["prediction"]] == [not i for i in inside] and 0 < inside.sum() < 441
+    exact = np.array([np.nan if v is None else v for v in sol["exact"]])
+    np.testing.assert_allclose(exact[inside], (np.sin(np.pi * x) * np.sin(np.pi * y)).ravel()[inside], atol=1e-15)
 
 
 def test_hard_constraint_and_two_phase_optimizer(client):
@@ -296,6 +310,8 @@ def test_sweep_cancel(server, client):
 BAD_FITS = [
     ({"steps": 0}, "steps"), ({"steps": 20001}, "steps"), ({"steps": "100"}, "steps"), ({"steps": True}, "steps"),
     ({"steps": 1.5}, "steps"), ({"problem": "nope"}, "problem"), ({"problem": 3}, "problem"),
+    ({"problem": "heat_disk"}, "problem"),
+    ({"problem": "poisson_holes", "problem_params": {"hole_bc": "robin"}}, "problem_params.hole_bc"),
     ({"bogus": 1}, "bogus"), ({"problem_params": {"omega": 1e9}}, "problem_params.omega"),
     ({"problem_params": {"n_collocation": 4000}}, "problem_params.n_collocation"),
     ({"problem_params": {"hard_constraint": True}}, "problem_params.hard_constraint"),

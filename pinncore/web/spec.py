@@ -168,7 +168,15 @@ PROBLEMS = {
                                "n_collocation": Num(2000, 16, 4000, True), "n_bc": Num(400, 4, 1000, True),
                                "seed": _SEED},
                     "points": ["n_collocation", "n_bc"], "fixed_points": 0, "hard": False},
+    "poisson_lshape": {"params": {"n_collocation": Num(2000, 16, 4000, True), "n_bc": Num(400, 4, 1000, True),
+                                  "seed": _SEED},
+                       "points": ["n_collocation", "n_bc"], "fixed_points": 0, "hard": False},
+    "poisson_holes": {"params": {"hole_bc": Pick("dirichlet", ["dirichlet", "neumann"], help="condition on the holes"),
+                                 "n_collocation": Num(2000, 16, 4000, True), "n_bc": Num(400, 4, 1000, True),
+                                 "seed": _SEED},
+                      "points": ["n_collocation", "n_bc"], "fixed_points": 0, "hard": False},
 }
+# (The library's 3-D heat_disk is not offered: the page draws 1-D curves and 2-D heat maps.)
 
 # Weighting schemes and the parameters a client may set ("hard" = the hard-constraint variant
 # of the problem, which has no IC term, trained with fixed weights).

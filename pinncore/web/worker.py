@@ -116,6 +116,12 @@ def _solution(problem, net, n):
     axes, x = _grid(problem, n)
     u = problem.predict(net, x)[:, 0]
     exact = None if problem.exact is None else np.asarray(problem.exact(x), dtype=np.float64).reshape(-1)
+    geometry = getattr(problem, "geometry", None)
+    if geometry is not None:   # grid points outside the domain (holes, the L's notch) become null
+        outside = ~np.asarray(geometry.inside(x), dtype=bool)
+        u[outside] = np.nan
+        if exact is not None:
+            exact[outside] = np.nan
     return {"inputs": list(problem.inputs), "axes": {k: a.tolist() for k, a in zip(problem.inputs, axes)},
             "shape": [len(a) for a in axes], "prediction": u.tolist(),
             "exact": None if exact is None else exact.tolist()}

@@ -14,6 +14,8 @@
     wave1d: "Wave: u_tt = 4 u_xx on [0, 1]², two modes (Wang, Yu & Perdikaris 2022)",
     poisson1d: "Poisson: u_xx = f on [0, 1], u(0) = u(1) = 0; exact u = sin(4πx) (Wang, Yu & Perdikaris 2022)",
     helmholtz2d: "Helmholtz: Δu + u = q on [−1, 1]²; exact u = sin(πx) sin(4πy) (Wang, Teng & Perdikaris 2021)",
+    poisson_lshape: "Poisson: −Δu = 1 on the L-shape [−1, 1]² ∖ (0, 1]², u = 0 on its boundary; finite-difference reference (Lu et al. 2021)",
+    poisson_holes: "Poisson on a square with four circular holes: exact u = sin(πx) sin(πy) (PINNacle-style geometry, Hao et al. 2023)",
   };
   let CLEAN = 0.05, WRONG = 0.30;
   const CRISIS = 100;
@@ -567,14 +569,14 @@
       return;
     }
     const [a, b] = sol.inputs, ax = sol.axes[a];
-    const ref = sol.exact || sol.prediction;
-    const vmax = Math.max(...ref.map(Math.abs), ...sol.prediction.map(Math.abs)) || 1;
+    const ref = sol.exact || sol.prediction, absMax = (xs) => xs.reduce((m, v) => (v === null ? m : Math.max(m, Math.abs(v))), 0);
+    const vmax = Math.max(absMax(ref), absMax(sol.prediction)) || 1;
     const common = { shape: sol.shape, xlabel: a, ylabel: b, x0: ax[0], x1: ax[ax.length - 1] };
     charts.heat[0].set(Object.assign({ values: sol.prediction, vmin: -vmax, vmax, map: DIVERGING }, common));
     charts.heat[1].set(sol.exact ? Object.assign({ values: sol.exact, vmin: -vmax, vmax, map: DIVERGING }, common) : null);
     if (sol.exact) {
-      const err = sol.prediction.map((v, i) => Math.abs(v - sol.exact[i]));
-      charts.heat[2].set(Object.assign({ values: err, vmin: 0, vmax: Math.max(...err) || 1, map: SEQUENTIAL }, common));
+      const err = sol.prediction.map((v, i) => (v === null || sol.exact[i] === null ? null : Math.abs(v - sol.exact[i])));
+      charts.heat[2].set(Object.assign({ values: err, vmin: 0, vmax: absMax(err) || 1, map: SEQUENTIAL }, common));
     }
   }
 
