@@ -669,7 +669,7 @@ def _jobs(spec, local, grid, seeds, weighting, optimizer, steps, layers, client,
         if client is not None:
             raise ValueError("pc.sweep(client=...): " + _NEEDS_FACTORY)
     base = {"problem": spec, "weighting": wspec, "optimizer": ospec, "steps": steps, "layers": layers,
-            "train": dict(train_kwargs)}
+            "train": dict(train_kwargs), "seeds": seeds}
     jobs = [{"base": base, "kinds": kinds, "params": dict(zip(keys, combo)), "seed": s}
             for combo in itertools.product(*values) for s in seeds]
     return jobs, keys, kinds, terms, base
@@ -739,7 +739,7 @@ def sweep(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=
     info = {"backend": "dask" if client is not None else "local", "workers": workers, "restarts": 0}
     try:
         if client is not None:
-            info["workers"] = len(client.scheduler_info().get("workers", {}))
+            info["workers"] = len(client.nthreads())
             _run_dask(client, jobs, retries, on_record)
         elif workers == 1 or len(jobs) == 1:
             info.update(backend="inline", workers=1)
@@ -757,7 +757,7 @@ def sweep(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=
         _INHERITED.pop(base["problem"].get("key"), None)
     info["wall_time"] = time.perf_counter() - t0
     return SweepResult(records, keys=keys, kinds={k: v[0] for k, v in kinds.items()}, terms=terms,
-                       seeds=_check_seeds(seeds), info=info, problem=_describe(base["problem"]))
+                       seeds=base["seeds"], info=info, problem=_describe(base["problem"]))
 
 
 def _describe(spec):

@@ -112,7 +112,8 @@ def test_failing_fits_are_records_with_their_error():
 
 def test_bad_combinations_are_records():
     grid = {"weighting": ["fixed", "ntk", "nonsense"], "weighting.every": [10]}
-    res = pc.sweep("harmonic", grid, steps=20, workers=1, progress=False)
+    res = pc.sweep("harmonic", grid, seeds=(s for s in [0]), steps=20, workers=1, progress=False)
+    assert res.seeds == [0]
     st = {r["weighting"]: (r["status"], r["error"]) for r in res.records}
     assert st["ntk"] == ("completed", None)
     assert st["fixed"][0] == "error" and "every" in st["fixed"][1]
@@ -481,3 +482,14 @@ def test_a_killed_dask_worker_loses_no_record(crisis, dask_client):
     res = pc.sweep("harmonic", KILL_GRID, client=dask_client, progress=kill)
     check_kill_sweep(res, crisis, kill.killed)
     dask_client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
+
+
+def test_cli_sweep_on_a_dask_scheduler(dask_client, tmp_path, capsys):
+    code = cli.main(["sweep", "--problem", "harmonic", "--grid", "ic=1,100", "--steps", "30",
+                     "--scheduler", dask_client.scheduler.address, "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert f"on Dask scheduler {dask_client.scheduler.address}" in text
+    back = sw.SweepResult.from_json(tmp_path / "sweep.json")
+    assert back.info["backend"] == "dask"
+    assert back.records[1]["rel_l2"] == direct_fit(pc.problems.harmonic(), 100.0, steps=30).rel_l2
