@@ -68,7 +68,6 @@ import json
 import math
 import multiprocessing
 import os
-import pickle
 import signal
 import socket
 import sys
@@ -224,8 +223,22 @@ def _resolve_problem(problem):
     else:
         raise TypeError(f"problem must be a library name, a factory 'package.module:function', a (name, kwargs) "
                         f"pair or a pc.Problem, got {type(problem).__name__}")
-    spec["token"] = uuid.uuid4().hex
+    # The same problem gets the same key, so persistent workers (Dask) build it once across sweeps;
+    # arguments whose repr may not identify them (arrays, objects) get a key of this sweep only.
+    spec["token"] = (repr((spec["kind"], spec.get("name", spec.get("path")), sorted(spec["kwargs"].items())))
+                     if _is_plain(spec["kwargs"]) else uuid.uuid4().hex)
     return spec, _build_problem(spec, {})
+
+
+def _is_plain(v):
+    """True for None, bool, int, float, str and lists/tuples/dicts of them (repr identifies them)."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_is_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _is_plain(x) for k, x in v.items())
+    return False
 
 
 def _check_problem(obj, what):
@@ -267,8 +280,8 @@ def _build_problem(spec, args):
     cache = getattr(_LOCAL, "problems", None)
     if cache is None:
         cache = _LOCAL.problems = collections.OrderedDict()
-    key = (spec["token"], pickle.dumps(sorted(args.items())))  # an in-memory key only
-    if key in cache:
+    key = (spec["token"], repr(sorted(args.items()))) if _is_plain(args) else None
+    if key is not None and key in cache:
         cache.move_to_end(key)
         return cache[key]
     kwargs = {**spec["kwargs"], **args}
@@ -278,7 +291,8 @@ def _build_problem(spec, args):
     else:
         factory = _import_factory(spec["path"], spec.get("sys_path"))
         problem = _check_problem(factory(**kwargs), f"problem factory {spec['path']!r}")
-    cache[key] = problem
+    if key is not None:
+        cache[key] = problem
     while len(cache) > 8:
         cache.popitem(last=False)
     return problem
@@ -333,25 +347,27 @@ def _optimizer_spec(optimizer):
 
 
 def _make_scheme(base, params, kinds):
+    """The weighting scheme of a fit: the sweep's (or the grid's "weighting") with the grid's
+    scheme arguments and, for Fixed, the grid's λs."""
     from . import weighting as W
     spec = base["weighting"]
-    name = params.get("weighting", spec["name"])
-    if not isinstance(name, str) and not isinstance(name, W.Weighting):
-        raise TypeError(f"weighting must be a scheme name, got {name!r}")
-    if isinstance(name, W.Weighting):
-        name, spec = type(name).__name__.lower(), {"name": type(name).__name__.lower(), "config": name.config()}
-    same = name.lower() == spec["name"]
-    if same and "instance" in spec and not any(kinds[k][0] in ("weighting_arg", "lambda") for k in params):
-        return spec["instance"]
-    cfg = dict(spec["config"]) if same else {}
-    cfg.update({kinds[k][1]: v for k, v in params.items() if kinds[k][0] == "weighting_arg"})
+    if "weighting" in params:
+        v = params["weighting"]
+        if not isinstance(v, (str, W.Weighting, type)):
+            raise TypeError(f"weighting must be a scheme name, got {v!r}")
+        if not (isinstance(v, str) and v.lower() == spec["name"]):
+            spec = _scheme_spec(v, False)
+    args = {kinds[k][1]: v for k, v in params.items() if kinds[k][0] == "weighting_arg"}
     lams = {kinds[k][1]: v for k, v in params.items() if kinds[k][0] == "lambda"}
+    if "instance" in spec and not (args or lams):
+        return spec["instance"]
+    cfg = {**spec["config"], **args}
     if lams:
-        if _scheme_class(name) is not W.Fixed:
-            raise ValueError(f"λ for term(s) {', '.join(sorted(lams))} needs weighting 'fixed', got {name!r} "
-                             f"(an adaptive scheme sets its own weights)")
+        if _scheme_class(spec["name"]) is not W.Fixed:
+            raise ValueError(f"λ for term(s) {', '.join(sorted(lams))} needs weighting 'fixed', got "
+                             f"{spec['name']!r} (an adaptive scheme sets its own weights)")
         cfg["weights"] = {**(cfg.get("weights") or {}), **lams}
-    return W.get(name, **cfg)
+    return W.get(spec["name"], **cfg)
 
 
 def _make_optimizer(base, params, kinds, lr):
