@@ -54,7 +54,7 @@ worker is identified; after ``retries`` lost attempts it is a record with status
 function runs as Dask tasks (``pip install 'pinncore[dask]'``; Dask is imported only then); the
 scheduler reschedules the fits of a lost worker, and ``retries`` is passed to ``client.submit``.
 Every fit is deterministic per seed, so a record's numbers do not depend on where it ran (only
-``wall_time`` and ``worker`` do).
+``wall_time``, ``cpu_time`` and ``worker`` do).
 """
 from __future__ import annotations
 
@@ -391,13 +391,14 @@ def _make_optimizer(base, params, kinds, lr):
 def _run_fit(job):
     """Run one fit and return its record (a dict of plain values). Module-level and fed plain
     data, so a process pool or a Dask worker runs it by reference; never raises."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     out = {}
     try:
         out = _fit(job)
     except Exception as e:  # noqa: BLE001 - a failing fit is a record, never the end of the sweep
         out = {"status": "error", "error": f"{type(e).__name__}: {e}"}
     out["wall_time"] = time.perf_counter() - t0
+    out["cpu_time"] = time.thread_time() - c0  # below wall_time when the machine is shared
     out["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     return out
 
@@ -724,7 +725,7 @@ def sweep(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=
     Record fields: index, seed, the grid keys, weighting, optimizer, steps, status ("completed",
     "diverged", "error", "lost", ...), error, rel_l2, grad_ratio0 (max/min over terms of
     λ_a‖∇L_a‖ at step 0), <term>_loss (final, unweighted), <term>_weight (final λ), step,
-    wall_time (s, in the worker), worker ("host:pid").
+    wall_time and cpu_time (s, of the fit in its worker), worker ("host:pid").
 
     >>> import pinncore as pc
     >>> res = pc.sweep("harmonic", {"ic": [1.0, 100.0]}, steps=20, workers=1, progress=False)
@@ -804,7 +805,7 @@ def _record(job, index, rec, terms):
         r[f"{t}_loss"] = rec.get(f"{t}_loss")
     for t in terms:
         r[f"{t}_weight"] = rec.get(f"{t}_weight")
-    for f in ("step", "wall_time", "worker"):
+    for f in ("step", "wall_time", "cpu_time", "worker"):
         r[f] = rec.get(f)
     return r
 
@@ -817,7 +818,7 @@ class Goldilocks:
 
     term: str
     values: np.ndarray         # the grid's λ values, sorted
-    errors: np.ndarray         # per value: the best seed-aggregated rel-L2 over the other grid keys
+    errors: np.ndarray         # per value: the seed-aggregated rel-L2 (other keys: see ``around``)
     best: float                # λ with the smallest error
     best_rel_l2: float
     factor: float
@@ -1019,16 +1020,25 @@ class SweepResult:
                 return k
         raise ValueError(f"the grid does not sweep λ of {term!r}; λ keys: {self.lambda_keys}")
 
-    def goldilocks(self, term=None, factor=10.0, threshold=CLEAN, agg="median"):
-        """The Goldilocks interval of ``term``'s λ: per grid value of λ the best seed-aggregated
-        rel-L2 over the other grid keys, the best value, and the runs of neighbouring grid values
-        around it whose error is within ``factor`` × the best and under ``threshold``. Without
-        ``term``: a dict term -> Goldilocks for every λ key."""
+    def goldilocks(self, term=None, factor=10.0, threshold=CLEAN, agg="median", around="best"):
+        """The Goldilocks interval of ``term``'s λ: the seed-aggregated rel-L2 per grid value of
+        λ, the best value, and the runs of neighbouring grid values around it whose error is
+        within ``factor`` × the best and under ``threshold``. With several grid keys the other
+        keys are held at the best grid point (``around="best"``, a slice through it) or take
+        their best value for each λ (``around="any"``, a projection: with Adam, scaling every λ
+        by one factor changes little, so projections of a multi-term grid tend to span it all).
+        Without ``term``: a dict term -> Goldilocks for every λ key."""
         if term is None:
-            return {k: self.goldilocks(k, factor, threshold, agg) for k in self.lambda_keys}
+            return {k: self.goldilocks(k, factor, threshold, agg, around) for k in self.lambda_keys}
         key = self._lambda_key(term)
+        if around not in ("best", "any"):
+            raise ValueError(f"around must be 'best' or 'any', got {around!r}")
+        pts = self.points(agg)
+        if around == "best" and pts:
+            bp = min(pts, key=lambda p: p[1])[0]
+            pts = [(p, e) for p, e in pts if all(_key(p[k]) == _key(bp[k]) for k in self.keys if k != key)]
         by = {}
-        for params, e in self.points(agg):
+        for params, e in pts:
             by[params[key]] = min(e, by.get(params[key], math.inf))
         vals = sorted(by)
         errs = np.array([by[v] for v in vals])

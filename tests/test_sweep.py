@@ -70,10 +70,10 @@ def test_records_in_grid_order_with_every_field(crisis):
     assert [r["ic"] for r in crisis.records] == LAMS
     r = crisis.records[10]
     for k in ("seed", "ic", "weighting", "optimizer", "steps", "status", "error", "rel_l2", "grad_ratio0",
-              "pde_loss", "ic_loss", "pde_weight", "ic_weight", "step", "wall_time", "worker"):
+              "pde_loss", "ic_loss", "pde_weight", "ic_weight", "step", "wall_time", "cpu_time", "worker"):
         assert k in r, k
     assert (r["weighting"], r["optimizer"], r["steps"], r["step"], r["error"]) == ("fixed", "adam", STEPS, STEPS, None)
-    assert r["ic_weight"] == 100.0 and r["pde_weight"] == 1.0 and r["wall_time"] > 0
+    assert r["ic_weight"] == 100.0 and r["pde_weight"] == 1.0 and 0 < r["cpu_time"] <= r["wall_time"] + 0.01
     if sw.available_cores() >= 2:
         assert len({r["worker"] for r in crisis.records}) == 2 and crisis.info["workers"] == 2
 
@@ -346,8 +346,11 @@ def test_goldilocks_interval_and_volume_on_a_known_surface():
     good = [(a, b) for a in vals for b in vals if abs(math.log10(b / a)) <= 1 + 1e-9]
     assert vol.volume == pytest.approx(sum(cell[a] * cell[b] for a, b in good), rel=1e-12)
     assert vol.total == pytest.approx(16.0, rel=1e-12)
-    g = res.goldilocks("bc", factor=10.0)
+    g = res.goldilocks("bc", factor=10.0, around="any")
     assert g.best_rel_l2 == pytest.approx(1.5e-3) and np.allclose(g.errors, 1.5e-3)  # best over pde for each bc
+    g = res.goldilocks("bc", factor=20.0)  # through the best point pde = bc = 1e-2 (the first of the minima)
+    assert np.allclose(g.errors, 1.5e-3 * np.array([1, 10, 100, 1e3, 1e4]))
+    assert g.best == 1e-2 and g.within == (1e-2, 0.1) and g.under == (1e-2, 0.1)
     best = res.best(agg="max")
     assert best["rel_l2"] == pytest.approx(2e-3) and best["pde"] == best["bc"]
     one = res.where(pde=1.0).goldilocks("bc", factor=20.0)  # errors 0.15, 0.015, 0.0015, 0.015, 0.15
@@ -463,8 +466,8 @@ def test_dask_gives_bitwise_the_local_results(crisis, dask_client):
     assert res.info["backend"] == "dask" and res.info["workers"] == 2
     assert [r["ic"] for r in res.records] == LAMS
     for a, b in zip(crisis.records, res.records):
-        assert {k: v for k, v in a.items() if k not in ("wall_time", "worker")} == \
-               {k: v for k, v in b.items() if k not in ("wall_time", "worker")}
+        where = ("wall_time", "cpu_time", "worker")
+        assert {k: v for k, v in a.items() if k not in where} == {k: v for k, v in b.items() if k not in where}
     assert {r["worker"] for r in res.records}.isdisjoint({r["worker"] for r in crisis.records})
 
 
