@@ -173,7 +173,7 @@ def build_problem(case):
 def step_flops(problem, layers, dtype):
     """3 × 2 · Σ_terms S·N · Σ n_in·n_out (forward jets + adjoint jets + weight gradients)."""
     mac = sum(a * b for a, b in zip(layers[:-1], layers[1:]))
-    return sum(3 * 2 * t.S * t.xhat.shape[0] * mac for t in problem._data(dtype))
+    return sum(3 * 2 * t.S * t.xhat.shape[0] * mac for t in problem.lowering.data(dtype))
 
 
 def init_params(layers, dtype):

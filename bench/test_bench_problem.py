@@ -80,7 +80,7 @@ def test_burgers_fused_residual(benchmark, what):
     problem = pc.problems.burgers(n_collocation=4096)
     cpp, ref = nets(BURGERS_LAYERS)
     a = problem.term_names.index("pde")
-    data = problem._data(np.float64)[a]
+    data = problem.lowering.data(np.float64)[a]
     benchmark.group = "problem-burgers4096-fused-vs-bare"
     benchmark.extra_info["streams"] = data.S
     if what == "bare_sweep":

@@ -9,6 +9,8 @@ one file per idea:
     problem      pc.Problem / pc.Term: per-term losses, gradients, NTK traces, errors
     problems     the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d)
     optim        Adam (fused, compiled) and L-BFGS (strong Wolfe)
+    jacobian     the residual Jacobian r, J = ∂r/∂θ (dense, Gram, matrix-free) for Gauss–Newton
+    lm           pc.LevenbergMarquardt on that Jacobian (optimizer="lm")
     weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo
     trainer      pc.train, History, TrainResult
     diagnostics  pc.diagnose, LossBalanceWarning
@@ -28,6 +30,7 @@ from . import residual as _residual
 from .history import History
 from .observers import Observer
 from .optim import LBFGS
+from .lm import LevenbergMarquardt
 from .run import Run, TrainResult
 from .state import load_state
 from .trainer import train
@@ -38,7 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MLP", "Jet", "Problem", "Term", "problems", "train", "Run", "Observer", "TrainResult", "History", "load_state",
-    "LBFGS",
+    "LBFGS", "LevenbergMarquardt",
     "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",

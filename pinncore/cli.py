@@ -2,9 +2,10 @@
 
 Subcommands::
 
-    pinncore demo      [--steps N] [--lbfgs N] [--seed S] [--plot FILE.png]
+    pinncore demo      [--steps N] [--lbfgs N] [--lm N] [--seed S] [--plot FILE.png]
     pinncore train     --problem NAME [--weighting SCHEME] [--weights TERM=λ,...] [--steps N]
-                       [--lbfgs N] [--lr X] [--layers 1,50,50,50,1] [--seed S] [--out DIR] [--plot]
+                       [--optimizer adam|lbfgs|lm] [--lbfgs N] [--lm N] [--lr X]
+                       [--layers 1,50,50,50,1] [--seed S] [--out DIR] [--plot]
     pinncore diagnose  --problem NAME [--layers ...] [--seed S]
     pinncore problems
     pinncore bench     [args for bench/compare.py]
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import time
 import warnings
+
+import numpy as np
 
 __all__ = ["main", "DEMO_LAMBDAS", "run_demo", "verdict"]
 
@@ -108,6 +111,8 @@ def _build_parser():
     d.add_argument("--seed", type=_nonneg_int, default=0, help="network seed (default 0)")
     d.add_argument("--lr", type=_pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     d.add_argument("--plot", metavar="FILE.png", default=None, help="write a figure (needs matplotlib)")
+    d.add_argument("--lm", type=_nonneg_int, default=200,
+                   help="Levenberg–Marquardt iterations of the LM rows (default 200; 0: no LM rows)")
 
     t = sub.add_parser("train", help="train a library problem and write history, state and plot",
                        description="Train a library problem; write history.csv, history.json and state.pcs "
@@ -120,6 +125,10 @@ def _build_parser():
                    help="fixed weights, e.g. ic=100 (implies --weighting fixed)")
     t.add_argument("--steps", type=_nonneg_int, default=2000, help="Adam steps (default 2000)")
     t.add_argument("--lbfgs", type=_nonneg_int, default=0, help="L-BFGS iterations after Adam (default 0)")
+    t.add_argument("--optimizer", choices=["adam", "lbfgs", "lm"], default="adam",
+                   help="first phase (default adam; lm: --steps counts Levenberg–Marquardt iterations)")
+    t.add_argument("--lm", type=_nonneg_int, default=0,
+                   help="Levenberg–Marquardt iterations after the first phase and L-BFGS (default 0)")
     t.add_argument("--lr", type=_pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     t.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1",
                    help="layer widths (default: inputs,50,50,50,outputs)")
@@ -140,22 +149,47 @@ def _build_parser():
     sub.add_parser("problems", help="list the problem library")
     _add_sweep_parser(sub)
 
-    b = sub.add_parser("bench", help="run bench/compare.py (source checkout only)", add_help=False)
+    b = sub.add_parser("bench", help="run the checkout's bench/compare.py against the installed package",
+                       description="Runs bench/compare.py of a source checkout (the current directory or the "
+                                   "one given by --repo) against the installed pinncore; the other arguments "
+                                   "go to compare.py (see `pinncore bench --repo . -- --help`).")
+    b.add_argument("--repo", default=None, metavar="DIR",
+                   help="the source checkout holding bench/ (default: the current directory or its parents)")
     b.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
 # ---------------------------------------------------------------------------------- helpers
 
-def verdict(rel_l2):
-    """'clean' (< 5%), 'wrong steady state' (>= 30%) or 'partial' for a relative L2 error."""
-    if rel_l2 is None or not math.isfinite(rel_l2):
+def verdict(rel_l2, status="completed", history=None):
+    """What a relative L2 error says about a run: 'clean' (< 5 %), 'partial', 'wrong steady
+    state' (>= 30 % with the loss no longer falling), 'partial (undertrained)' (>= 30 % while the
+    loss is still falling: more steps, not other weights), 'stopped early' (a run cut short),
+    'diverged'.
+
+    >>> verdict(0.01), verdict(0.5), verdict(0.5, status="cancelled"), verdict(float("nan"))
+    ('clean', 'wrong steady state', 'stopped early', 'diverged')
+    """
+    if rel_l2 is None or not math.isfinite(rel_l2) or status == "diverged":
         return "diverged"
     if rel_l2 < CLEAN:
         return "clean"
-    if rel_l2 >= WRONG:
-        return "wrong steady state"
-    return "partial"
+    if status in ("stopped", "cancelled", "interrupted"):
+        return "stopped early"
+    if rel_l2 < WRONG:
+        return "partial"
+    return "partial (undertrained)" if history is not None and _still_falling(history) else "wrong steady state"
+
+
+def _still_falling(history, window=0.2, factor=2.0):
+    """True when the total loss fell by more than ``factor`` over the last ``window`` of the run's
+    logged steps: the run had not settled, so its error says nothing about a steady state."""
+    steps, loss = history["step"], history["total_loss"]
+    if len(steps) < 3:
+        return False
+    start = steps[-1] - window * (steps[-1] - steps[0])
+    earlier = loss[steps <= start]
+    return bool(len(earlier) and np.isfinite(loss[-1]) and earlier[-1] > factor * loss[-1])
 
 
 def _problem(name):
@@ -214,11 +248,21 @@ def _warning_line(w):
     return f"{w.category.__name__}: {w.message}"
 
 
-def _train(problem, net, **kw):
-    """pc.train with warnings captured: (result, [warning messages])."""
+def _train(problem, net, echo=False, **kw):
+    """pc.train with warnings captured: (result, [warnings]); with ``echo`` each warning is also
+    printed to stderr when it happens (between the verbose lines), not after the run."""
     from .trainer import train
-    with warnings.catch_warnings(record=True) as caught:
+    caught = []
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        w = warnings.WarningMessage(message, category, filename, lineno, file, line)
+        caught.append(w)
+        if echo:
+            print(f"warning: {_warning_line(w)}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = show
         result = train(problem, net, **kw)
     return result, caught
 
@@ -264,7 +308,7 @@ def _fmt_lam(v):
     return f"{v:.3g}"
 
 
-def _demo_runs(steps, lbfgs_steps):
+def _demo_runs(steps, lbfgs_steps, lm_steps=0):
     from . import weighting as W
     runs = [dict(method=f"Fixed λ_ic={_fmt_lam(lam)}", kind="fixed", lam=lam, weighting=W.Fixed({"ic": lam}),
                  hard=False, lbfgs=0) for lam in DEMO_LAMBDAS]
@@ -274,6 +318,13 @@ def _demo_runs(steps, lbfgs_steps):
     runs.append(dict(method="hard constraint", kind="hard", lam=None, weighting=W.Fixed(), hard=True, lbfgs=0))
     runs.append(dict(method=f"NTK + L-BFGS {lbfgs_steps}", kind="lbfgs", lam=None, weighting=W.NTK(), hard=False,
                      lbfgs=lbfgs_steps))
+    if lm_steps:
+        # Levenberg–Marquardt from random initialisation at three fixed λ_ic, and after Adam.
+        runs += [dict(method=f"LM {lm_steps} λ_ic={_fmt_lam(lam)}", kind="lm", lam=lam,
+                      weighting=W.Fixed({"ic": lam}), hard=False, lbfgs=0, optimizer="lm", steps=lm_steps)
+                 for lam in (1.0, 1e2, 1e5)]
+        runs.append(dict(method=f"NTK + LM {lm_steps}", kind="adam+lm", lam=None, weighting=W.NTK(), hard=False,
+                         lbfgs=0, lm=lm_steps))
     return runs
 
 
@@ -289,7 +340,7 @@ def _row(cells):
     return "  ".join(f"{c:{a}{w}}" for c, (_, w, a) in zip(cells, COLUMNS)).rstrip()
 
 
-def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=None):
+def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=None, lm_steps=0):
     """Run the demo, printing the table to ``out`` (default stdout); return the run records
     (dicts with method, kind, lam, weights, losses, ratio0, rel_l2, verdict, wall_time, history,
     t, u) for ``pinncore.plotting.demo_figure``."""
@@ -303,14 +354,15 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
     lbfgs_steps = steps if lbfgs_steps is None else lbfgs_steps
     soft, hard = problems.harmonic(), problems.harmonic(hard_constraint=True)
     t = np.linspace(0.0, 1.0, 201)[:, None]
-    runs = _demo_runs(steps, lbfgs_steps)
+    runs = _demo_runs(steps, lbfgs_steps, lm_steps)
     print(f"pinncore demo: harmonic IVP u'' + (2π)² u = 0, u(0) = 1, u'(0) = 0 on [0, 1]; exact u = cos(2πt)", file=out)
     print(f"network {DEMO_LAYERS} (tanh, seed {seed}), Adam lr {lr:g}, {steps} steps per run", file=out)
     print("ratio@0 = λ_pde‖∇L_pde‖ / λ_ic‖∇L_ic‖ at step 0 (weighted, with the scheme's step-0 weights); "
           "L_pde, L_ic unweighted at the end", file=out)
     print("λ = final weights (SelfAdaptive: mean per-point weight); hard constraint: u = 1 + t² n has no IC term",
           file=out)
-    print(f"verdict: clean if rel-L2 < {CLEAN:.0%}, wrong steady state if >= {WRONG:.0%}, else partial; "
+    print(f"verdict: clean if rel-L2 < {CLEAN:.0%}, wrong steady state if >= {WRONG:.0%} with the loss settled "
+          f"(undertrained if it is still falling), else partial; "
           "! = LossBalanceWarning at step 0", file=out)
     print(file=out)
     header = _row([c for c, _, _ in COLUMNS])
@@ -322,15 +374,17 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
     for i, run in enumerate(runs):
         problem = hard if run["hard"] else soft
         label = f"[{i + 1:>2}/{len(runs)}] {run['method']}"
-        n_total = steps + run["lbfgs"]
+        n_total = run.get("steps", steps) + run["lbfgs"] + run.get("lm", 0)
         progress.start(label)
 
         def cb(step, row, label=label, n_total=n_total):
             progress.update(f"{label}: step {step}/{n_total}  rel-L2 {row.get('rel_l2', float('nan')):.2e}")
             return False
 
-        result, caught = _train(problem, MLP(DEMO_LAYERS, seed=seed), weighting=run["weighting"], steps=steps,
-                                lr=lr, lbfgs_steps=run["lbfgs"], seed=seed, log_every=100, callback=cb)
+        result, caught = _train(problem, MLP(DEMO_LAYERS, seed=seed), weighting=run["weighting"],
+                                steps=run.get("steps", steps), optimizer=run.get("optimizer", "adam"), lr=lr,
+                                lbfgs_steps=run["lbfgs"], lm_steps=run.get("lm", 0), seed=seed, log_every=100,
+                                callback=cb)
         progress.clear()
         h = result.history
         warned = any(w.category.__name__ == "LossBalanceWarning" for w in caught)
@@ -343,7 +397,8 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
             ratio = None
         rec = dict(method=run["method"], kind=run["kind"], lam=run["lam"], weights=dict(result.weights),
                    losses={k: float(h[f"{k}_loss"][-1]) for k in terms}, ratio0=ratio, warned=warned,
-                   rel_l2=result.rel_l2, verdict=verdict(result.rel_l2), wall_time=result.wall_time,
+                   rel_l2=result.rel_l2, verdict=verdict(result.rel_l2, result.status, result.history),
+                   wall_time=result.wall_time,
                    status=result.status, history=h, t=t[:, 0].copy(), u=problem.predict(result.net, t)[:, 0].copy(),
                    warnings=[_warning_line(w) for w in caught])
         records.append(rec)
@@ -362,6 +417,10 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
               f"{', '.join(_fmt_lam(r['lam']) for r in zone)}", file=out)
     else:
         print(f"Goldilocks zone: no fixed λ_ic reached rel-L2 < {CLEAN:.0%} in {steps} steps", file=out)
+    lm = [r for r in records if r["kind"] == "lm"]
+    if lm:
+        cells = [f"λ_ic={_fmt_lam(r['lam'])} -> {r['rel_l2']:.1e}" for r in lm]
+        print(f"Levenberg–Marquardt from random initialisation: {', '.join(cells)}", file=out)
     print(f"{len(records)} runs in {time.perf_counter() - total0:.1f} s", file=out)
     out.flush()
     return records
@@ -371,7 +430,7 @@ def _cmd_demo(args):
     if args.plot:
         _need_matplotlib()
         _check_out(os.path.dirname(os.path.abspath(args.plot)))
-    records = run_demo(steps=args.steps, lbfgs_steps=args.lbfgs, seed=args.seed, lr=args.lr)
+    records = run_demo(steps=args.steps, lbfgs_steps=args.lbfgs, seed=args.seed, lr=args.lr, lm_steps=args.lm)
     if args.plot:
         from . import plotting
         plotting.demo_figure(records, args.plot)
@@ -392,12 +451,12 @@ def _cmd_train(args):
         _need_matplotlib()
     _check_out(out)
 
+    first = {"adam": f"Adam steps (lr {args.lr:g})", "lbfgs": "L-BFGS iterations", "lm": "LM iterations"}
     print(f"pinncore train: {args.problem} {problem.term_names}, net {list(net.layers)} seed {args.seed}, "
-          f"{scheme!r}, {args.steps} Adam steps (lr {args.lr:g}) + {args.lbfgs} L-BFGS", flush=True)
+          f"{scheme!r}, {args.steps} {first[args.optimizer]} + {args.lbfgs} L-BFGS + {args.lm} LM", flush=True)
     result, caught = _train(problem, net, weighting=scheme, steps=args.steps, lr=args.lr, lbfgs_steps=args.lbfgs,
-                            seed=args.seed, log_every=args.log_every, verbose=not args.quiet)
-    for w in caught:
-        print(f"warning: {_warning_line(w)}", file=sys.stderr)
+                            optimizer=args.optimizer, lm_steps=args.lm, seed=args.seed, log_every=args.log_every,
+                            verbose=not args.quiet, echo=True)
     paths = [os.path.join(out, "history.csv"), os.path.join(out, "history.json"), os.path.join(out, "state.pcs")]
     result.history.to_csv(paths[0])
     result.history.to_json(paths[1])
@@ -408,7 +467,8 @@ def _cmd_train(args):
         err = "" if result.rel_l2 is None else f", rel-L2 {result.rel_l2:.2e}"
         plotting.train_figure(problem, result, paths[-1],
                               title=f"{args.problem}, {scheme!r}: {result.status} at step {result.step}{err}")
-    err = "n/a" if result.rel_l2 is None else f"{result.rel_l2:.3e} ({verdict(result.rel_l2)})"
+    err = "n/a" if result.rel_l2 is None else \
+        f"{result.rel_l2:.3e} ({verdict(result.rel_l2, result.status, result.history)})"
     weights = ", ".join(f"{k}={v:.3g}" for k, v in result.weights.items())
     print(f"{result.status} at step {result.step} in {result.wall_time:.2f} s: rel-L2 {err}; weights {weights}")
     if result.message and args.quiet:  # verbose training already printed it
@@ -439,14 +499,26 @@ def _cmd_problems(args):
     return 0
 
 
+def _find_checkout(start):
+    """The nearest folder at or above ``start`` that holds bench/compare.py, or None."""
+    here = os.path.abspath(start)
+    while True:
+        if os.path.isfile(os.path.join(here, "bench", "compare.py")):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
 def _cmd_bench(args):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = os.path.join(root, "bench", "compare.py")
-    if not os.path.isfile(script):
-        print("pinncore bench: bench/compare.py is not present (it lives in the source checkout); "
-              "nothing to run", file=sys.stderr)
+    root = _find_checkout(args.repo or os.getcwd())
+    if root is None:
+        print("pinncore bench: bench/compare.py is not present here (it lives in the source checkout: run this "
+              "from the repository, or pass --repo DIR); nothing to run", file=sys.stderr)
         return 1
-    return subprocess.call([sys.executable, script, *args.args], cwd=root)
+    extra = args.args[1:] if args.args[:1] == ["--"] else args.args
+    return subprocess.call([sys.executable, os.path.join(root, "bench", "compare.py"), *extra], cwd=root)
 
 
 # ---------------------------------------------------------------------------------- sweep

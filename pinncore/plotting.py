@@ -85,7 +85,10 @@ def demo_figure(records, path, omega=2 * math.pi):
     if good.size:
         ax_e.axvspan(good.min() / math.sqrt(10), good.max() * math.sqrt(10), color="gold", alpha=0.3,
                      label="Goldilocks zone")
-    for k, r in enumerate(x for x in records if x["kind"] != "fixed"):
+    lm = [r for r in records if r["kind"] == "lm" and r["rel_l2"] is not None]
+    if lm:  # Levenberg–Marquardt at fixed λ_ic: the band where it works is far wider
+        ax_e.loglog([r["lam"] for r in lm], [r["rel_l2"] for r in lm], "s-", color="C3", label="LM, fixed λ_ic")
+    for k, r in enumerate(x for x in records if x["kind"] not in ("fixed", "lm")):
         if r["rel_l2"] is not None:
             ax_e.axhline(r["rel_l2"], color=f"C{(k + 1) % 10}", ls=":", lw=1.0, label=r["method"])
     ax_e.set_ylim(bottom=bottom)

@@ -802,16 +802,16 @@ class Table:
             val = _numeric(n, vals, self.points)
             vals[id(n)] = val
             if op == "add":
-                d = _dadd(parts[id(args[0])], parts[id(args[1])])
+                d = _padd(parts[id(args[0])], parts[id(args[1])])
             elif op == "neg":
                 d = {k: -p for k, p in parts[id(args[0])].items()}
             elif op == "mul":
                 a, b = args
-                d = _dadd(_dscale(parts[id(a)], vals[id(b)]), _dscale(parts[id(b)], vals[id(a)]))
+                d = _padd(_dscale(parts[id(a)], vals[id(b)]), _dscale(parts[id(b)], vals[id(a)]))
             elif op == "div":
                 a, b = args
                 vb = vals[id(b)]
-                d = _dadd(_dscale(parts[id(a)], 1.0 / vb), _dscale(parts[id(b)], -val / vb))
+                d = _padd(_dscale(parts[id(a)], 1.0 / vb), _dscale(parts[id(b)], -val / vb))
             elif op == "pow":
                 a, p = args
                 d = _dscale(parts[id(a)], p * _power(vals[id(a)], p - 1.0))
@@ -885,6 +885,7 @@ def _prod(vals, like):
 
 
 def _padd(p, q):
+    """The sum of two sparse maps key -> coefficient (polynomials, gradients)."""
     out = dict(p)
     for f, c in q.items():
         out[f] = out[f] + c if f in out else c
@@ -898,13 +899,6 @@ def _pmul(p, q):
             f = tuple(sorted(f1 + f2))
             c = c1 * c2
             out[f] = out[f] + c if f in out else c
-    return out
-
-
-def _dadd(p, q):
-    out = dict(p)
-    for k, v in q.items():
-        out[k] = out[k] + v if k in out else v
     return out
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import io as _io
 from . import optim as _optim
+from .layout import n_params
 
 __all__ = ["STATE_KIND", "load_state", "check_state", "optimizer_state"]
 
@@ -71,7 +72,7 @@ def check_state(state):
     layers = state["layers"]
     if not (isinstance(layers, list) and 2 <= len(layers) <= 1000 and all(_is_int(w, 1) for w in layers)):
         bad(f"layers must be a list of positive ints, got {layers!r}")
-    n = sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+    n = n_params(layers)
     if n > MAX_PARAMS:
         bad(f"layers {layers} describe {n:.3g} parameters (at most {MAX_PARAMS:.0e})")
     if not isinstance(state["dtype"], str) or state["dtype"] not in ("float64", "float32"):

@@ -44,6 +44,8 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from .layout import Layout
+
 __all__ = [
     "Weighting", "Context", "StepContext", "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo",
     "get", "default", "weight_mask", "unweighted_losses",
@@ -72,12 +74,8 @@ def weight_mask(net_or_layers):
     >>> weight_mask([1, 2, 1]).astype(int).tolist()
     [1, 1, 0, 0, 1, 1, 0]
     """
-    layers = getattr(net_or_layers, "layers", net_or_layers)
-    chunks = []
-    for n_in, n_out in zip(layers[:-1], layers[1:]):
-        chunks.append(np.ones(n_in * n_out, dtype=bool))
-        chunks.append(np.zeros(n_out, dtype=bool))
-    return np.concatenate(chunks)
+    layout = getattr(net_or_layers, "layout", None)
+    return (layout if layout is not None else Layout(net_or_layers)).weight_mask()
 
 
 def _blocks(mask):
@@ -223,6 +221,7 @@ class Weighting:
     evolving quantities in the state dict. ``update`` never mutates the state it is given.
     """
 
+    static = False            # True: the weights never change (the run skips ``update``)
     needs_ntk = False         # reads ctx.ntk_traces() on its update steps (observers that replay
     needs_residuals = False   # schemes, like the audit, compute the traces only when one needs them)
     name = "weighting"
@@ -282,6 +281,7 @@ class Fixed(Weighting):
     """
 
     name = "fixed"
+    static = True
 
     def __init__(self, weights=None, **kw):
         if weights is not None and not isinstance(weights, dict):

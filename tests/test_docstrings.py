@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 MODULES = ["backend", "network", "reference", "residual", "problem", "problems", "objective", "optim", "weighting",
-           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "sweep"]
+           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
+           "jacobian", "lm", "sweep"]
 
 
 @pytest.mark.parametrize("name", MODULES)
