@@ -470,10 +470,15 @@ class _LocalPool:
         self.executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.ctx, initializer=_init_worker)
 
     def _submit(self, i):
-        self.attempts[i] += 1
         with warnings.catch_warnings():  # Python >= 3.12 warns on fork with threads; workers start fresh
             warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-            self.inflight[self.executor.submit(_run_fit, self.jobs[i])] = i
+            try:
+                fut = self.executor.submit(_run_fit, self.jobs[i])
+            except BrokenProcessPool:  # a worker died while idle: nothing of this fit is lost
+                self._recover([])
+                fut = self.executor.submit(_run_fit, self.jobs[i])
+        self.attempts[i] += 1
+        self.inflight[fut] = i
 
     def _fill(self):
         while self.pending and len(self.inflight) < self.workers:

@@ -252,6 +252,19 @@ def test_a_killed_local_worker_loses_no_record(crisis):
     assert res.info["restarts"] >= 1
 
 
+@pytest.mark.skipif(sw.available_cores() < 2, reason="needs 2 cores for two pool workers")
+def test_a_worker_killed_between_fits_loses_nothing():
+    def kill_idle(done, total, record):
+        if done == 2:  # nothing is in flight now: the pool breaks with no fit on it
+            os.kill(int(record["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+            time.sleep(0.5)  # let the pool notice before the next fit is submitted
+
+    res = pc.sweep("harmonic", {"ic": [1.0, 10.0, 100.0]}, steps=50, workers=2, progress=kill_idle)
+    assert [r["status"] for r in res.records] == ["completed"] * 3 and res.info["restarts"] == 1
+    ref = pc.sweep("harmonic", {"ic": [1.0, 10.0, 100.0]}, steps=50, workers=1, progress=False)
+    assert errs(res) == errs(ref)
+
+
 def test_a_fit_that_kills_its_worker_every_time_becomes_a_lost_record():
     res = pc.sweep("_sweep_factory:decay", {"ic": [1.0, 2.0, 3.0], "problem.n": [24, -9]}, steps=5, workers=2,
                    retries=1, progress=False)
