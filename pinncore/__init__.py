@@ -18,6 +18,9 @@ one file per idea:
     cli          the `pinncore` command (demo, train, diagnose, problems, bench)
     plotting     figures (the only module that imports matplotlib, and only when called)
     sweep        pc.sweep: fits over grids of weights, seeds, schemes, optimizers (local cores or Dask)
+    geometry     domains: Box, Disk, Polygon, CSG (| - &), sampling, normals, grids
+    conditions   Dirichlet, Neumann, Robin, initial, periodic and data terms
+    resampling   adaptive collocation points (RAD, RAR-G) as run observers
 
 The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, adam.hpp, bindings.cpp).
 """

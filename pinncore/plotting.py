@@ -8,6 +8,7 @@ global backend switch), so they work headless and do not disturb an interactive 
     train_figure(problem, result, path) a TrainResult of pc.train on ``problem``
     sweep_figure(result, path, term)    rel-L2 against one λ of a pc.sweep table, seeds as a band
     sweep_heatmap(result, path, terms)  rel-L2 over two λs of a pc.sweep table
+    domain_figure(problem, net, geometry, path)  2-D solutions on a geometry, masked outside
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import math
 import numpy as np
 
 __all__ = ["demo_figure", "train_figure", "history_axes", "solution_axes", "sweep_figure", "sweep_error_axes",
-           "sweep_heatmap", "sweep_heatmap_axes"]
+           "sweep_heatmap", "sweep_heatmap_axes", "domain_figure", "domain_panels"]
 
 CLEAN = 0.05
 
@@ -332,4 +333,65 @@ def sweep_heatmap(result, path, terms=None, threshold=CLEAN, agg="median"):
     """The heat map of ``sweep_heatmap_axes`` as a figure. Returns ``path``."""
     fig = _figure((6.4, 5.2))
     sweep_heatmap_axes(fig, fig.subplots(), result, terms, threshold, agg)
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ domains
+
+def domain_panels(problem, net, geometry, shape=(201, 201), fixed=None, output=0):
+    """The arrays of ``domain_figure``: ``(grid, [(title, Z (shape), cmap), ...])`` with Z NaN
+    outside ``geometry`` (a 2-D pinncore.geometry shape over two of the problem's inputs).
+
+    ``fixed``: values of the other inputs (e.g. ``{"t": 0.5}`` for a space-time problem); the
+    geometry's two inputs are the remaining ones, in the problem's order.
+
+    >>> import pinncore as pc
+    >>> from pinncore import plotting, problems
+    >>> p = problems.heat_disk(n_collocation=50, n_ic=10, n_bc=10)
+    >>> g, panels = plotting.domain_panels(p, pc.MLP([3, 8, 1]), p.geometry, (21, 21), fixed={"t": 0.5})
+    >>> [t for t, _, _ in panels], panels[0][1].shape
+    (['prediction u', 'reference', '|error|'], (21, 21))
+    """
+    from .geometry import Geometry, Grid
+    if not isinstance(geometry, Geometry) or geometry.dim != 2:
+        raise ValueError(f"geometry must be a 2-D pinncore.geometry shape, got {geometry!r}")
+    fixed = dict(fixed or {})
+    unknown = set(fixed) - set(problem.inputs)
+    if unknown:
+        raise ValueError(f"fixed names unknown inputs {sorted(unknown)}; inputs are {problem.inputs}")
+    free = [k for k in problem.inputs if k not in fixed]
+    if len(free) != 2:
+        raise ValueError(f"fixed must leave exactly 2 of the inputs {problem.inputs} free, leaves {free}")
+    grid = Grid(geometry.lo, geometry.hi, shape, geometry=geometry)
+    X = np.empty((grid.points.shape[0], len(problem.inputs)))
+    for j, k in enumerate(problem.inputs):
+        X[:, j] = grid.points[:, free.index(k)] if k in free else float(fixed[k])
+    U = problem.predict(net, X)[:, output]
+    panels = [(f"prediction {problem.outputs[output]}", grid.reshape(U), "viridis")]
+    if problem.exact is not None:
+        ref = np.asarray(problem.exact(X), dtype=np.float64).reshape(len(X), -1)[:, output]
+        panels += [("reference", grid.reshape(ref), "viridis"), ("|error|", grid.reshape(np.abs(U - ref)), "magma")]
+    return grid, panels
+
+
+def domain_figure(problem, net, geometry, path, shape=(201, 201), fixed=None, output=0, title=None):
+    """Prediction, reference and |error| of a 2-D solution on a non-rectangular ``geometry``,
+    masked (blank) outside it; ``fixed`` slices a space-time problem. Returns ``path``."""
+    grid, panels = domain_panels(problem, net, geometry, shape, fixed, output)
+    fig = _figure((5 * len(panels), 4.3))
+    axs = fig.subplots(1, len(panels), squeeze=False)[0]
+    vals = np.concatenate([Z[np.isfinite(Z)] for _, Z, c in panels if c == "viridis"])
+    lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0)
+    extent = [grid.axes[0][0], grid.axes[0][-1], grid.axes[1][0], grid.axes[1][-1]]
+    free = [k for k in problem.inputs if k not in (fixed or {})]
+    for ax, (name, Z, cmap) in zip(axs, panels):
+        kw = dict(vmin=lo, vmax=hi) if cmap == "viridis" else {}
+        im = ax.imshow(np.ma.masked_invalid(Z).T, origin="lower", extent=extent, cmap=cmap, **kw)
+        fig.colorbar(im, ax=ax, shrink=0.85)
+        ax.set_title(name)
+        ax.set_xlabel(free[0])
+        ax.set_ylabel(free[1])
+        ax.set_aspect("equal")
+    if title or fixed:
+        fig.suptitle(title or ", ".join(f"{k} = {v:g}" for k, v in fixed.items()))
     return _save(fig, path)

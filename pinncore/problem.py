@@ -149,7 +149,8 @@ class Problem:
             self.terms[name] = term
         self.term_names = list(self.terms)
         self.lowering = Lowering(self.inputs, self.outputs, self.scale, self.shift, transform,
-                                 [(name, t.points, t.residual) for name, t in self.terms.items()])
+                                 [(name, t.points, t.residual, getattr(t, "paired", 0))
+                                  for name, t in self.terms.items()])
         # Prediction: the fields themselves (through the transform), on demand at any points.
         if test_points is None:
             tp = _default_grid(self.domain, self.inputs)
@@ -312,7 +313,7 @@ class Problem:
     @property
     def n_points(self):
         """{name: number of points} of each term."""
-        return {lt.name: lt.n for lt in self.lowering.terms}
+        return {lt.name: lt.n_loss for lt in self.lowering.terms}
 
     @property
     def n_components(self):
@@ -353,13 +354,43 @@ class Problem:
         """
         if term not in self.terms:
             raise ValueError(f"unknown term {term!r}; terms are {self.term_names}")
-        new = Term(points, self.terms[term].residual)
+        old = self.terms[term]
+        new = Term(points, old.residual)
         self.check_points(new.points, f"terms[{term!r}].points")
+        paired = getattr(old, "paired", 0)
+        if paired:   # a paired (periodic) term: ``points`` stacks both halves
+            if new.points.shape[0] % 2:
+                raise ValueError(f"term {term!r} is paired: points must stack two halves of equal length, "
+                                 f"got {new.points.shape[0]} rows")
+            pts, paired = new.points, new.points.shape[0] // 2
+            new = copy.copy(old)
+            new.points, new.paired = pts, paired
         other = copy.copy(self)
         other.terms = dict(self.terms)
         other.terms[term] = new
-        other.lowering = self.lowering.replaced(term, new.points, new.residual)
+        other.lowering = self.lowering.replaced(term, new.points, new.residual, paired)
         return other
+
+    def residual_at(self, net, term, points, params=None):
+        """Residuals (C, N) of term ``term``'s residual at any ``points``: one kernel forward
+        pass, no gradient (adaptive resampling scores candidate points with it).
+
+        >>> import numpy as np, pinncore as pc
+        >>> p, net = pc.problems.harmonic(), pc.MLP([1, 8, 1])
+        >>> bool(np.allclose(p.residual_at(net, "pde", p.terms["pde"].points), p.residuals(net)["pde"]))
+        True
+        """
+        self.check_net(net)
+        if term not in self.terms:
+            raise ValueError(f"unknown term {term!r}; terms are {self.term_names}")
+        fn = self.terms[term].residual
+        pts = Term(points, fn).points
+        self.check_points(pts, "points")
+        low = self.lowering
+        lt = low.lower(term, pts, fn)
+        p = net.check_params(params) if params is not None else net.params
+        _, Jv = low.table_jets(lt, net.backend, p, low.termdata(lt, pts, net.dtype))
+        return lt.table.evaluate(Jv)[0]
 
     def __repr__(self):
         terms = ", ".join(f"{k}: {lt.n} pts" for k, lt in zip(self.term_names, self.lowering.terms))

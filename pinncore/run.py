@@ -172,6 +172,8 @@ class Run:
         self._stop_request, self._intr = None, None
         self.status, self.message, self._ctx, self._ev = "ready", "", None, None
         self._ntk_cache = None
+        self._points = {}   # {term: points} given to replace_points (saved with the state)
+        self.points_changed = {}   # {term: step of its last replace_points}
         self._base = None   # (optimizer, state) of the last weight-adapting phase, while another runs
         if state is None:
             self.optimizer = resolve_optimizer(optimizer, lr)
@@ -181,11 +183,11 @@ class Run:
             self._restore(state, optimizer, lr)
         self._first_row, self._adapting = not len(self.history), False
         self._wall0 = self.history.columns["wall_time"][-1] if len(self.history) else 0.0
-        self._elapsed = 0.0
+        self._elapsed, self._t_loop = 0.0, None   # seconds in finished step() calls; start of the current one
         self._mask = _weighting.weight_mask(self.net.layers)
         self._prev, self._spare = self.net.params.copy(), self.net.params.copy()
         self._needs_res = bool(getattr(self.scheme, "needs_residuals", False))
-        self.objective = Objective(problem, self.net, self._lam(), self._pw(), self._needs_res)
+        self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res)
         for obs in observers:
             self.add_observer(obs)
         if verbose:
@@ -236,6 +238,10 @@ class Run:
         self.optimizer, self.opt_state = self._saved_optimizer(state, optimizer, lr)
         self._base = self._saved_optimizer(state, "adam", lr) if "phase" in state else None
         self.w_state = state["weighting"]["state"]
+        for k, pts in state.get("points", {}).items():   # points a resampler replaced
+            self.problem = self.problem.with_points(k, pts)
+            self._points[k] = self.problem.terms[k].points
+        self.points_changed = {k: int(v) for k, v in state.get("points_changed", {}).items()}
         self._check_scheme_state(state["weighting"]["name"])
         self.step_count = int(state["step"])
         self.history = History(self.names, state["history"])
@@ -341,6 +347,9 @@ class Run:
                "weighting": {"name": type(self.scheme).__name__, "config": self.scheme.config(),
                              "state": self.w_state},
                "history": self.history.to_dict()}
+        if self._points:
+            out["points"] = {k: np.array(v) for k, v in self._points.items()}
+            out["points_changed"] = dict(self.points_changed)
         if self._base is not None:  # a second-order phase runs: saved beside the first-order optimizer
             out["phase"] = _entry(self.optimizer, self.opt_state)
         return out
@@ -354,6 +363,8 @@ class Run:
         """New collocation points for ``term`` (the problem re-lowers that term); per-point
         weighting states must be adapted by the caller (``pinncore.resampling`` does)."""
         self.problem = self.problem.with_points(term, points)
+        self._points[term] = self.problem.terms[term].points
+        self.points_changed[term] = self.step_count
         self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res)
         self._ntk_cache = None
 
@@ -398,7 +409,7 @@ class Run:
         self.objective.forget()
 
     def _loop(self, n):
-        t0 = time.perf_counter()
+        t0 = self._t_loop = time.perf_counter()
         self.status, self.message, self._stop_request = "running", "", None
         for obs in self._observers:
             obs.on_start(self)
@@ -420,7 +431,7 @@ class Run:
                 self.status, self.message = "interrupted", f"interrupted at step {self.step_count}"
             finally:
                 self._elapsed += time.perf_counter() - t0
-                self._intr = None
+                self._t_loop = self._intr = None
         if self.status == "running":
             self.status = "completed"
         if self.status != "completed":
@@ -539,7 +550,9 @@ class Run:
         return True
 
     def _wall_time(self):
-        return self._wall0 + self._elapsed
+        """Training seconds so far: earlier runs (a resumed state), finished calls, the current one."""
+        running = 0.0 if self._t_loop is None else time.perf_counter() - self._t_loop
+        return self._wall0 + self._elapsed + running
 
     def _warn_imbalance(self, row):
         lam = self.objective.weights
