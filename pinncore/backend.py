@@ -108,6 +108,25 @@ class CppBackend:
         """A ``StepFunction`` over ``params`` (updated in place by the optimizer) and ``terms``."""
         return StepFunction(self.model, params, [t.compiled(self.dtype) for t in terms])
 
+    # -- residual Jacobian (csrc/jacobian.hpp) --
+    def residual_jacobian(self, params, terms, scales, out=None, want_jacobian=True):
+        """Stacked ``(r, J)`` of polynomial terms over all their points: rows (term, component,
+        point), each row scaled by ``scales[a][i]``; ``out`` (rows, n_params) may supply J's storage.
+        ``want_jacobian=False``: ``(r, None)`` from the forward pass alone."""
+        return _core.residual_jacobian(self.model, params, [t.compiled(self.dtype) for t in terms], list(scales), out,
+                                       want_jacobian, get_num_threads())
+
+    def jacobian_rows(self, params, term, scale=None, adjoint=None, begin=0, end=None):
+        """``(r, J)`` of one term's points [begin, end), row c*nb + i: from the polynomial table
+        (rows scaled by ``scale``) or, with ``adjoint`` (K, S, N, m), ∂<adjoint_k, jets>/∂θ per point."""
+        t = term.compiled(self.dtype)
+        return _core.jacobian_rows(self.model, params, t, scale, adjoint, int(begin), t.n if end is None else int(end),
+                                   get_num_threads())
+
+    def jets_tangent(self, params, term, v):
+        """``(jets, tangents)``: output jets (S, N, m) and their derivative along the direction v."""
+        return _core.jets_tangent(self.model, params, term.compiled(self.dtype), v, get_num_threads())
+
 
 class StepFunction:
     """``f(point_weights, residuals) -> (losses, grads, res)`` at fixed ``params`` storage: the

@@ -395,3 +395,34 @@ class Problem:
     def __repr__(self):
         terms = ", ".join(f"{k}: {lt.n} pts" for k, lt in zip(self.term_names, self.lowering.terms))
         return f"Problem(inputs={self.inputs}, outputs={self.outputs}, terms={{{terms}}})"
+
+    # -- residual Jacobian (pinncore/jacobian.py) ----------------------------------------
+    def residual_jacobian(self, net, weights=None, params=None, point_weights=None):
+        """``(r, J)``: the stacked weighted residuals r = [√(λ_a w_i / N_a) r_a,c,i] (terms,
+        then components, then points), so ‖r‖² = Σ_a λ_a L_a, and J = ∂r/∂θ (rows, n_params).
+
+        weights: λ per term (dict name -> λ, missing = 1; a sequence; None = all 1).
+        See ``pinncore.jacobian`` for the Gram and matrix-free forms.
+
+        >>> import pinncore as pc
+        >>> r, J = pc.problems.harmonic().residual_jacobian(pc.MLP([1, 10, 1]), weights={"ic": 100.0})
+        >>> r.shape, J.shape
+        ((52,), (52, 31))
+        """
+        from .jacobian import ResidualJacobian
+        return ResidualJacobian(self, net, weights, point_weights).linearize(params).dense()
+
+    def gauss_newton(self, net, weights=None, params=None, point_weights=None, kind="JtJ"):
+        """Gram products of the residual Jacobian in float64: kind="JtJ" gives ``(JᵀJ, Jᵀr)``
+        (accumulated over point chunks: J is never stored whole); kind="JJt" gives ``(JJᵀ, r)``.
+
+        >>> import pinncore as pc
+        >>> A, g = pc.problems.harmonic().gauss_newton(pc.MLP([1, 10, 1]))
+        >>> A.shape, g.shape
+        ((31, 31), (31,))
+        """
+        from .jacobian import ResidualJacobian
+        lin = ResidualJacobian(self, net, weights, point_weights).linearize(params)
+        if kind == "JJt":
+            return lin.gram("JJt")[0], lin.r.astype(np.float64)
+        return lin.gram(kind)

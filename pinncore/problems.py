@@ -758,3 +758,29 @@ def describe():
     """
     return [(name, _DESCRIPTIONS.get(name, (REGISTRY[name].__doc__ or "").strip().splitlines()[0]))
             for name in REGISTRY]
+
+
+# ----------------------------------------------------------------------------- origin
+
+def _with_origin(name, ctor):
+    """``ctor`` wrapped so that the Problem it builds remembers how: ``problem.origin =
+    (name, kwargs)`` (the arguments given, by name). ``pc.sweep`` sends that pair to worker
+    processes, which rebuild the problem there: residuals are Python functions (lambdas),
+    which cannot be pickled."""
+    import inspect
+
+    signature = inspect.signature(ctor)
+
+    @functools.wraps(ctor)
+    def build(*args, **kwargs):
+        given = dict(signature.bind(*args, **kwargs).arguments)
+        problem = ctor(*args, **kwargs)
+        problem.origin = (name, given)
+        return problem
+
+    return build
+
+
+for _name in list(REGISTRY):
+    REGISTRY[_name] = globals()[_name] = _with_origin(_name, REGISTRY[_name])
+del _name

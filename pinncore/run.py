@@ -181,6 +181,7 @@ class Run:
             self.w_state, self.step_count, self.history = self.scheme.init(problem), 0, History(self.names)
         else:
             self._restore(state, optimizer, lr)
+        self._first_row, self._adapting = not len(self.history), False
         self._wall0 = self.history.columns["wall_time"][-1] if len(self.history) else 0.0
         self._elapsed = 0.0
         self._mask = _weighting.weight_mask(self.net.layers)
@@ -413,6 +414,11 @@ class Run:
         for obs in self._observers:
             obs.on_start(self)
         step_obs = [o for o in self._observers if o.every == "step"]
+        # A static scheme (Fixed) never changes its weights: no context, no update call per step.
+        self._adapting = self.optimizer.adapts_weights and not getattr(self.scheme, "static", False)
+        self._first_row = not len(self.history)
+        # Second-order iterations are few and costly: an optimizer may ask for a row at each one.
+        self._row_every = 1 if getattr(self.optimizer, "log_every_iteration", False) else self.log_every
         end = self.step_count + n
         with _Interrupt() as intr, np.errstate(all="ignore"):
             # Overflow and invalid operations are expected when a run diverges; the loop
@@ -451,7 +457,7 @@ class Run:
             return self._diverged(L, G)
         self._ev, self._ctx = ev, None
         pw_next, w_before = None, self.w_state
-        if self.optimizer.adapts_weights:
+        if self._adapting:
             new = self.scheme.update(w_before, step, self.context)
             if new is not w_before:  # a scheme returns its state as is when nothing changed
                 self.w_state = new
@@ -460,7 +466,7 @@ class Run:
         total = float(np.dot(obj.weights, L))
         if not math.isfinite(total):  # a NaN/inf loss, or finite terms whose weighted sum overflows
             return self._diverged(L, G, overflow=bool(np.isfinite(L).all()), w_state=w_before)
-        if (step % self.log_every == 0 or not len(self.history)) and self.history.last_step != step:
+        if (step % self._row_every == 0 or self._first_row) and self.history.last_step != step:
             if self._log(ev, total):
                 return False
         np.copyto(self._spare, params)   # params of this step, kept until the next one is known finite
@@ -529,6 +535,7 @@ class Run:
         if self.problem.exact is not None:
             row["rel_l2"] = self.problem.rel_l2(self.net)
         self.history.append(row)
+        self._first_row = False
         if step == 0 and self.warn:
             self._warn_imbalance(row)
         stop = False

@@ -221,6 +221,7 @@ class Weighting:
     evolving quantities in the state dict. ``update`` never mutates the state it is given.
     """
 
+    static = False            # True: the weights never change (the run skips ``update``)
     needs_ntk = False         # reads ctx.ntk_traces() on its update steps (observers that replay
     needs_residuals = False   # schemes, like the audit, compute the traces only when one needs them)
     name = "weighting"
@@ -280,6 +281,7 @@ class Fixed(Weighting):
     """
 
     name = "fixed"
+    static = True
 
     def __init__(self, weights=None, **kw):
         if weights is not None and not isinstance(weights, dict):
