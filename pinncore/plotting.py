@@ -333,6 +333,9 @@ def sweep_heatmap(result, path, terms=None, threshold=CLEAN, agg="median"):
     """The heat map of ``sweep_heatmap_axes`` as a figure. Returns ``path``."""
     fig = _figure((6.4, 5.2))
     sweep_heatmap_axes(fig, fig.subplots(), result, terms, threshold, agg)
+    return _save(fig, path)
+
+
 # ------------------------------------------------------------------------------------ domains
 
 def domain_panels(problem, net, geometry, shape=(201, 201), fixed=None, output=0):
