@@ -37,7 +37,10 @@ import math
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.lapack import dpotrf as _potrf
+from scipy.linalg.lapack import dpotrs as _potrs
 
+from . import backend
 from . import optim as _optim
 from .jacobian import ResidualJacobian
 
@@ -195,7 +198,13 @@ class LevenbergMarquardt(_optim.Optimizer):
     def step(self, params, state, objective, evaluation=None):
         """One LM iteration on ``objective`` at ``params`` (updated in place). Returns None to
         continue or the reason to stop ("converged: ...", "stalled: ...", "stopped: ...")."""
-        key = params.tobytes()
+        with backend.blas_threads():   # the dense solves on the kernel's thread count
+            return self._step(params, state, objective)
+
+    def _step(self, params, state, objective):
+        # The linearisation is reused while neither the point nor the objective changed (a
+        # rejected iteration; new points or weights build a new ResidualJacobian).
+        key = (id(self._jacobian(objective) or objective), params.tobytes())
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._linearize(objective, params), None)
         _, lin, system = self._cache
@@ -212,9 +221,10 @@ class LevenbergMarquardt(_optim.Optimizer):
         if 2.0 * float(np.abs(g).max(initial=0.0)) <= self.gtol:
             return "converged: gradient below gtol"
         theta = np.asarray(params, dtype=np.float64)
+        step_tol = self.xtol * (float(np.linalg.norm(theta)) + self.xtol)
         for _ in range(self.max_trials):
             h, pred = self._solve(system, lin, r, F, state["mu"])
-            if float(np.linalg.norm(h)) <= self.xtol * (float(np.linalg.norm(theta)) + self.xtol):
+            if float(np.linalg.norm(h)) <= step_tol:
                 return "converged: step below xtol"
             trial = (theta + h).astype(params.dtype)
             trial_lin, F_new = self._trial_loss(objective, trial)
@@ -222,7 +232,7 @@ class LevenbergMarquardt(_optim.Optimizer):
             if rho > 0:
                 params[:] = trial
                 if trial_lin is not None:  # its residuals start the next iteration
-                    self._cache = (params.tobytes(), trial_lin, None)
+                    self._cache = ((key[0], params.tobytes()), trial_lin, None)
                 state["mu"] *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
                 state["nu"] = 2.0
                 state["accepted"] += 1
@@ -382,13 +392,13 @@ def _spd_solve(system, name, mu, b):
     eigendecomposition (computed once per point) when the shifted matrix is not numerically
     positive definite."""
     M = system[name]
-    try:
-        c = scipy.linalg.cho_factor(M + mu * np.eye(M.shape[0]), lower=False, check_finite=False)
-        x = scipy.linalg.cho_solve(c, b, check_finite=False)
-        if np.isfinite(x).all():
+    # LAPACK directly: scipy's cho_factor/cho_solve wrappers cost ~0.1 ms, a third of a 52×52 solve.
+    A = M + mu * np.eye(M.shape[0])
+    c, info = _potrf(A, lower=0, clean=0, overwrite_a=1)
+    if info == 0:
+        x, info = _potrs(c, b, lower=0)
+        if info == 0 and np.isfinite(x).all():
             return x
-    except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-        pass
     if name + "_eig" not in system:
         w, Q = scipy.linalg.eigh(M, lower=False, check_finite=False)
         system[name + "_eig"] = (np.maximum(w, 0.0), Q)

@@ -183,7 +183,7 @@ class Run:
             self._restore(state, optimizer, lr)
         self._first_row, self._adapting = not len(self.history), False
         self._wall0 = self.history.columns["wall_time"][-1] if len(self.history) else 0.0
-        self._elapsed = 0.0
+        self._elapsed, self._t_loop = 0.0, None   # seconds in finished step() calls; start of the current one
         self._mask = _weighting.weight_mask(self.net.layers)
         self._prev, self._spare = self.net.params.copy(), self.net.params.copy()
         self._needs_res = bool(getattr(self.scheme, "needs_residuals", False))
@@ -409,7 +409,7 @@ class Run:
         self.objective.forget()
 
     def _loop(self, n):
-        t0 = time.perf_counter()
+        t0 = self._t_loop = time.perf_counter()
         self.status, self.message, self._stop_request = "running", "", None
         for obs in self._observers:
             obs.on_start(self)
@@ -431,7 +431,7 @@ class Run:
                 self.status, self.message = "interrupted", f"interrupted at step {self.step_count}"
             finally:
                 self._elapsed += time.perf_counter() - t0
-                self._intr = None
+                self._t_loop = self._intr = None
         if self.status == "running":
             self.status = "completed"
         if self.status != "completed":
@@ -550,7 +550,9 @@ class Run:
         return True
 
     def _wall_time(self):
-        return self._wall0 + self._elapsed
+        """Training seconds so far: earlier runs (a resumed state), finished calls, the current one."""
+        running = 0.0 if self._t_loop is None else time.perf_counter() - self._t_loop
+        return self._wall0 + self._elapsed + running
 
     def _warn_imbalance(self, row):
         lam = self.objective.weights

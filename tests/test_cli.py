@@ -255,7 +255,7 @@ def test_cli_without_plot_never_imports_matplotlib(tmp_path):
         assert main(["problems"]) == 0
         assert main(["diagnose", "--problem", "harmonic", "--layers", "1,8,1"]) == 0
         assert main(["train", "--problem", "harmonic", "--steps", "3", "--quiet", "--out", {str(tmp_path)!r}]) == 0
-        assert main(["demo", "--steps", "2"]) == 0
+        assert main(["demo", "--steps", "2", "--lm", "2"]) == 0
         assert main(["train", "--problem", "nope"]) == 2
         bad = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "pylab"))
         assert not bad, bad

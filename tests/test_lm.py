@@ -174,3 +174,17 @@ def test_config_round_trip_and_validation():
         lm.check_state({**state, "mu": -1.0}, 3)
     with pytest.raises(ValueError, match="'accepted'"):
         lm.check_state({**state, "accepted": 1.5}, 3)
+
+
+def test_new_points_are_not_served_a_stale_linearisation():
+    """New points (run.replace_points) keep the parameters but change the residuals: the cached
+    linearisation of the old objective must not be reused."""
+    p = pc.problems.harmonic()
+    q = p.with_points("pde", np.linspace(0.0, 1.0, 37)[:, None])
+    net = pc.MLP([1, 12, 12, 1], seed=0)
+    lm = LevenbergMarquardt(mu_init=1e30)  # steps of ~1e-30: "converged: step below xtol", no trial
+    state = lm.init(net.params)
+    assert lm.step(net.params, state, Objective(p, net, np.ones(2)), None) == "converged: step below xtol"
+    assert lm._cache[2]["r"].size == 52
+    lm.step(net.params, state, Objective(q, net, np.ones(2)), None)
+    assert lm._cache[2]["r"].size == 39
