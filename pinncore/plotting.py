@@ -232,14 +232,14 @@ def sweep_error_axes(ax, result, term=None, threshold=CLEAN):
     median over seeds as a line, the min..max over seeds as a band, one curve per combination of
     the other grid keys; failed fits are left out; for a λ key the Goldilocks interval (rel-L2 <
     ``threshold`` around the best) is shaded."""
-    from .sweep import _err, _key
+    from .sweep import hashable, record_error
 
     key = _numeric_key(result, term)
     others = [k for k in result.keys if k != key]
     groups = {}
     for r in result.records:
-        g = groups.setdefault(tuple(_key(r.get(k)) for k in others), {})
-        g.setdefault(r[key], []).append(_err(r))
+        g = groups.setdefault(tuple(hashable(r.get(k)) for k in others), {})
+        g.setdefault(r[key], []).append(record_error(r))
     for i, (combo, by) in enumerate(groups.items()):
         xs = np.array(sorted(by), dtype=np.float64)
         e = [np.where(np.isfinite(by[x]), by[x], np.nan) for x in sorted(by)]

@@ -863,7 +863,7 @@ class GoldilocksVolume:
                 f"{self.total:.3g} decades^{d} ({self.volume_fraction:.1%})")
 
 
-def _err(rec):
+def record_error(rec):
     """A record's rel-L2 for the analysis: +inf unless the fit completed with a finite error."""
     v = rec.get("rel_l2")
     if rec.get("status") != "completed" or v is None or not math.isfinite(v):
@@ -871,8 +871,9 @@ def _err(rec):
     return float(v)
 
 
-def _key(v):
-    return tuple(_key(x) for x in v) if isinstance(v, list) else v
+def hashable(v):
+    """A grid value usable as a dict key (lists, such as layers, become tuples)."""
+    return tuple(hashable(x) for x in v) if isinstance(v, list) else v
 
 
 def _aggregate(errs, agg):
@@ -947,7 +948,7 @@ class SweepResult:
     def where(self, conditions=None, **kw):
         """The records whose fields equal ``conditions`` (a dict, for dotted keys) and ``kw``."""
         cond = {**(conditions or {}), **kw}
-        keep = [r for r in self.records if all(_key(r.get(k)) == _key(v) for k, v in cond.items())]
+        keep = [r for r in self.records if all(hashable(r.get(k)) == hashable(v) for k, v in cond.items())]
         return SweepResult(keep, self.keys, self.kinds, self.terms, self.seeds, self.info, self.problem)
 
     def __repr__(self):
@@ -1006,7 +1007,7 @@ class SweepResult:
         """[(grid point as a dict, seed-aggregated rel-L2)] in grid order; a failed fit counts as +inf."""
         groups = collections.OrderedDict()
         for r in self.records:
-            groups.setdefault(tuple(_key(r.get(k)) for k in self.keys), []).append(_err(r))
+            groups.setdefault(tuple(hashable(r.get(k)) for k in self.keys), []).append(record_error(r))
         return [(dict(zip(self.keys, k)), _aggregate(e, agg)) for k, e in groups.items()]
 
     def best(self, agg="median"):
@@ -1041,7 +1042,7 @@ class SweepResult:
         pts = self.points(agg)
         if around == "best" and pts:
             bp = min(pts, key=lambda p: p[1])[0]
-            pts = [(p, e) for p, e in pts if all(_key(p[k]) == _key(bp[k]) for k in self.keys if k != key)]
+            pts = [(p, e) for p, e in pts if all(hashable(p[k]) == hashable(bp[k]) for k in self.keys if k != key)]
         by = {}
         for params, e in pts:
             by[params[key]] = min(e, by.get(params[key], math.inf))
