@@ -9,7 +9,7 @@ one file per idea:
     problem      pc.Problem / pc.Term: per-term losses, gradients, NTK traces, errors
     problems     the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d)
     optim        Adam (fused, compiled) and L-BFGS (strong Wolfe)
-    weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo
+    weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo, Balanced
     trainer      pc.train, History, TrainResult
     diagnostics  pc.diagnose, LossBalanceWarning
     io           versioned, checksummed, atomic files (no pickle)
@@ -25,13 +25,13 @@ from .optim import Adam
 from .problem import Problem, Term
 from .residual import cos, exp, log, sin, sqrt, tanh
 from .trainer import History, TrainResult, load_state, train
-from .weighting import NTK, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
+from .weighting import NTK, Balanced, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MLP", "Jet", "Problem", "Term", "problems", "train", "TrainResult", "History", "load_state",
-    "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Weighting", "Adam",
+    "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Balanced", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
     "sin", "cos", "exp", "tanh", "log", "sqrt",

@@ -217,7 +217,7 @@ def test_ntk_on_harmonic_problem_mean_vs_sum():
 
 def test_selfadaptive_first_step_is_adam_ascent():
     p = fake_problem({"pde": 3, "ic": 1}, {"pde": 1, "ic": 2})
-    s = W.SelfAdaptive(lr=0.01)
+    s = W.SelfAdaptive(lr=0.01, mask="identity")
     st = s.init(p)
     assert s.weights(st) == {"pde": 1.0, "ic": 1.0}
     res = {"pde": np.array([[0.0, 1e-6, 2.0]]), "ic": np.array([[1.0], [2.0]])}
