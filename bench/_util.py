@@ -20,11 +20,9 @@ def net_pair(layers, dtype=np.float64, seed=0):
     """(C++ net, NumPy net) with the same Xavier weights and non-zero biases."""
     a = pc.MLP(layers, seed=seed, dtype=dtype, backend="cpp")
     rng = np.random.default_rng(seed + 100)
-    off = 0
-    for n_in, n_out in zip(layers[:-1], layers[1:]):
-        off += n_in * n_out
-        a.params[off:off + n_out] = rng.normal(0.0, 0.3, n_out).astype(dtype)
-        off += n_out
+    for blk in a.layout.blocks:
+        if not blk.is_weight:
+            a.params[blk.offset:blk.offset + blk.size] = rng.normal(0.0, 0.3, blk.size).astype(dtype)
     b = pc.MLP(layers, seed=seed, dtype=dtype, backend="numpy")
     b.params[:] = a.params
     return a, b

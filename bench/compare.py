@@ -6,7 +6,7 @@ alternation, after checking that every implementation computes the same losses a
 One "training step" = every per-term loss, every per-term parameter gradient, and an Adam
 update (lr 1e-3, λ = 1 for every term) of the same network, points and initial parameters.
 
-Cases (DESIGN §5, issue 6):
+Cases (docs/design.md §6):
   a    harmonic IVP (the seed problem), pde N=50 + ic 1 point, [1,50,50,50,1], streams u,u_t,u_tt
   b    harmonic IVP, pde N=1000,        [1,50,50,50,50,1]
   c    harmonic IVP, pde N=4096,        [1,128,128,128,128,1]
@@ -173,7 +173,7 @@ def build_problem(case):
 def step_flops(problem, layers, dtype):
     """3 × 2 · Σ_terms S·N · Σ n_in·n_out (forward jets + adjoint jets + weight gradients)."""
     mac = sum(a * b for a, b in zip(layers[:-1], layers[1:]))
-    return sum(3 * 2 * t.S * t.xhat.shape[0] * mac for t in problem._data(dtype))
+    return sum(3 * 2 * t.S * t.xhat.shape[0] * mac for t in problem.lowering.data(dtype))
 
 
 def init_params(layers, dtype):
@@ -202,7 +202,7 @@ class PinncoreStep(_Step):
     def __init__(self, case, problem, p0, dtype):
         self.net = pc.MLP(case["layers"], seed=0, dtype=dtype, backend="cpp")
         self.net.params[:] = p0
-        self.evaluate = problem._step_function(self.net)
+        self.evaluate = problem.step_function(self.net)
         self.adam = Adam(lr=LR, b1=B1, b2=B2, eps=EPS)
         self.state = self.adam.init(self.net.params)
         self.lam = np.ones(len(problem.term_names))

@@ -2,25 +2,20 @@
 
 Run (timings on; unset the OpenBLAS overrides for this command only):
 
-    cd /work/main && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
-        PYTHONPATH=/work/main python -m pytest bench -q -p no:cacheprovider --benchmark-enable
+    pip install . && env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
+        pytest bench -q -p no:cacheprovider --benchmark-enable
+
+from the repository root (``pytest``, not ``python -m pytest``: the installed package is measured).
 
 With ``--benchmark-disable`` (pyproject's default) every benchmark body runs once, so the suite
 doubles as a correctness check (each test asserts C++ == NumPy reference before timing).
-Speed is never asserted here (DESIGN §5): the figures go to bench/README.md.
+Speed is never asserted here (docs/design.md §6): the figures go to bench/README.md.
 """
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import pinncore as pc  # noqa: E402
+import pinncore as pc
 
 
 try:

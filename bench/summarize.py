@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Print the medians and the target ratios from a pytest-benchmark JSON file.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. python -m pytest bench -q \\
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pytest bench -q \\
         -p no:cacheprovider --benchmark-enable --benchmark-json=/tmp/bench.json
     python bench/summarize.py /tmp/bench.json
     python bench/compare.py --json /tmp/compare.json && python bench/summarize.py /tmp/compare.json

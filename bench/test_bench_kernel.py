@@ -1,6 +1,6 @@
 """Kernel sweeps, C++ vs the NumPy reference (issue 2's benchmarks).
 
-Three shapes (DESIGN §5, issue 2):
+Three shapes (docs/design.md §6):
   seed   N=50,   [1,50,50,50,1],            streams u, u_t, u_tt
   mid    N=1000, [1,50,50,50,50,1],         streams u, u_t, u_tt
   large  N=4096, [2,128,128,128,128,1],     streams u, u_x, u_y, u_xx, u_yy

@@ -66,7 +66,7 @@ def test_seed_terms_vs_bare_sweep(benchmark, what):
         assert rel_err(cpp.backend.vjp(cpp.params, term, adj)[0], g_ref) <= TOL
         benchmark(cpp.backend.vjp, cpp.params, term, adj)
     elif what == "step_function":
-        step = problem._step_function(cpp)
+        step = problem.step_function(cpp)
         benchmark(step, None, False)
     else:
         benchmark(problem.value_and_grad, cpp)
@@ -80,7 +80,7 @@ def test_burgers_fused_residual(benchmark, what):
     problem = pc.problems.burgers(n_collocation=4096)
     cpp, ref = nets(BURGERS_LAYERS)
     a = problem.term_names.index("pde")
-    data = problem._data(np.float64)[a]
+    data = problem.lowering.data(np.float64)[a]
     benchmark.group = "problem-burgers4096-fused-vs-bare"
     benchmark.extra_info["streams"] = data.S
     if what == "bare_sweep":
@@ -126,7 +126,7 @@ def test_adam_step_seed(benchmark):
     and gradient in one kernel call, then the fused Adam update (λ = 1)."""
     problem = pc.problems.harmonic()
     net = pc.MLP(SEED_LAYERS, seed=0)
-    step = problem._step_function(net)
+    step = problem.step_function(net)
     adam = pc.Adam(lr=1e-3)
     state = adam.init(net.params)
     lam = np.ones(len(problem.term_names))

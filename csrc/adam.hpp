@@ -11,9 +11,21 @@
 
 namespace pinncore {
 
+// Returns false, touching nothing, when a gradient entry is NaN or infinite: the trainer then
+// reports the divergence with the last finite parameters. The check is one vectorised pass
+// (x - x is 0 for finite x and NaN otherwise; an OR of comparisons vectorises where a float
+// sum would not, because float addition may not be reassociated), cheaper than a NumPy reduction.
 template <class T>
-void adam_step(T* params, const T* grads, const double* weights, int n_terms, std::size_t n, T* m, T* v,
+bool all_finite(const T* x, std::size_t n) {
+    int bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad |= !(x[i] - x[i] == T(0));
+    return bad == 0;
+}
+
+template <class T>
+bool adam_step(T* params, const T* grads, const double* weights, int n_terms, std::size_t n, T* m, T* v,
                double lr, double b1, double b2, double eps, long step) {
+    if (!all_finite(grads, static_cast<std::size_t>(n_terms > 0 ? n_terms : 0) * n)) return false;
     const double c1 = 1.0 - std::pow(b1, double(step));
     const double c2 = 1.0 - std::pow(b2, double(step));
     // θ -= lr m̂ / (√v̂ + ε) with m̂ = m/c1, v̂ = v/c2, written as (lr/c1) m / (√v /√c2 + ε).
@@ -42,6 +54,7 @@ void adam_step(T* params, const T* grads, const double* weights, int n_terms, st
             p[j] -= a * mj / (std::sqrt(vj) * inv_sqrt_c2 + te);
         }
     }
+    return true;
 }
 
 }  // namespace pinncore

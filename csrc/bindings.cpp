@@ -220,7 +220,7 @@ template <class T> void bind(py::module_& mod, const char* model_name, const cha
                 T* mp = m.mutable_data();
                 T* vp = v.mutable_data();
                 py::gil_scoped_release release;
-                adam_step<T>(p, grads.data(), weights.data(), static_cast<int>(grads.shape(0)), static_cast<std::size_t>(n), mp, vp, lr,
+                return adam_step<T>(p, grads.data(), weights.data(), static_cast<int>(grads.shape(0)), static_cast<std::size_t>(n), mp, vp, lr,
                              b1, b2, eps, step);
             },
             py::arg("params"), py::arg("grads"), py::arg("weights"), py::arg("m"), py::arg("v"), py::arg("lr"), py::arg("b1"),
@@ -233,5 +233,4 @@ PYBIND11_MODULE(_core, mod) {
     mod.doc() = "pinncore compiled kernel: jets forward, adjoints backward, residual tables, Adam";
     bind<double>(mod, "Model64", "Term64");
     bind<float>(mod, "Model32", "Term32");
-    mod.def("vector_width_bytes", [] { return 64; });
 }

@@ -2,7 +2,7 @@
 // derivatives ("jets"), the polynomial residual tables of PINN loss terms, and the reverse
 // sweep that returns parameter gradients and per-point squared gradient norms (NTK diagonal).
 //
-// Maths: DESIGN.md §2. Layout, chosen so every layer is ONE matrix product:
+// Maths: docs/design.md §2. Layout, chosen so every layer is ONE matrix product:
 //   * a chunk of `cn` points with S streams is a row block of R = S*cn rows, stream-major
 //     (row s*cn + i is stream s of point i); columns are units, padded to the vector width;
 //   * stream 0 is the value, streams 1..F first-order directions, then P second-order pairs;
@@ -43,7 +43,7 @@ struct StreamSpec {
 };
 
 // A residual r_c(point) = sum_m coef[m, point] * prod_{f in m} J[stream_f, output_f](point),
-// the lowered form of a PINN loss term (DESIGN §3).
+// the lowered form of a PINN loss term (docs/design.md §3).
 template <class T> struct Table {
     int components = 0;
     std::vector<int> comp;        // M: component of each monomial
@@ -484,7 +484,7 @@ template <class T> class Model {
     }
 
     // Per-point squared norm of this layer's parameter gradient, by the Gram identity
-    // ||Σ_s z̄_s h_sᵀ||² = Σ_{s,t} (z̄_s·z̄_t)(h_s·h_t), plus ||z̄_0||² for the bias (DESIGN §2).
+    // ||Σ_s z̄_s h_sᵀ||² = Σ_{s,t} (z̄_s·z̄_t)(h_s·h_t), plus ||z̄_0||² for the bias (docs/design.md §2).
     void layer_norms(const Term<T>& tm, int l, int i0, int cn, const T* G, const Work& w, T* norms) {
         const StreamSpec& sp = tm.streams;
         const int S = sp.S(), F = sp.F(), ldo = pad_[l];

@@ -1,6 +1,6 @@
 """pinncore: a fast, dependency-light CPU engine for physics-informed neural networks.
 
-The public names (DESIGN.md §4) live here; everything else is an implementation module,
+The public names (docs/design.md §4) live here; everything else is an implementation module,
 one file per idea:
 
     network      pc.MLP, jets, and the narrow boundary to the compiled kernel (pinncore._core)
@@ -23,16 +23,26 @@ from .diagnostics import Diagnosis, LossBalanceWarning, diagnose
 from .network import MLP, Jet, get_num_threads, set_num_threads
 from .optim import Adam
 from .problem import Problem, Term
-from .residual import cos, exp, log, sin, sqrt, tanh
-from .trainer import History, TrainResult, load_state, train
+from . import residual as _residual
+from .history import History
+from .observers import Observer
+from .optim import LBFGS
+from .run import Run, TrainResult
+from .state import load_state
+from .trainer import train
 from .weighting import NTK, Balanced, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "Jet", "Problem", "Term", "problems", "train", "TrainResult", "History", "load_state",
+    "MLP", "Jet", "Problem", "Term", "problems", "train", "Run", "Observer", "TrainResult", "History", "load_state",
+    "LBFGS",
     "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Balanced", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
-    "sin", "cos", "exp", "tanh", "log", "sqrt",
 ]
+
+# The residual language's elementwise functions (pc.sin, pc.exp, pc.abs, ...): one registry
+# entry each in residual.py; a builtin's name (abs) is not star-exported.
+globals().update(_residual.FUNCTIONS)
+__all__ += [name for name in _residual.__all__ if name in _residual.FUNCTIONS]

@@ -26,7 +26,7 @@ except ImportError as _e:  # pragma: no cover - exercised by a subprocess test
         f"{_here}. Install the package (`pip install .`, or `pip install -e .` to develop in place) and run "
         f"from outside the repository root.") from _e
 
-__all__ = ["set_num_threads", "get_num_threads", "compile_term", "CppBackend", "adam_step", "vector_width_bytes"]
+__all__ = ["set_num_threads", "get_num_threads", "compile_term", "CppBackend", "adam_step"]
 
 _threads = {"n": 1}
 _lock = threading.Lock()
@@ -124,11 +124,8 @@ class StepFunction:
                                        residuals, _threads["n"])
 
 
-def adam_step(params, grads, weights, m, v, lr, b1, b2, eps, t):
-    """The fused Adam update in place (see ``optim.Adam.update``): g = Σ_a weights[a] grads[a]."""
-    _core.adam_step(params, grads, weights, m, v, lr, b1, b2, eps, t)
+# The fused Adam update in place (see ``optim.Adam.update``): g = Σ_a weights[a] grads[a];
+# returns False, changing nothing, when a gradient entry is not finite. Bound directly (no
+# Python wrapper): it runs every training step.
+adam_step = _core.adam_step
 
-
-def vector_width_bytes():
-    """The SIMD register width the kernel was built for (bytes)."""
-    return int(_core.vector_width_bytes())

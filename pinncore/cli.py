@@ -25,6 +25,8 @@ import tempfile
 import time
 import warnings
 
+import numpy as np
+
 __all__ = ["main", "DEMO_LAMBDAS", "run_demo", "verdict"]
 
 DEMO_LAMBDAS = [1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5]
@@ -136,22 +138,47 @@ def _build_parser():
 
     sub.add_parser("problems", help="list the problem library")
 
-    b = sub.add_parser("bench", help="run bench/compare.py (source checkout only)", add_help=False)
+    b = sub.add_parser("bench", help="run the checkout's bench/compare.py against the installed package",
+                       description="Runs bench/compare.py of a source checkout (the current directory or the "
+                                   "one given by --repo) against the installed pinncore; the other arguments "
+                                   "go to compare.py (see `pinncore bench --repo . -- --help`).")
+    b.add_argument("--repo", default=None, metavar="DIR",
+                   help="the source checkout holding bench/ (default: the current directory or its parents)")
     b.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
 # ---------------------------------------------------------------------------------- helpers
 
-def verdict(rel_l2):
-    """'clean' (< 5%), 'wrong steady state' (>= 30%) or 'partial' for a relative L2 error."""
-    if rel_l2 is None or not math.isfinite(rel_l2):
+def verdict(rel_l2, status="completed", history=None):
+    """What a relative L2 error says about a run: 'clean' (< 5 %), 'partial', 'wrong steady
+    state' (>= 30 % with the loss no longer falling), 'partial (undertrained)' (>= 30 % while the
+    loss is still falling: more steps, not other weights), 'stopped early' (a run cut short),
+    'diverged'.
+
+    >>> verdict(0.01), verdict(0.5), verdict(0.5, status="cancelled"), verdict(float("nan"))
+    ('clean', 'wrong steady state', 'stopped early', 'diverged')
+    """
+    if rel_l2 is None or not math.isfinite(rel_l2) or status == "diverged":
         return "diverged"
     if rel_l2 < CLEAN:
         return "clean"
-    if rel_l2 >= WRONG:
-        return "wrong steady state"
-    return "partial"
+    if status in ("stopped", "cancelled", "interrupted"):
+        return "stopped early"
+    if rel_l2 < WRONG:
+        return "partial"
+    return "partial (undertrained)" if history is not None and _still_falling(history) else "wrong steady state"
+
+
+def _still_falling(history, window=0.2, factor=2.0):
+    """True when the total loss fell by more than ``factor`` over the last ``window`` of the run's
+    logged steps: the run had not settled, so its error says nothing about a steady state."""
+    steps, loss = history["step"], history["total_loss"]
+    if len(steps) < 3:
+        return False
+    start = steps[-1] - window * (steps[-1] - steps[0])
+    earlier = loss[steps <= start]
+    return bool(len(earlier) and np.isfinite(loss[-1]) and earlier[-1] > factor * loss[-1])
 
 
 def _problem(name):
@@ -210,11 +237,21 @@ def _warning_line(w):
     return f"{w.category.__name__}: {w.message}"
 
 
-def _train(problem, net, **kw):
-    """pc.train with warnings captured: (result, [warning messages])."""
+def _train(problem, net, echo=False, **kw):
+    """pc.train with warnings captured: (result, [warnings]); with ``echo`` each warning is also
+    printed to stderr when it happens (between the verbose lines), not after the run."""
     from .trainer import train
-    with warnings.catch_warnings(record=True) as caught:
+    caught = []
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        w = warnings.WarningMessage(message, category, filename, lineno, file, line)
+        caught.append(w)
+        if echo:
+            print(f"warning: {_warning_line(w)}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = show
         result = train(problem, net, **kw)
     return result, caught
 
@@ -306,7 +343,8 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
           "L_pde, L_ic unweighted at the end", file=out)
     print("λ = final weights (SelfAdaptive: mean per-point weight); hard constraint: u = 1 + t² n has no IC term",
           file=out)
-    print(f"verdict: clean if rel-L2 < {CLEAN:.0%}, wrong steady state if >= {WRONG:.0%}, else partial; "
+    print(f"verdict: clean if rel-L2 < {CLEAN:.0%}, wrong steady state if >= {WRONG:.0%} with the loss settled "
+          f"(undertrained if it is still falling), else partial; "
           "! = LossBalanceWarning at step 0", file=out)
     print(file=out)
     header = _row([c for c, _, _ in COLUMNS])
@@ -339,7 +377,8 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
             ratio = None
         rec = dict(method=run["method"], kind=run["kind"], lam=run["lam"], weights=dict(result.weights),
                    losses={k: float(h[f"{k}_loss"][-1]) for k in terms}, ratio0=ratio, warned=warned,
-                   rel_l2=result.rel_l2, verdict=verdict(result.rel_l2), wall_time=result.wall_time,
+                   rel_l2=result.rel_l2, verdict=verdict(result.rel_l2, result.status, result.history),
+                   wall_time=result.wall_time,
                    status=result.status, history=h, t=t[:, 0].copy(), u=problem.predict(result.net, t)[:, 0].copy(),
                    warnings=[_warning_line(w) for w in caught])
         records.append(rec)
@@ -391,9 +430,7 @@ def _cmd_train(args):
     print(f"pinncore train: {args.problem} {problem.term_names}, net {list(net.layers)} seed {args.seed}, "
           f"{scheme!r}, {args.steps} Adam steps (lr {args.lr:g}) + {args.lbfgs} L-BFGS", flush=True)
     result, caught = _train(problem, net, weighting=scheme, steps=args.steps, lr=args.lr, lbfgs_steps=args.lbfgs,
-                            seed=args.seed, log_every=args.log_every, verbose=not args.quiet)
-    for w in caught:
-        print(f"warning: {_warning_line(w)}", file=sys.stderr)
+                            seed=args.seed, log_every=args.log_every, verbose=not args.quiet, echo=True)
     paths = [os.path.join(out, "history.csv"), os.path.join(out, "history.json"), os.path.join(out, "state.pcs")]
     result.history.to_csv(paths[0])
     result.history.to_json(paths[1])
@@ -404,7 +441,8 @@ def _cmd_train(args):
         err = "" if result.rel_l2 is None else f", rel-L2 {result.rel_l2:.2e}"
         plotting.train_figure(problem, result, paths[-1],
                               title=f"{args.problem}, {scheme!r}: {result.status} at step {result.step}{err}")
-    err = "n/a" if result.rel_l2 is None else f"{result.rel_l2:.3e} ({verdict(result.rel_l2)})"
+    err = "n/a" if result.rel_l2 is None else \
+        f"{result.rel_l2:.3e} ({verdict(result.rel_l2, result.status, result.history)})"
     weights = ", ".join(f"{k}={v:.3g}" for k, v in result.weights.items())
     print(f"{result.status} at step {result.step} in {result.wall_time:.2f} s: rel-L2 {err}; weights {weights}")
     if result.message and args.quiet:  # verbose training already printed it
@@ -435,14 +473,26 @@ def _cmd_problems(args):
     return 0
 
 
+def _find_checkout(start):
+    """The nearest folder at or above ``start`` that holds bench/compare.py, or None."""
+    here = os.path.abspath(start)
+    while True:
+        if os.path.isfile(os.path.join(here, "bench", "compare.py")):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
 def _cmd_bench(args):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = os.path.join(root, "bench", "compare.py")
-    if not os.path.isfile(script):
-        print("pinncore bench: bench/compare.py is not present (it lives in the source checkout); "
-              "nothing to run", file=sys.stderr)
+    root = _find_checkout(args.repo or os.getcwd())
+    if root is None:
+        print("pinncore bench: bench/compare.py is not present here (it lives in the source checkout: run this "
+              "from the repository, or pass --repo DIR); nothing to run", file=sys.stderr)
         return 1
-    return subprocess.call([sys.executable, script, *args.args], cwd=root)
+    extra = args.args[1:] if args.args[:1] == ["--"] else args.args
+    return subprocess.call([sys.executable, os.path.join(root, "bench", "compare.py"), *extra], cwd=root)
 
 
 def main(argv=None) -> int:

@@ -137,7 +137,14 @@ class CrisisMonitor:
         self.state = {"episode": 0, "active": False} if state is None else \
             {"episode": int(state["episode"]), "active": bool(state["active"])}
 
-    def observe(self, step, names, grads, weights, stats=None, norms=None):
+    @classmethod
+    def from_history(cls, history, threshold=THRESHOLD):
+        """A monitor that continues the episodes recorded in a history's ``crisis`` column
+        (a resumed run neither re-warns an ongoing episode nor restarts the count)."""
+        col = [v for v in (history.columns.get("crisis") or []) if v is not None]
+        return cls(threshold, {"episode": int(max(col, default=0)), "active": bool(col and col[-1] > 0)})
+
+    def observe(self, step, names, grads, weights, stats=None, norms=None, advice=None):
         """(message or None, crisis column value) for one row; ``stats`` from
         ``conflict_stats`` is reused when given."""
         st = conflict_stats(names, grads, weights, norms) if stats is None else stats
@@ -148,11 +155,11 @@ class CrisisMonitor:
             return None, self.state["episode"]
         self.state["active"] = True
         self.state["episode"] += 1
-        return self.message(step, names, grads, weights, st, norms), self.state["episode"]
+        return self.message(step, names, grads, weights, st, norms, advice), self.state["episode"]
 
-    def message(self, step, names, grads, weights, stats, norms=None):
-        """The warning text: which term dominates, by how much, and whether the two terms
-        also disagree in direction."""
+    def message(self, step, names, grads, weights, stats, norms=None, advice=None):
+        """The warning text: which term dominates, by how much, whether the two terms also
+        disagree in direction, and ``advice`` (default: pc.diagnose / the default scheme)."""
         G = np.asarray(grads, dtype=np.float64).reshape(len(names), -1)
         nrm = np.linalg.norm(G, axis=1) if norms is None else np.asarray(norms, dtype=np.float64)
         ratio, hi, lo = balance_ratio(dict(zip(names, np.asarray(weights, dtype=np.float64) * nrm)))
@@ -160,8 +167,8 @@ class CrisisMonitor:
         cos = stats.get(cos_column(names[a], names[b]), float("nan"))
         return (f"loss imbalance at step {step}: λ·‖∇L‖ of '{hi}' is {ratio:.3g}x that of '{lo}' "
                 f"(> {self.threshold:g}); training will neglect '{lo}'. In direction the two gradients "
-                f"{direction_words(cos)}. See pc.diagnose() or use an adaptive weighting such as "
-                f"pc.weighting.default().")
+                f"{direction_words(cos)}. "
+                + (advice or "See pc.diagnose() or use an adaptive weighting (pc.weighting.default())") + ".")
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The network: ``pc.MLP``, its jets, and the narrow boundary to the compiled kernel.
 
-``MLP`` is the plain tanh network of DESIGN.md §4 (tanh hidden layers, linear output,
+``MLP`` is the plain tanh network of docs/design.md §4 (tanh hidden layers, linear output,
 Xavier-normal weights, zero biases). All arguments are checked here, once, with errors that
 name the argument; the compiled ``_core`` only guards memory. Two backends compute the same
 maths: ``"cpp"`` (``pinncore._core``) and ``"numpy"`` (``pinncore.reference``, the oracle).
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend as _kernel
+from . import layout as _layout
 from . import reference
 from .backend import get_num_threads, set_num_threads
 
@@ -126,7 +127,6 @@ class TermData:
 
     xhat: np.ndarray
     scale: np.ndarray
-    shift: np.ndarray
     first: list
     pairs: list
     components: int = 0
@@ -144,7 +144,7 @@ class TermData:
         scale = np.asarray(scale, dtype=np.float64)
         shift = np.asarray(shift, dtype=np.float64)
         xhat = np.ascontiguousarray(x * scale + shift, dtype=dtype)
-        t = cls(xhat=xhat, scale=scale.astype(dtype), shift=shift.astype(dtype), first=list(first),
+        t = cls(xhat=xhat, scale=scale.astype(dtype), first=list(first),
                 pairs=[tuple(p) for p in pairs], **table)
         if t.coef is None:
             t.coef = np.zeros((len(t.comp), xhat.shape[0]), dtype=dtype)
@@ -176,7 +176,7 @@ class Jet:
 
 
 class MLP:
-    """A tanh multilayer perceptron with a linear output layer (DESIGN §4).
+    """A tanh multilayer perceptron with a linear output layer (docs/design.md §4).
 
     Parameters
     ----------
@@ -218,7 +218,7 @@ class MLP:
             raise TypeError(f"seed must be an int, got {seed!r}")
         if seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed}")
-        n_params = sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+        n_params = _layout.n_params(layers)
         if n_params > MAX_PARAMS:
             raise ValueError(f"layers {layers} describe {n_params:.3g} parameters; pinncore supports at most "
                              f"{MAX_PARAMS:.0e} (a PINN needs far fewer)")
@@ -226,13 +226,15 @@ class MLP:
         self.dtype = dt
         self.seed = int(seed)
         self.backend_name = backend
+        self.layout = _layout.Layout(self.layers)
+        # Xavier-normal weights (Glorot & Bengio 2010), zero biases, drawn block by block.
         rng = np.random.default_rng(seed)
-        chunks = []
-        for n_in, n_out in zip(self.layers[:-1], self.layers[1:]):
-            std = np.sqrt(2.0 / (n_in + n_out))
-            chunks.append(rng.normal(0.0, std, size=n_out * n_in))
-            chunks.append(np.zeros(n_out))
-        self._params = np.ascontiguousarray(np.concatenate(chunks), dtype=dt)
+        params = np.zeros(self.layout.n_params)
+        for blk in self.layout.blocks:
+            if blk.is_weight:
+                n_out, n_in = blk.shape
+                params[blk.offset:blk.offset + blk.size] = rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=blk.size)
+        self._params = np.ascontiguousarray(params, dtype=dt)
         self._backend = None
 
     # -- parameters -------------------------------------------------------------------
@@ -268,6 +270,8 @@ class MLP:
     def check_params(self, p, name="params"):
         """A C-contiguous copy-free view of ``p`` if it fits this network, else a clear error."""
         if p is None:
+            if not np.isfinite(self._params).all():
+                raise ValueError("net.params contains NaN or infinite values")
             return self._params
         arr = np.asarray(p)
         if arr.dtype != self.dtype:
@@ -415,7 +419,7 @@ class MLP:
             raise io.FormatError(f"{path}: invalid layers {layers!r}")
         if dtype not in ("float64", "float32"):
             raise io.FormatError(f"{path}: invalid dtype {dtype!r}")
-        n = sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+        n = _layout.n_params(layers)
         if not isinstance(params, np.ndarray) or params.dtype != np.dtype(dtype) or params.shape != (n,):
             raise io.FormatError(f"{path}: params must be a {dtype} array of shape ({n},) for layers {layers}")
         if not np.isfinite(params).all():

@@ -1,15 +1,22 @@
-"""Optimizers over the flat parameter vector: Adam (fused, compiled) and an L-BFGS stage.
+"""Optimizers over the flat parameter vector, all behind one small interface.
 
-Adam follows optax's shape: ``init(params) -> state`` and ``update(params, grads, weights,
-state) -> state`` with the state an explicit dict ({"m", "v", "step"}) that saves without
-pickle. The update is one compiled pass (``backend.adam_step``) that also forms the weighted
-sum g = Σ_a λ_a ∇L_a of the per-term gradients, so a step allocates nothing and costs a
-few microseconds of Python at the seed size.
+An optimizer is an object with fixed settings and an explicit state dict (optax's shape):
+``init(params) -> state``; ``step(params, state, objective, evaluation) -> reason or None``
+does ONE iteration in place (the run calls it; ``evaluation`` = (L, G, R) at the current
+parameters, already computed by the run); ``config()`` gives the constructor arguments so a
+saved run rebuilds it; ``check_state(state, n)`` validates a loaded state. The state's leaves
+are arrays and numbers, so ``pinncore.io`` saves it without pickle.
 
-L-BFGS (Liu & Nocedal 1989) runs after Adam on the *frozen* weighted loss Σ_a λ_a L_a: the
-weights are those of the last Adam step, because changing the objective under a
-quasi-Newton method invalidates its curvature pairs. It uses SciPy's L-BFGS-B, whose line
-search (Moré–Thuente ``dcsrch``) enforces the strong Wolfe conditions.
+``Adam`` (Kingma & Ba 2015) is one compiled pass (``backend.adam_step``) that also forms the
+weighted sum g = Σ_a λ_a ∇L_a of the per-term gradients, so a step allocates nothing.
+
+``LBFGS`` is pinncore's own two-loop L-BFGS (Nocedal & Wright, Algorithm 7.5) with a
+strong-Wolfe line search (Algorithms 3.5/3.6). It runs on the *frozen* weighted loss
+Σ_a λ_a L_a (``adapts_weights = False``): changing the objective under a quasi-Newton method
+invalidates its curvature pairs. Iterates are kept in float64 whatever the network's dtype.
+
+``get(name)`` builds one by name ("adam", "lbfgs", and the optimizers registered with
+``register``, e.g. "lm").
 """
 from __future__ import annotations
 
@@ -19,10 +26,49 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["Adam", "adam_reference", "lbfgs"]
+__all__ = ["Optimizer", "NonFiniteGradient", "Adam", "LBFGS", "adam_reference", "lbfgs", "get", "register"]
 
 
-class Adam:
+class NonFiniteGradient(FloatingPointError):
+    """Raised by an optimizer that refuses to apply a NaN or infinite gradient (nothing changed)."""
+
+
+class Optimizer:
+    """The interface every optimizer implements (see the module docstring)."""
+
+    name = "optimizer"          # the history's ``phase`` value
+    adapts_weights = True       # False: the run freezes the loss weights during this phase
+    checks_gradients = False    # True: ``step`` raises NonFiniteGradient itself (the run skips its check)
+
+    def config(self) -> dict:
+        return {}
+
+    def init(self, params) -> dict:
+        return {}
+
+    def step(self, params, state, objective, evaluation):
+        raise NotImplementedError
+
+    def check_state(self, state, n):
+        """Raise ValueError naming the field if ``state`` cannot be this optimizer's state
+        for ``n`` parameters."""
+        if not isinstance(state, dict):
+            raise ValueError(f"{self.name} state must be a dict")
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+def _check_vectors(state, n, dtype, names, nonneg=()):
+    for k in names:
+        v = state.get(k)
+        if not (isinstance(v, np.ndarray) and v.shape == (n,) and (dtype is None or v.dtype == dtype)):
+            raise ValueError(f"optimizer {k} must be a {dtype or 'float'} array of shape ({n},)")
+        if not np.isfinite(v).all() or (k in nonneg and (v < 0).any()):
+            raise ValueError(f"optimizer {k} must be finite" + (" and >= 0" if k in nonneg else ""))
+
+
+class Adam(Optimizer):
     """Adam (Kingma & Ba 2015, Algorithm 1) with optional exponential learning-rate decay
     lr_t = lr · decay_rate^(t / decay_steps).
 
@@ -33,6 +79,9 @@ class Adam:
     >>> np.round(p, 6).tolist()
     [0.9, -1.9]
     """
+
+    name = "adam"
+    checks_gradients = True
 
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, decay_rate=None, decay_steps=1000):
         for name, v in (("lr", lr), ("eps", eps)):
@@ -66,11 +115,25 @@ class Adam:
 
         params (P,), grads (T, P) of the params' dtype, weights (T,) float64. Returns the
         state (its arrays are updated in place; ``step`` is incremented)."""
-        t = state["step"] + 1
-        backend.adam_step(params, grads, weights, state["m"], state["v"], self.learning_rate(t - 1),
-                        self.b1, self.b2, self.eps, t)
-        state["step"] = t
+        self._apply(params, grads, weights, state)
         return state
+
+    def _apply(self, params, grads, weights, state):
+        t = state["step"] + 1
+        lr = self.lr if self.decay_rate is None else self.learning_rate(t - 1)
+        if not backend.adam_step(params, grads, weights, state["m"], state["v"], lr, self.b1, self.b2, self.eps, t):
+            raise NonFiniteGradient("non-finite gradient: the Adam update was not applied")
+        state["step"] = t
+
+    def step(self, params, state, objective, evaluation):
+        """One Adam iteration on g = Σ_a λ_a ∇L_a from the run's evaluation; never stops a phase."""
+        self._apply(params, evaluation[1], objective.weights, state)
+
+    def check_state(self, state, n, dtype=None):
+        super().check_state(state, n)
+        if not (isinstance(state.get("step"), int) and not isinstance(state.get("step"), bool) and state["step"] >= 0):
+            raise ValueError("optimizer must hold 'm', 'v' and an int 'step'")
+        _check_vectors(state, n, dtype, ("m", "v"), nonneg=("v",))
 
 
 def adam_reference(params, grads, weights, state, lr, b1=0.9, b2=0.999, eps=1e-8):
@@ -162,71 +225,163 @@ def _strong_wolfe(fun, x, f0, g0, d, alpha, c1=1e-4, c2=0.9, max_evals=25):
     return (a, fa, ga, evals) if a > 0 else (None, None, None, evals)
 
 
-def lbfgs(fun, x0, maxiter, callback=None, history_size=20):
-    """Minimise ``fun(x) -> (f, g)`` from x0 by L-BFGS (Nocedal & Wright Algorithm 7.5, two-loop
-    recursion) with a strong-Wolfe line search.
+class LBFGS(Optimizer):
+    """L-BFGS with a strong-Wolfe line search on the frozen weighted loss (module docstring).
 
-    Never accepts a non-finite step; stops cleanly when the line search fails, progress
-    stalls, ``callback(iteration, x)`` returns True or ``maxiter`` is reached. Returns the best
-    finite point seen: ``(x_best, f_best, iterations, message)``.
+    State: the float64 iterate ``x`` with its loss ``f`` and gradient ``g``, and the last
+    ``history_size`` curvature pairs (rows of ``S``, ``Y``, oldest first; ``count`` in use).
+    ``step`` ends the phase (returns a reason) at a zero gradient, when the line search finds
+    no finite decreasing step, or when progress stalls; it never accepts a non-finite point.
 
     >>> import numpy as np
     >>> x, f, it, msg = lbfgs(lambda x: (float(((x - 3) ** 2).sum()), 2 * (x - 3)), np.zeros(2), 50)
     >>> np.allclose(x, 3), f < 1e-12
     (True, True)
     """
-    x = np.array(x0, dtype=np.float64)
-    f, g = fun(x)
-    g = np.asarray(g, dtype=np.float64)
-    if not (math.isfinite(f) and np.isfinite(g).all()):
-        return x, f, 0, "stopped: non-finite loss or gradient at the starting point"
-    S, Y, R = [], [], []
-    msg = "reached the iteration limit"
-    it = 0
-    while it < maxiter:
-        # Two-loop recursion: d = -H g with H0 = (s·y / y·y) I.
+
+    name = "lbfgs"
+    adapts_weights = False
+
+    def __init__(self, history_size=20):
+        if isinstance(history_size, bool) or not isinstance(history_size, (int, np.integer)) or history_size < 1:
+            raise ValueError(f"history_size must be an integer >= 1, got {history_size!r}")
+        self.history_size = int(history_size)
+
+    def config(self):
+        return {"history_size": self.history_size}
+
+    def init(self, params):
+        n, m = np.asarray(params).size, self.history_size
+        return {"x": np.zeros(n), "f": 0.0, "g": np.zeros(n), "valid": False,
+                "S": np.zeros((m, n)), "Y": np.zeros((m, n)), "count": 0}
+
+    def check_state(self, state, n, dtype=None):
+        super().check_state(state, n)
+        for k, shape in (("x", (n,)), ("g", (n,)), ("S", (self.history_size, n)), ("Y", (self.history_size, n))):
+            v = state.get(k)
+            if not (isinstance(v, np.ndarray) and v.shape == shape and np.isfinite(v).all()):
+                raise ValueError(f"optimizer {k} must be a finite array of shape {shape}")
+        c = state.get("count")
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= self.history_size:
+            raise ValueError(f"optimizer count must be an int in [0, {self.history_size}]")
+
+    def _direction(self, state, g):
+        """d = −H g by the two-loop recursion with H0 = (s·y / y·y) I (N&W eq. 7.20)."""
+        c, S, Y = state["count"], state["S"], state["Y"]
         q = g.copy()
         alphas = []
-        for s, y, rho in zip(reversed(S), reversed(Y), reversed(R)):
-            a = rho * float(s @ q)
+        for k in range(c - 1, -1, -1):
+            a = float(S[k] @ q) / float(S[k] @ Y[k])
             alphas.append(a)
-            q -= a * y
-        if S:
-            q *= float(S[-1] @ Y[-1]) / float(Y[-1] @ Y[-1])
-        for (s, y, rho), a in zip(zip(S, Y, R), reversed(alphas)):
-            b = rho * float(y @ q)
-            q += (a - b) * s
-        d = -q
+            q -= a * Y[k]
+        if c:
+            q *= float(S[c - 1] @ Y[c - 1]) / float(Y[c - 1] @ Y[c - 1])
+        for k, a in zip(range(c), reversed(alphas)):
+            q += (a - float(Y[k] @ q) / float(S[k] @ Y[k])) * S[k]
+        return -q
+
+    def _remember(self, state, s, y):
+        if not float(s @ y) > 1e-12 * float(y @ y):
+            return  # curvature condition fails: the pair would make H indefinite
+        c = state["count"]
+        if c == self.history_size:
+            state["S"][:-1], state["Y"][:-1] = state["S"][1:].copy(), state["Y"][1:].copy()
+            c -= 1
+        state["S"][c], state["Y"][c] = s, y
+        state["count"] = c + 1
+
+    def step(self, params, state, objective, evaluation):
+        if not (state["valid"] and np.array_equal(state["x"].astype(params.dtype), params)):
+            L, G, _ = evaluation
+            state.update(x=params.astype(np.float64), f=float(np.dot(objective.weights, L)),
+                         g=np.asarray(objective.weights @ G.astype(np.float64), dtype=np.float64), valid=True)
+        x, f, g = state["x"], state["f"], state["g"]
+        d = self._direction(state, g)
         if not float(g @ d) < 0:  # not a descent direction: restart from steepest descent
-            S, Y, R = [], [], []
+            state["count"] = 0
             d = -g
         gnorm = float(np.linalg.norm(g))
         if gnorm == 0:
-            msg = "converged: zero gradient"
-            break
-        alpha0 = 1.0 if S else min(1.0, 1.0 / gnorm)
-        alpha, f_new, g_new, _ = _strong_wolfe(fun, x, f, g, d, alpha0)
+            return "converged: zero gradient"
+        alpha0 = 1.0 if state["count"] else min(1.0, 1.0 / gnorm)
+        alpha, f_new, g_new, _ = _strong_wolfe(objective.value_and_gradient, x, f, g, d, alpha0)
         if alpha is None:
-            msg = "stopped: the line search found no acceptable (finite, decreasing) step"
-            break
-        g_new = np.asarray(g_new, dtype=np.float64)
+            params[...] = x.astype(params.dtype)
+            return "stopped: the line search found no acceptable (finite, decreasing) step"
         s = alpha * d
-        y = g_new - g
-        sy = float(s @ y)
-        if sy > 1e-12 * float(y @ y):
-            S.append(s)
-            Y.append(y)
-            R.append(1.0 / sy)
-            if len(S) > history_size:
-                S.pop(0), Y.pop(0), R.pop(0)
-        x = x + s
-        stalled = f - f_new <= 1e-15 * max(abs(f), 1e-300)
-        f, g = f_new, g_new
+        g_new = np.asarray(g_new, dtype=np.float64)
+        self._remember(state, s, g_new - g)
+        stalled = f - f_new <= 1e-15 * max(abs(f), 1e-300) and float(np.abs(s).max()) == 0
+        state.update(x=x + s, f=float(f_new), g=g_new)
+        params[...] = state["x"].astype(params.dtype)
+        return "stopped: no progress" if stalled else None
+
+
+class _FunctionObjective:
+    """A plain ``fun(x) -> (f, g)`` seen through the objective interface (one term, λ = 1)."""
+
+    weights = np.ones(1)
+
+    def __init__(self, fun):
+        self.fun = fun
+
+    def value_and_gradient(self, x):
+        f, g = self.fun(np.asarray(x, dtype=np.float64))
+        return float(f), np.asarray(g, dtype=np.float64)
+
+    def evaluate(self, x):
+        f, g = self.value_and_gradient(x)
+        return np.array([f]), g[None, :], None
+
+
+def lbfgs(fun, x0, maxiter, callback=None, history_size=20):
+    """Minimise ``fun(x) -> (f, g)`` from x0 with ``LBFGS``; ``callback(iteration, x)``
+    returning True stops. Returns the best finite point seen: ``(x, f, iterations, message)``.
+
+    >>> import numpy as np
+    >>> x, f, it, msg = lbfgs(lambda x: (float((x ** 2).sum()), 2 * x), np.ones(3), 20)
+    >>> bool(f < 1e-20), msg
+    (True, 'converged: zero gradient')
+    """
+    opt, obj = LBFGS(history_size), _FunctionObjective(fun)
+    x = np.array(x0, dtype=np.float64)
+    L, G, _ = obj.evaluate(x)
+    if not (math.isfinite(L[0]) and np.isfinite(G).all()):
+        return x, float(L[0]), 0, "stopped: non-finite loss or gradient at the starting point"
+    state = opt.init(x)
+    state.update(x=x.copy(), f=float(L[0]), g=G[0].copy(), valid=True)
+    msg, it = "reached the iteration limit", 0
+    while it < maxiter:
+        reason = opt.step(x, state, obj, None)
+        if reason is not None and reason.startswith(("converged", "stopped: the line")):
+            msg = reason
+            break
         it += 1
         if callback is not None and callback(it, x):
             msg = "stopped by callback"
             break
-        if stalled and float(np.abs(s).max()) == 0:
-            msg = "stopped: no progress"
+        if reason is not None:
+            msg = reason
             break
-    return x, f, it, msg
+    return x, state["f"], it, msg
+
+
+_OPTIMIZERS = {"adam": Adam, "lbfgs": LBFGS}
+
+
+def register(name, cls):
+    """Make ``cls`` (an ``Optimizer`` subclass) available as ``get(name)`` / ``optimizer=name``."""
+    _OPTIMIZERS[name] = cls
+
+
+def get(name, **kw):
+    """An optimizer by name ("adam", "lbfgs", or one registered); an instance is returned as is.
+
+    >>> get("adam", lr=0.01).lr, get("lbfgs").name
+    (0.01, 'lbfgs')
+    """
+    if isinstance(name, Optimizer):
+        return name
+    if not isinstance(name, str) or name.lower() not in _OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)} or a pc optimizer object, got {name!r}")
+    return _OPTIMIZERS[name.lower()](**kw)

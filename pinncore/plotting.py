@@ -6,6 +6,7 @@ global backend switch), so they work headless and do not disturb an interactive 
 
     demo_figure(records, path)          records from pinncore.cli.run_demo
     train_figure(problem, result, path) a TrainResult of pc.train on ``problem``
+    audit_figure(history, path)         shadow weights of pc.train(..., audit=True) vs the driving ones
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import math
 
 import numpy as np
 
-__all__ = ["demo_figure", "train_figure", "history_axes", "solution_axes"]
+__all__ = ["demo_figure", "train_figure", "history_axes", "solution_axes", "audit_figure", "audit_axes"]
 
 CLEAN = 0.05
 
@@ -201,4 +202,61 @@ def train_figure(problem, result, path, title=None):
     solution_axes(fig, gs[1, :], problem, result.net)
     err = "" if result.rel_l2 is None else f", rel-L2 {result.rel_l2:.2e}"
     fig.suptitle(title or f"{problem.inputs} -> {problem.outputs}: {result.status} at step {result.step}{err}")
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ audit
+
+def _shadow_labels(history):
+    """Shadow scheme labels in column order (``<label>:<term>_weight`` columns)."""
+    labels = []
+    for key in history.keys():
+        if ":" in key and key.endswith("_weight"):
+            label = key.split(":", 1)[0]
+            if label not in labels:
+                labels.append(label)
+    return labels
+
+
+def audit_axes(history, ax, term, driver="driving scheme"):
+    """One term's weight over the steps: the driving scheme's λ (thick black) and every
+    shadow scheme's choice (``<scheme>:<term>_weight``) on a log axis."""
+    steps = history["step"]
+    ax.semilogy(steps, _positive(history[f"{term}_weight"]), "k-", lw=2.6, alpha=0.75, label=f"{driver} (drives)")
+    for i, label in enumerate(_shadow_labels(history)):
+        col = f"{label}:{term}_weight"
+        if col in history:
+            ax.semilogy(steps, _positive(history[col]), "--", color=f"C{i}", lw=1.4, label=label)
+    ax.set_title(f"λ_{term}: driving vs shadow schemes")
+    ax.set_xlabel("step")
+    ax.set_ylabel("weight")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def audit_figure(history, path, terms=None, driver="driving scheme", title=None):
+    """The weighting audit of a run (``pc.train(..., audit=True)``): per term, the driving
+    weight against the weights every shadow scheme would have chosen at the same steps.
+    ``terms`` defaults to every term whose weights differ anywhere (else all). Returns ``path``.
+
+    >>> import pinncore as pc, tempfile, os
+    >>> r = pc.train(pc.problems.harmonic(), pc.MLP([1, 8, 1]), weighting=pc.Fixed({"ic": 10.0}), steps=20,
+    ...              log_every=5, warn=False, audit=True)
+    >>> path = audit_figure(r.history, os.path.join(tempfile.mkdtemp(), "audit.png"), driver="Fixed")
+    >>> os.path.getsize(path) > 1000
+    True
+    """
+    labels = _shadow_labels(history)
+    if not labels:
+        raise ValueError("history has no shadow weights; train with audit=True")
+    if terms is None:
+        terms = [t for t in history.terms
+                 if any(not np.allclose(history[f"{l}:{t}_weight"], history[f"{t}_weight"], equal_nan=True)
+                        for l in labels if f"{l}:{t}_weight" in history)] or list(history.terms)
+    fig = _figure((5.2 * len(terms), 4.2))
+    axes = fig.subplots(1, len(terms), squeeze=False)[0]
+    for ax, term in zip(axes, terms):
+        audit_axes(history, ax, term, driver)
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)

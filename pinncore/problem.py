@@ -5,7 +5,7 @@ A ``Problem`` owns the inputs/outputs, the domain (which fixes the input scaling
 ``transform``. At construction every residual is traced once (``pinncore.residual``) into a
 polynomial table over the *network's* output jets — the transform is substituted in, so the
 kernel never sees it — and from then on each evaluation is one call into the kernel with no
-Python work per point (DESIGN.md §3). Residuals that are not polynomial in the jets (e.g.
+Python work per point (docs/design.md §3). Residuals that are not polynomial in the jets (e.g.
 ``pc.sin(u)``) fall back to a NumPy evaluation of the residual between the kernel's forward
 and backward sweeps, with exact derivatives.
 
@@ -27,14 +27,14 @@ Example
 """
 from __future__ import annotations
 
+import copy
 import math
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
-from . import residual as _residual
-from .network import TermData, stream_plan
+from . import metrics as _metrics
+from .lowering import Lowering
 
 __all__ = ["Term", "Problem"]
 
@@ -68,6 +68,8 @@ class Term:
             raise ValueError(f"points must be 2-D (N, d), got shape {arr.shape}; use x[:, None] for one input")
         if arr.ndim != 2:
             raise ValueError(f"points must be 2-D (N, d), got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError("points must contain at least one point (an empty term has no loss to train)")
         arr = np.array(arr, dtype=np.float64, order="C", copy=True)
         if not np.isfinite(arr).all():
             raise ValueError("points contain NaN or infinite values")
@@ -77,19 +79,6 @@ class Term:
 
     def __repr__(self):
         return f"Term(points={self.points.shape})"
-
-
-@dataclass
-class _Lowered:
-    """A term after tracing: the residual table and how its variables map to kernel streams."""
-
-    name: str
-    table: object             # residual.Table
-    first: list
-    pairs: list
-    var_stream: list          # stream index of each table variable
-    var_out: list             # network output of each table variable
-    n: int
 
 
 def _default_grid(domain, inputs, min_points=1000):
@@ -103,7 +92,7 @@ def _default_grid(domain, inputs, min_points=1000):
 
 
 class Problem:
-    """A PINN problem (DESIGN §4).
+    """A PINN problem (docs/design.md §4).
 
     Parameters
     ----------
@@ -156,12 +145,11 @@ class Problem:
                 raise ValueError(f"term name clash: {name!r} is given twice")
             if not isinstance(term, Term):
                 raise TypeError(f"terms[{name!r}] must be a pc.Term, got {type(term).__name__}")
-            self._check_points(term.points, f"terms[{name!r}].points")
+            self.check_points(term.points, f"terms[{name!r}].points")
             self.terms[name] = term
         self.term_names = list(self.terms)
-        self._lowered = [self._lower(name, t.points, t.residual) for name, t in self.terms.items()]
-        self._cache = {}
-        self._predict_cache = {}
+        self.lowering = Lowering(self.inputs, self.outputs, self.scale, self.shift, transform,
+                                 [(name, t.points, t.residual) for name, t in self.terms.items()])
         # Prediction: the fields themselves (through the transform), on demand at any points.
         if test_points is None:
             tp = _default_grid(self.domain, self.inputs)
@@ -172,12 +160,11 @@ class Problem:
             tp = np.array(tp, dtype=np.float64)
             if tp.shape[0] == 0:
                 raise ValueError("test_points must contain at least one point")
-            self._check_points(tp, "test_points")
+            self.check_points(tp, "test_points")
         self.test_points = tp
         if exact is not None and not callable(exact):
             raise TypeError("exact must be a callable exact(x) -> (M, n_outputs)")
         self.exact = exact
-        self._exact_values = None
 
     # -- construction helpers -----------------------------------------------------------
     @staticmethod
@@ -215,7 +202,7 @@ class Problem:
             out[k] = (lo, hi)
         return out
 
-    def _check_points(self, pts, what):
+    def check_points(self, pts, what):
         d = len(self.inputs)
         if pts.shape[1] != d:
             raise ValueError(f"{what} has {pts.shape[1]} columns, expected {d} (inputs {self.inputs})")
@@ -229,37 +216,7 @@ class Problem:
                 raise ValueError(f"{what}: input {k!r} has values in [{col.min():g}, {col.max():g}], "
                                  f"outside the domain [{lo:g}, {hi:g}]")
 
-    def _lower(self, name, points, fn):
-        table = _residual.trace(fn, self.inputs, self.outputs, points, transform=self.transform, name=name)
-        derivs = sorted({v[1] for v in table.vars}, key=lambda m: (len(m), m))
-        first, pairs, index = stream_plan(derivs)
-        return _Lowered(name=name, table=table, first=first, pairs=pairs,
-                        var_stream=[index[v[1]] for v in table.vars], var_out=[v[0] for v in table.vars],
-                        n=points.shape[0])
-
-    def _termdata(self, lw, points, dtype):
-        tb = lw.table
-        kw = {"components": tb.n_components}
-        if tb.polynomial:
-            comp, off, fs, fo, coef = [], [0], [], [], []
-            for c, factors, cf in tb.monomials:
-                comp.append(c)
-                fs += [lw.var_stream[v] for v in factors]
-                fo += [lw.var_out[v] for v in factors]
-                off.append(len(fs))
-                coef.append(np.broadcast_to(np.asarray(cf, dtype=np.float64), (lw.n,)))
-            kw.update(comp=np.asarray(comp, np.int32), fac_off=np.asarray(off, np.int32),
-                      fac_stream=np.asarray(fs, np.int32), fac_out=np.asarray(fo, np.int32),
-                      coef=np.asarray(coef, dtype=np.float64).reshape(len(comp), lw.n))
-        return TermData.build(points, self.scale, self.shift, lw.first, lw.pairs, dtype, **kw)
-
-    def _data(self, dtype):
-        key = np.dtype(dtype).char
-        if key not in self._cache:
-            self._cache[key] = [self._termdata(lw, self.terms[lw.name].points, dtype) for lw in self._lowered]
-        return self._cache[key]
-
-    def _check_net(self, net):
+    def check_net(self, net):
         from .network import MLP
         if not isinstance(net, MLP):
             raise TypeError(f"net must be a pc.MLP, got {type(net).__name__}")
@@ -283,86 +240,21 @@ class Problem:
         >>> L.shape, G.shape
         ((2,), (2, 31))
         """
-        self._check_net(net)
+        self.check_net(net)
         p = net.check_params(params) if params is not None else net.params
-        data = self._data(net.dtype)
-        T = len(data)
-        if point_weights is None:
-            point_weights = [None] * T
-        else:
-            point_weights = self._check_point_weights(point_weights, data, net.dtype)
-        be = net.backend
-        poly = [a for a in range(T) if self._lowered[a].table.polynomial]
-        losses = np.zeros(T)
-        grads = np.empty((T, net.n_params), dtype=net.dtype)
-        res = [None] * T
-        if poly:
-            L, G, R = be.losses_grads(p, [data[a] for a in poly], [point_weights[a] for a in poly], residuals)
-            losses[poly] = L
-            grads[poly] = G
-            if residuals:
-                for k, a in enumerate(poly):
-                    res[a] = R[k]
-        for a in range(T):
-            if a not in poly:
-                losses[a], grads[a], res[a] = self._fallback(be, p, a, data[a], point_weights[a], net)
-        return losses, grads, (res if residuals else None)
+        return self.lowering.value_and_grad(net, p, point_weights, residuals)
 
-    def _check_point_weights(self, point_weights, data, dtype):
-        if isinstance(point_weights, np.ndarray) or not hasattr(point_weights, "__len__"):
-            raise TypeError("point_weights must be a list with one entry (None or an (N_a,) array) per term")
-        if len(point_weights) != len(data):
-            raise ValueError(f"point_weights must have {len(data)} entries (one per term), got {len(point_weights)}")
-        out = []
-        for a, w in enumerate(point_weights):
-            if w is None:
-                out.append(None)
-                continue
-            arr = np.asarray(w)
-            n = data[a].xhat.shape[0]
-            name = f"point_weights[{a}] (term {self.term_names[a]!r})"
-            if arr.dtype.kind not in "fiu":
-                raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}")
-            if arr.shape != (n,):
-                raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
-            if not np.isfinite(arr).all():
-                raise ValueError(f"{name} contains NaN or infinite values")
-            out.append(np.ascontiguousarray(arr, dtype=dtype))
-        return out
+    def check_point_weights(self, point_weights, dtype=np.float64):
+        """Per-point loss weights, one entry per term (None or an (N_a,) finite array), as
+        C-contiguous arrays of ``dtype``; a clear error naming the entry otherwise."""
+        return self.lowering.check_point_weights(point_weights, dtype)
 
-    def _step_function(self, net):
+    def step_function(self, net):
         """``f(point_weights, residuals) -> (losses, grads, res)`` at ``net.params`` (which the
         optimizer updates in place): the trainer's per-step call, with the Python work hoisted
         out — one call into the kernel when every term is polynomial."""
-        self._check_net(net)
-        data = self._data(net.dtype)
-        if all(lw.table.polynomial for lw in self._lowered):
-            return net.backend.step_function(net.params, data)
-        return lambda point_weights, residuals: self.value_and_grad(net, None, point_weights, residuals)
-
-    @staticmethod
-    def _table_jets(lw, be, p, td):
-        """Kernel forward at a term's points: the output jets J (S, N, m) and the values of the
-        table's variables Jv (V, N) in float64, for ``Table.evaluate``."""
-        J = be.jets(p, td)
-        Jv = np.stack([J[s, :, o] for s, o in zip(lw.var_stream, lw.var_out)]).astype(np.float64) \
-            if lw.var_stream else np.zeros((0, lw.n))
-        return J, Jv
-
-    def _fallback(self, be, p, a, td, w, net):
-        """Non-polynomial residual: kernel forward, NumPy residual with exact ∂r/∂J, kernel backward."""
-        lw = self._lowered[a]
-        J, Jv = self._table_jets(lw, be, p, td)
-        r, dr = lw.table.evaluate(Jv)
-        n = max(lw.n, 1)
-        wv = np.ones(lw.n) if w is None else np.asarray(w, dtype=np.float64)
-        loss = float((wv * r ** 2).sum() / n)
-        seed = 2.0 * wv * r / n                          # ∂L/∂r, (C, N)
-        adj = np.zeros(J.shape, dtype=np.float64)
-        for v, (s, o) in enumerate(zip(lw.var_stream, lw.var_out)):
-            adj[s, :, o] += (seed * dr[:, v, :]).sum(axis=0)
-        g, _ = be.vjp(p, td, np.ascontiguousarray(adj, dtype=net.dtype), False)
-        return loss, g, r.astype(net.dtype)
+        self.check_net(net)
+        return self.lowering.step_function(net)
 
     def losses(self, net, params=None):
         """Unweighted per-term losses {name: L_a}.
@@ -403,29 +295,9 @@ class Problem:
         >>> pc.problems.harmonic().ntk_point_norms(pc.MLP([1, 10, 1]))["pde"].shape
         (50,)
         """
-        self._check_net(net)
+        self.check_net(net)
         p = net.check_params(params) if params is not None else net.params
-        data = self._data(net.dtype)
-        be = net.backend
-        poly = [a for a in range(len(data)) if self._lowered[a].table.polynomial]
-        out = [None] * len(data)
-        if poly:
-            for a, nrm in zip(poly, be.ntk_norms(p, [data[a] for a in poly])):
-                out[a] = nrm
-        for a in range(len(data)):
-            if a in poly:
-                continue
-            lw = self._lowered[a]
-            J, Jv = self._table_jets(lw, be, p, data[a])
-            _, dr = lw.table.evaluate(Jv)
-            total = np.zeros(lw.n, dtype=net.dtype)
-            for c in range(lw.table.n_components):
-                adj = np.zeros(J.shape, dtype=np.float64)
-                for v, (s, o) in enumerate(zip(lw.var_stream, lw.var_out)):
-                    adj[s, :, o] += dr[c, v, :]
-                total += be.vjp(p, data[a], np.ascontiguousarray(adj, dtype=net.dtype), True)[1]
-            out[a] = total
-        return dict(zip(self.term_names, out))
+        return dict(zip(self.term_names, self.lowering.ntk_point_norms(net, p)))
 
     def ntk_traces(self, net, params=None):
         """Per-term NTK traces {name: tr K_a = Σ_{c,i} ‖∂r_c,i/∂θ‖²} (Wang, Yu & Perdikaris 2022).
@@ -440,13 +312,14 @@ class Problem:
     @property
     def n_points(self):
         """{name: number of points} of each term."""
-        return {lw.name: lw.n for lw in self._lowered}
+        return {lt.name: lt.n for lt in self.lowering.terms}
 
     @property
     def n_components(self):
         """{name: number of residual components} of each term."""
-        return {lw.name: lw.table.n_components for lw in self._lowered}
+        return {lt.name: lt.table.n_components for lt in self.lowering.terms}
 
+    # -- metrics (pinncore.metrics) --------------------------------------------------------
     def predict(self, net, x=None, params=None):
         """The fields u (after the transform, if any) at x (M, d); default the test points.
 
@@ -454,49 +327,11 @@ class Problem:
         >>> pc.problems.harmonic().predict(pc.MLP([1, 10, 1])).shape
         (1000, 1)
         """
-        self._check_net(net)
-        if x is None:
-            x = self.test_points
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiu" or x.ndim != 2:
-            raise ValueError(f"x must be a real array of shape (M, {len(self.inputs)}), got shape {x.shape}")
-        x = np.array(x, dtype=np.float64)
-        self._check_points(x, "x")
-        if self.transform is None:
-            return net(x * self.scale + self.shift, params=params).astype(np.float64)
-        # The transform is lowered once per point set (a small LRU: test points, plot grids).
-        key = (x.shape, x.tobytes())
-        if key not in self._predict_cache:
-            lw = self._lower("predict", x, lambda xx, *u: list(u))
-            if len(self._predict_cache) >= 8:
-                self._predict_cache.pop(next(iter(self._predict_cache)))
-            self._predict_cache[key] = (lw, {})
-        lw, by_dtype = self._predict_cache[key]
-        if net.dtype.char not in by_dtype:
-            by_dtype[net.dtype.char] = self._termdata(lw, x, net.dtype)
-        p = net.check_params(params) if params is not None else net.params
-        _, Jv = self._table_jets(lw, net.backend, p, by_dtype[net.dtype.char])
-        r, _ = lw.table.evaluate(Jv)
-        return r.T.copy()
+        return _metrics.predict(self, net, x, params)
 
     def exact_values(self):
         """exact(test_points) as (M, n_outputs), computed once."""
-        if self.exact is None:
-            raise ValueError("this problem has no exact solution (pass exact= to Problem)")
-        if self._exact_values is None:
-            raw = np.asarray(self.exact(self.test_points.copy()))
-            if raw.dtype == object or raw.dtype.kind not in "fiub":
-                raise ValueError(f"exact(x) must return real numbers, got an array of dtype {raw.dtype}")
-            v = raw.astype(np.float64)
-            M, m = self.test_points.shape[0], len(self.outputs)
-            if v.shape == (M,) and m == 1:
-                v = v[:, None]
-            if v.shape != (M, m):
-                raise ValueError(f"exact(x) returned shape {v.shape}, expected {(M, m)}")
-            if not np.isfinite(v).all():
-                raise ValueError("exact(x) returned NaN or infinite values at the test points")
-            self._exact_values = v
-        return self._exact_values
+        return _metrics.exact_values(self)
 
     def rel_l2(self, net, params=None):
         """Relative L2 error ‖u − u_exact‖ / ‖u_exact‖ on the test points.
@@ -505,10 +340,27 @@ class Problem:
         >>> 0.5 < pc.problems.harmonic().rel_l2(pc.MLP([1, 10, 1], seed=0)) < 10
         True
         """
-        ref = self.exact_values()
-        u = self.predict(net, params=params)
-        return float(np.linalg.norm(u - ref) / max(np.linalg.norm(ref), 1e-300))
+        return _metrics.rel_l2(self, net, params)
+
+    def with_points(self, term, points):
+        """A copy of the problem whose term ``term`` has new ``points`` (re-traced; the other
+        terms' lowering is shared).
+
+        >>> import numpy as np, pinncore as pc
+        >>> p = pc.problems.harmonic().with_points("pde", np.linspace(0, 1, 20)[:, None])
+        >>> p.n_points["pde"]
+        20
+        """
+        if term not in self.terms:
+            raise ValueError(f"unknown term {term!r}; terms are {self.term_names}")
+        new = Term(points, self.terms[term].residual)
+        self.check_points(new.points, f"terms[{term!r}].points")
+        other = copy.copy(self)
+        other.terms = dict(self.terms)
+        other.terms[term] = new
+        other.lowering = self.lowering.replaced(term, new.points, new.residual)
+        return other
 
     def __repr__(self):
-        terms = ", ".join(f"{k}: {lw.n} pts" for k, lw in zip(self.term_names, self._lowered))
+        terms = ", ".join(f"{k}: {lt.n} pts" for k, lt in zip(self.term_names, self.lowering.terms))
         return f"Problem(inputs={self.inputs}, outputs={self.outputs}, terms={{{terms}}})"

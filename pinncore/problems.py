@@ -6,7 +6,7 @@ Every problem has two layers:
    ``(M, d)`` array of PHYSICAL coordinates (columns in the order of the problem's
    ``inputs``) to an ``(M, 1)`` array, plus, where the PDE has one, the source term;
 2. a constructor ``<name>(...)`` that assembles a :class:`pinncore.Problem` through the
-   public API (DESIGN section 4).  ``pinncore.problem`` and ``pinncore.residual`` are
+   public API (docs/design.md §4).  ``pinncore.problem`` and ``pinncore.residual`` are
    imported lazily inside the constructors, so the exact solutions work on their own.
 
 All point sets are deterministic: 1-D problems use ``np.linspace``; 2-D problems draw

@@ -1,6 +1,6 @@
 """The NumPy reference: the same maths as the C++ kernel, written for clarity. The test oracle.
 
-Every function here mirrors one in ``csrc/kernel.hpp`` (DESIGN.md §2): a tanh MLP whose
+Every function here mirrors one in ``csrc/kernel.hpp`` (docs/design.md §2): a tanh MLP whose
 forward pass carries *jets* — the value, the first-order input derivatives in the directions
 ``first`` and the second-order ``pairs`` — stacked as arrays of shape (S, N, width), so
 each layer is one matrix product; and the reverse sweep through the same streams, giving
@@ -20,19 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .layout import Layout
+
 __all__ = ["NumpyBackend", "unpack", "forward", "backward"]
 
 
 def unpack(params, widths):
-    """Views (W_l, b_l) into the flat parameter vector: W_l (out x in, row-major), then b_l."""
-    layers, off = [], 0
-    for n_in, n_out in zip(widths[:-1], widths[1:]):
-        W = params[off:off + n_out * n_in].reshape(n_out, n_in)
-        off += n_out * n_in
-        b = params[off:off + n_out]
-        off += n_out
-        layers.append((W, b))
-    return layers
+    """Views (W_l, b_l) into the flat parameter vector (``layout.Layout``)."""
+    return Layout(widths).unpack(params)
 
 
 def forward(params, widths, term):
@@ -57,7 +52,7 @@ def forward(params, widths, term):
         if l == len(layers) - 1:
             cache.append((h, None, None))
             return z, cache
-        # σ = tanh: σ' = 1 - h², σ'' = -2hσ'  (DESIGN §2); σ' as sech² (see _sech2).
+        # σ = tanh: σ' = 1 - h², σ'' = -2hσ'  (docs/design.md §2); σ' as sech² (see _sech2).
         t = np.tanh(z[0])
         s1 = _sech2(z[0])
         s2 = -2 * t * s1
@@ -81,7 +76,7 @@ def _sech2(z):
 
 
 def _adjoint_activate(hbar, z, t, first, pairs):
-    """z̄ from h̄ through one tanh layer's jet map (DESIGN §2)."""
+    """z̄ from h̄ through one tanh layer's jet map (docs/design.md §2)."""
     F = len(first)
     s1 = _sech2(z[0])
     s2 = -2 * t * s1

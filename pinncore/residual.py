@@ -18,29 +18,28 @@ Two representations exist because two consumers exist:
 Hard constraints (``transform``) are traced the same way: the field the residual sees is an
 expression of the raw output ``n``, and its derivatives are taken symbolically (product rule,
 chain rule) so that the table is still expressed in the raw output's jet variables.
+
+The elementwise functions (``sin``, ``exp``, ``log``, ...) are entries of one registry,
+:data:`FUNCTIONS`: each :class:`Function` holds its NumPy value, its derivative rule, its
+printing name and its domain, and the public wrappers (``pc.sin``), ``np.sin(field)``,
+differentiation and evaluation all read from it. A field-dependent argument outside a
+domain (``log(u)`` with u <= 0, ``u**0.5`` with u < 0) is a :class:`DomainError` at
+evaluation. The language is described in docs/design.md §3.
+
+This module owns the language and its lowering; problem.py decides when to trace, and the
+kernel (via backend.py) evaluates polynomial tables.
 """
 
 from __future__ import annotations
 
+import builtins
 import numbers
 
 import numpy as np
 
-__all__ = [
-    "Expr",
-    "Field",
-    "Coordinates",
-    "Table",
-    "UnknownNameError",
-    "trace",
-    "jet_closure",
-    "sin",
-    "cos",
-    "exp",
-    "tanh",
-    "log",
-    "sqrt",
-]
+# The language's functions are appended from the registry (see FUNCTIONS below).
+__all__ = ["Expr", "Field", "Coordinates", "Table", "UnknownNameError", "DomainError", "Function",
+           "FUNCTIONS", "trace"]
 
 MAX_ORDER = 2
 
@@ -86,7 +85,7 @@ class Expr:
 
     Nodes: ``const`` (number), ``coord`` (input coordinate), ``jet`` (a jet variable of a raw
     network output), ``add``, ``neg``, ``mul``, ``div``, ``pow`` (real exponent), ``fn``
-    (sin, cos, exp, tanh, log, sqrt).  Two flags are computed at construction so lowering
+    (a registered :class:`Function` of one argument).  Two flags are computed at construction so lowering
     never has to search: ``coord_only`` (no network output inside) and ``poly``
     (polynomial in the jet variables with coordinate-only coefficients).
     """
@@ -183,10 +182,16 @@ class Expr:
 
     # -- numpy interop ---------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if ufunc in _COMPARISONS:  # np.float64(1.0) < u calls np.less: same error as u > 1.0
+            self._no_values()
         impl = _UFUNCS.get(ufunc)
         if method != "__call__" or impl is None or kwargs:
-            return NotImplemented
+            call = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+            raise TypeError(_unsupported(call + (f" with {', '.join(kwargs)}=" if kwargs else "")))
         return impl(*inputs)
+
+    def __abs__(self):
+        return abs(self)  # the language's abs (see the registry), not the builtin
 
     # -- symbolic differentiation -----------------------------------------------------------
     def diff(self, i):
@@ -263,53 +268,13 @@ def _pow(a, p):
     return Expr("pow", (a, p))
 
 
-_FN_NUMPY = {
-    "sin": np.sin, "cos": np.cos, "exp": np.exp,
-    "tanh": np.tanh, "log": np.log, "sqrt": np.sqrt,
-}
+# ---------------------------------------------------------------------------------------
+# The elementwise functions of the language: one registry entry each
+# ---------------------------------------------------------------------------------------
 
+FUNCTIONS = {}  # name -> Function, in definition order (pc.<name> for each)
 
-def _apply_fn(name, v):
-    if isinstance(v, Expr):
-        if _is_const(v):
-            return _const(_FN_NUMPY[name](v.args[0]))
-        return Expr("fn", (name, v))
-    if isinstance(v, np.ndarray) or _is_number(v):
-        return _FN_NUMPY[name](v)
-    raise TypeError(f"{name}() expects a residual expression, a number or a numpy array, "
-                    f"got {type(v).__name__}")
-
-
-def sin(v):
-    """Sine of an expression (or numpy's sine of a number/array)."""
-    return _apply_fn("sin", v)
-
-
-def cos(v):
-    """Cosine of an expression (or numpy's cosine of a number/array)."""
-    return _apply_fn("cos", v)
-
-
-def exp(v):
-    """Exponential of an expression (or numpy's exp of a number/array)."""
-    return _apply_fn("exp", v)
-
-
-def tanh(v):
-    """Hyperbolic tangent of an expression (or numpy's tanh of a number/array)."""
-    return _apply_fn("tanh", v)
-
-
-def log(v):
-    """Natural log of an expression (or numpy's log of a number/array)."""
-    return _apply_fn("log", v)
-
-
-def sqrt(v):
-    """Square root of an expression (or numpy's sqrt of a number/array)."""
-    return _apply_fn("sqrt", v)
-
-
+# Ufuncs a residual may apply to an expression: arithmetic here; each Function adds its own.
 _UFUNCS = {
     np.add: lambda a, b: _as_expr(a) + _as_expr(b),
     np.subtract: lambda a, b: _as_expr(a) - _as_expr(b),
@@ -317,8 +282,106 @@ _UFUNCS = {
     np.true_divide: lambda a, b: _as_expr(a) / _as_expr(b),
     np.negative: lambda a: -_as_expr(a),
     np.power: lambda a, b: _as_expr(a) ** b,
-    np.sin: sin, np.cos: cos, np.exp: exp, np.tanh: tanh, np.log: log, np.sqrt: sqrt,
 }
+
+# Domains: (outside, text), outside(a) true where the value or the derivative is not finite
+# (the dual evaluator needs both). Written so that NaN is never outside (comparisons with NaN
+# are false): a NaN argument means the network diverged, which the trainer reports.
+_POSITIVE = (lambda a: a <= 0, "positive")
+_NON_NEGATIVE = (lambda a: a < 0, "non-negative")
+_NON_ZERO = (lambda a: a == 0, "non-zero")
+
+
+class DomainError(ValueError):
+    """A field-dependent residual evaluated where it is undefined (``log(u)`` with u ≤ 0,
+    ``u**0.5`` with u < 0, ``u / u.t`` with u.t = 0): the message names the term, the operation
+    and the first offending point; ``term`` is the term's name (a run reports it as a
+    divergence, and a line search backtracks from it, as from a NaN loss)."""
+
+    def __init__(self, message, term=None):
+        super().__init__(message)
+        self.term = term
+
+
+class Function:
+    """One elementwise function of the residual language, defined in one place.
+
+    Creating one registers it in :data:`FUNCTIONS`; from that entry alone follow the public
+    wrapper (``pc.<name>``), NumPy dispatch (``np.<ufunc>(field)``), printing, symbolic
+    differentiation (``u.t`` of ``sin(u)``, transforms) and dual evaluation.
+
+    name : the printing and public name.
+    numpy : the NumPy ufunc giving the value.
+    derivative : ``derivative(a, fa) -> f'(a)`` written with the language's own operations, so
+        ONE rule serves symbolic differentiation (``a``, ``fa = f(a)`` expressions) and dual
+        evaluation (``a``, ``fa`` arrays) — as micrograd keeps an op's forward and backward
+        side by side.
+    domain : None, or ``(outside, text)``: ``outside(a)`` is true where the value or the
+        derivative is not finite; a field argument there raises :class:`DomainError` at
+        evaluation.
+
+    Called on an expression it builds a node; on a number or an array it is the NumPy function.
+
+    >>> import numpy as np
+    >>> tanh = FUNCTIONS["tanh"]
+    >>> bool(tanh.derivative(0.5, tanh(0.5)) == 1.0 - np.tanh(0.5) ** 2)
+    True
+    >>> list(FUNCTIONS)[:6]
+    ['sin', 'cos', 'exp', 'tanh', 'log', 'sqrt']
+    """
+
+    def __init__(self, name, numpy, derivative, domain=None, doc=""):
+        if name in FUNCTIONS:
+            raise ValueError(f"residual function {name!r} is defined twice")
+        self.name, self.numpy, self.derivative, self.domain = name, numpy, derivative, domain
+        self.__doc__ = f"{doc} of an expression (NumPy's {numpy.__name__} of a number or an array)."
+        FUNCTIONS[name] = self
+        _UFUNCS[numpy] = self
+
+    def __call__(self, v):
+        if isinstance(v, Expr):
+            if _is_const(v):  # fold, refusing a constant outside the domain (as _pow does)
+                with np.errstate(all="ignore"):
+                    c = float(self.numpy(v.args[0]))
+                if not np.isfinite(c):
+                    raise ValueError(f"{self.name}({v.args[0]!r}) is not a finite real number")
+                return _const(c)
+            return Expr("fn", (self, v))
+        if isinstance(v, np.ndarray) or _is_number(v):
+            return self.numpy(v)
+        raise TypeError(f"{self.name}() expects a residual expression, a number or a numpy array, "
+                        f"got {type(v).__name__}")
+
+    def __repr__(self):
+        return f"<residual function {self.name}>"
+
+
+sin = Function("sin", np.sin, lambda a, fa: cos(a), doc="Sine")
+cos = Function("cos", np.cos, lambda a, fa: -sin(a), doc="Cosine")
+exp = Function("exp", np.exp, lambda a, fa: fa, doc="Exponential")
+tanh = Function("tanh", np.tanh, lambda a, fa: 1.0 - fa * fa, doc="Hyperbolic tangent")
+log = Function("log", np.log, lambda a, fa: 1.0 / a, _POSITIVE, doc="Natural logarithm")
+# sqrt(0) = 0 is finite but its derivative is not: a field argument must be > 0.
+sqrt = Function("sqrt", np.sqrt, lambda a, fa: 0.5 / fa, _POSITIVE, doc="Square root")
+sinh = Function("sinh", np.sinh, lambda a, fa: cosh(a), doc="Hyperbolic sine")
+cosh = Function("cosh", np.cosh, lambda a, fa: sinh(a), doc="Hyperbolic cosine")
+# sign is piecewise constant: derivative 0 (its jump at 0 has no pointwise derivative).
+sign = Function("sign", np.sign, lambda a, fa: 0.0 * a, doc="Sign (-1, 0 or 1)")
+# |a|' = sign(a) away from 0; at exactly 0 it is sign(0) = 0, the subgradient of least norm.
+# (The name shadows the builtin inside this module only; this module never calls builtin abs.)
+abs = Function("abs", np.absolute, lambda a, fa: sign(a), doc="Absolute value")
+
+# `from ... import *` must not replace a builtin (abs) in the importer's namespace; pc.abs and
+# Python's abs(field) still reach the language's abs.
+__all__ += [name for name in FUNCTIONS if not hasattr(builtins, name)]
+
+# Comparisons get Expr's own explanation of why a residual cannot branch on values.
+_COMPARISONS = (np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal)
+
+
+def _unsupported(what):
+    return (f"{what} is not part of the residual language; its functions are "
+            f"{', '.join('pc.' + n for n in FUNCTIONS)} and + - * / ** with real exponents")
 
 
 def _diff(e, i):
@@ -350,26 +413,12 @@ def _diff(e, i):
     if op == "pow":
         a, p = args
         return _mul(_mul(_const(p), _pow(a, p - 1.0)), a.diff(i))
-    if op == "fn":
-        name, a = args
+    if op == "fn":  # chain rule with the function's own derivative rule
+        f, a = args
         da = a.diff(i)
         if _is_const(da, 0.0):
             return _const(0.0)
-        if name == "sin":
-            g = cos(a)
-        elif name == "cos":
-            g = _neg(sin(a))
-        elif name == "exp":
-            g = e
-        elif name == "tanh":
-            g = _add(_const(1.0), _neg(_mul(e, e)))
-        elif name == "log":
-            return _div(da, a)
-        elif name == "sqrt":
-            return _div(da, _mul(_const(2.0), e))
-        else:  # pragma: no cover
-            raise AssertionError(name)
-        return _mul(g, da)
+        return _mul(f.derivative(a, e), da)
     raise AssertionError(op)  # pragma: no cover
 
 
@@ -398,12 +447,14 @@ def _to_str(e, parent=0):
     if op == "jet":
         return _jet_label(e)
     if op == "fn":
-        return f"{args[0]}({_to_str(args[1])})"
+        return f"{args[0].name}({_to_str(args[1])})"
     prec = _PREC[op]
     if op == "add":
         b = args[1]
         if b.op == "neg":
             s = f"{_to_str(args[0], prec)} - {_to_str(b.args[0], prec + 1)}"
+        elif _is_const(b) and b.args[0] < 0:  # u - 1.0 folds to u + (-1.0): print it as written
+            s = f"{_to_str(args[0], prec)} - {-b.args[0]!r}"
         else:
             s = f"{_to_str(args[0], prec)} + {_to_str(b, prec)}"
     elif op == "neg":
@@ -581,7 +632,7 @@ def _numeric(node, vals, points):
     if op == "pow":
         return _power(vals[id(args[0])], args[1])
     if op == "fn":
-        return _FN_NUMPY[args[0]](vals[id(args[1])])
+        return args[0].numpy(vals[id(args[1])])
     raise AssertionError(op)  # pragma: no cover
 
 
@@ -612,15 +663,17 @@ class Table:
         The traced expressions (in raw-output jet variables).
     """
 
-    def __init__(self, name, inputs, outputs, points, components):
+    def __init__(self, name, inputs, points, components):
         self.name = name
         self.inputs = list(inputs)
-        self.outputs = list(outputs)
         self.points = points
         self.components = list(components)
         self.n_components = len(self.components)
         self.n_points = points.shape[0]
         self._nodes = _topo(self.components)
+        # Field-dependent nodes with a domain (log(u), u**0.5, 1/u), checked at every evaluation.
+        self._domains = {id(n): req for n in self._nodes if not n.coord_only
+                         for req in [_requirement(n)] if req is not None}
 
         keys = {_var_key(n) for n in self._nodes if n.op == "jet"}
         self.vars = sorted(keys, key=lambda k: (k[0], len(k[1]), k[1]))
@@ -744,29 +797,27 @@ class Table:
                 vals[id(n)] = J[v]
                 parts[id(n)] = {v: np.ones(self.n_points)}
                 continue
+            if id(n) in self._domains:  # before computing: a named error, not NaN + a warning
+                self._check_domain(n, vals)
             val = _numeric(n, vals, self.points)
             vals[id(n)] = val
             if op == "add":
-                d = _dadd(parts[id(args[0])], parts[id(args[1])])
+                d = _padd(parts[id(args[0])], parts[id(args[1])])
             elif op == "neg":
                 d = {k: -p for k, p in parts[id(args[0])].items()}
             elif op == "mul":
                 a, b = args
-                d = _dadd(_dscale(parts[id(a)], vals[id(b)]), _dscale(parts[id(b)], vals[id(a)]))
+                d = _padd(_dscale(parts[id(a)], vals[id(b)]), _dscale(parts[id(b)], vals[id(a)]))
             elif op == "div":
                 a, b = args
                 vb = vals[id(b)]
-                d = _dadd(_dscale(parts[id(a)], 1.0 / vb), _dscale(parts[id(b)], -val / vb))
+                d = _padd(_dscale(parts[id(a)], 1.0 / vb), _dscale(parts[id(b)], -val / vb))
             elif op == "pow":
                 a, p = args
                 d = _dscale(parts[id(a)], p * _power(vals[id(a)], p - 1.0))
-            else:  # fn
-                name, a = args
-                va = vals[id(a)]
-                g = {"sin": lambda: np.cos(va), "cos": lambda: -np.sin(va),
-                     "exp": lambda: val, "tanh": lambda: 1.0 - val * val,
-                     "log": lambda: 1.0 / va, "sqrt": lambda: 0.5 / val}[name]()
-                d = _dscale(parts[id(a)], g)
+            else:  # fn: the same derivative rule as symbolic differentiation, on arrays
+                f, a = args
+                d = _dscale(parts[id(a)], f.derivative(vals[id(a)], val))
             parts[id(n)] = d
         C, V, N = self.n_components, len(self.vars), self.n_points
         r = np.zeros((C, N))
@@ -777,11 +828,51 @@ class Table:
                 dr[c, v] = p
         return r, dr
 
+    def _check_domain(self, node, vals):
+        """Raise DomainError if a field-dependent argument of ``node`` leaves its domain."""
+        arg, (outside, text), what = self._domains[id(node)]
+        a = vals[id(arg)]
+        bad = outside(a)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            at = dict(zip(self.inputs, self.points[i].tolist()))
+            raise DomainError(
+                f"residual '{self.name}': {_short(node)} needs a {text} {what}, but "
+                f"{_short(arg)} = {float(a[i])!r} at point {i} {at}; keep the field inside the "
+                f"domain (e.g. a transform u = exp(n) for a positive field) or rewrite the residual",
+                term=self.name)
+
     def __repr__(self):
         kind = f"polynomial, {len(self.monomials)} monomials" if self.polynomial \
             else "non-polynomial"
         return (f"Table('{self.name}', C={self.n_components}, N={self.n_points}, "
                 f"V={len(self.vars)}, {kind})")
+
+
+def _requirement(node):
+    """(argument, (outside, text), role) for a node undefined for some argument values, else None.
+
+    Functions carry their own domain; a real power a**p needs a > 0 when p < 1 is fractional
+    (a**p or its derivative p a**(p-1) blows up or is complex), a >= 0 when p > 1 is fractional,
+    and a != 0 for a negative integer p; a division needs a non-zero denominator.
+    """
+    op, args = node.op, node.args
+    if op == "fn":
+        f, a = args
+        return None if f.domain is None else (a, f.domain, "argument")
+    if op == "pow":
+        a, p = args
+        if not p.is_integer():
+            return a, _POSITIVE if p < 1 else _NON_NEGATIVE, "base"
+        return (a, _NON_ZERO, "base") if p < 0 else None
+    if op == "div":
+        return args[1], _NON_ZERO, "denominator"
+    return None
+
+
+def _short(e, limit=60):
+    s = _to_str(e)
+    return s if len(s) <= limit else s[:limit - 3] + "..."
 
 
 def _prod(vals, like):
@@ -794,6 +885,7 @@ def _prod(vals, like):
 
 
 def _padd(p, q):
+    """The sum of two sparse maps key -> coefficient (polynomials, gradients)."""
     out = dict(p)
     for f, c in q.items():
         out[f] = out[f] + c if f in out else c
@@ -807,13 +899,6 @@ def _pmul(p, q):
             f = tuple(sorted(f1 + f2))
             c = c1 * c2
             out[f] = out[f] + c if f in out else c
-    return out
-
-
-def _dadd(p, q):
-    out = dict(p)
-    for k, v in q.items():
-        out[k] = out[k] + v if k in out else v
     return out
 
 
@@ -905,26 +990,4 @@ def trace(residual, inputs, outputs, points, transform=None, name="residual"):
     except Exception as e:
         raise ValueError(f"residual '{name}' raised {type(e).__name__}: {e}") from e
     comps = _components(res, f"residual '{name}'")
-    return Table(name, inputs, outputs, pts, comps)
-
-
-def jet_closure(vars):
-    """Multi-indices a kernel must propagate so that every requested one is available.
-
-    ``vars`` holds multi-indices or ``(o, multi)`` pairs (as in :attr:`Table.vars`).
-    Returns ``()`` first, then every first-order index used by any request, then the
-    requested (sorted) pairs.
-
-    >>> jet_closure([(0, ()), (0, (1, 1))])
-    [(), (1,), (1, 1)]
-    """
-    firsts, pairs = set(), set()
-    for v in vars:
-        multi = v[1] if (len(v) == 2 and isinstance(v[1], tuple)) else v
-        multi = tuple(sorted(int(k) for k in multi))
-        if len(multi) > MAX_ORDER:
-            raise ValueError(f"multi-index {multi} has order > {MAX_ORDER}")
-        firsts.update((k,) for k in multi)
-        if len(multi) == 2:
-            pairs.add(multi)
-    return [()] + sorted(firsts) + sorted(pairs)
+    return Table(name, inputs, pts, comps)

@@ -6,8 +6,9 @@ import warnings
 import numpy as np
 import pytest
 
-MODULES = ["network", "reference", "residual", "problem", "problems", "optim", "weighting", "trainer",
-           "diagnostics", "io"]
+MODULES = ["backend", "network", "reference", "residual", "problem", "problems", "objective", "optim", "weighting",
+           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
+           "audit"]
 
 
 @pytest.mark.parametrize("name", MODULES)

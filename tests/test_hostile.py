@@ -376,6 +376,7 @@ def _residual_zoo():
         "ok_tuple": lambda x, u: (u - 1.0, u.t),
         "ok_coords": lambda x, u: x.t * u,
         "ok_nonpoly": lambda x, u: pc.sin(u) + u.t,
+        "ok_abs": lambda x, u: abs(u) * u.t + np.abs(u.tt) - pc.cosh(u),
         "raises_value": raises(ValueError("boom")),
         "raises_zero": raises(ZeroDivisionError("z")),
         "raises_key": raises(KeyError("k")),
@@ -404,6 +405,8 @@ def _residual_zoo():
         "arity": lambda x: x.t,
         "arity3": lambda x, u, v: u,
         "pow_field": lambda x, u: u ** u,
+        "unregistered_ufunc": lambda x, u: np.arctan(u),
+        "math_function": lambda x, u: math.exp(u),
     }
 
 
@@ -527,6 +530,24 @@ def test_residual_with_nonfinite_coefficients_is_rejected(name, res):
         except ValueError as e:
             assert "'r'" in str(e), str(e)
             raise
+
+
+@pytest.mark.parametrize("name,res", [
+    ("sqrt_of_negative_field", lambda x, u: pc.sqrt(u - 50.0)),
+    ("fractional_power_of_negative_field", lambda x, u: (u - 50.0) ** 0.5 + u.t),
+    ("log_of_negative_field", lambda x, u: np.log(u - 50.0)),
+    ("division_by_zero_field", lambda x, u: u.t / (u - u)),
+])
+def test_field_outside_a_function_domain_is_named(name, res):
+    """u**0.5, sqrt or log of a field that is negative at some point (or a division by a zero
+    field) used to give a NaN loss (and a NumPy RuntimeWarning): both backends must raise a
+    ValueError naming the term and the operation."""
+    CASES["residual field outside a domain"] += 1
+    t = np.linspace(0.0, 1.0, 4)[:, None]
+    prob = pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)}, terms={"r": pc.Term(t, res)})
+    for net in net_pair([1, 5, 1], np.float64, seed=2):
+        with pytest.raises(ValueError, match=r"residual 'r': .*needs a (positive|non-zero) "):
+            prob.value_and_grad(net)
 
 
 def test_exact_callable_failures_name_exact():

@@ -410,3 +410,25 @@ def test_point_weights_bad_input(backend):
             prob.value_and_grad(net, point_weights=bad)
     with pytest.raises(ValueError, match=r"point.weights.*NaN"):
         prob.value_and_grad(net, point_weights=[np.full(n, np.nan), None])
+
+
+def test_empty_term_is_an_error():
+    with pytest.raises(ValueError, match="at least one point"):
+        pc.Term(points=np.zeros((0, 1)), residual=lambda x, u: u)
+
+
+def test_with_points_relowers_one_term_and_keeps_the_others():
+    p = pc.problems.harmonic()
+    net = pc.MLP([1, 12, 12, 1], seed=2)
+    t = np.linspace(0, 1, 17)[:, None]
+    q = p.with_points("pde", t)
+    assert q.n_points == {"pde": 17, "ic": 1} and p.n_points["pde"] == 50
+    assert q.lowering.terms[1] is p.lowering.terms[1]            # the IC term's tracing is shared
+    ref = pc.Problem(inputs=p.inputs, outputs=p.outputs, domain=p.domain,
+                     terms={"pde": pc.Term(t, p.terms["pde"].residual), "ic": p.terms["ic"]}, exact=p.exact)
+    assert np.array_equal(q.value_and_grad(net)[1], ref.value_and_grad(net)[1])
+    assert q.rel_l2(net) == ref.rel_l2(net)
+    with pytest.raises(ValueError, match="unknown term"):
+        p.with_points("bc", t)
+    with pytest.raises(ValueError, match="outside the domain"):
+        p.with_points("pde", t + 5.0)

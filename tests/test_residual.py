@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import pinncore as pc
 import pinncore.residual as R
-from pinncore.residual import Expr, Table, jet_closure, trace
+from pinncore.network import stream_plan
+from pinncore.residual import FUNCTIONS, DomainError, Expr, Function, Table, trace
 
 PI = np.pi
 
@@ -438,13 +440,20 @@ def test_expr_is_immutable_and_printable():
 # ----------------------------------------------------------------------------- helpers
 
 
-def test_jet_closure():
-    assert jet_closure([(0, ()), (0, (0, 0))]) == [(), (0,), (0, 0)]
-    assert jet_closure([(0, (1,)), (1, (0, 1)), (0, ())]) == [(), (0,), (1,), (0, 1)]
-    assert jet_closure([(1, 1), (0,)]) == [(), (0,), (1,), (1, 1)]
-    assert jet_closure([]) == [()]
+def streams(multis):
+    """The kernel streams (network.stream_plan) for a set of multi-indices, in stream order."""
+    return list(stream_plan(sorted(set(multis), key=lambda m: (len(m), m)))[2])
+
+
+def test_table_vars_map_to_kernel_streams():
+    # (residual.jet_closure duplicated network.stream_plan and had no caller: it is gone; its
+    # assertions now hold for the one stream planner.)
+    assert streams([(), (0, 0)]) == [(), (0,), (0, 0)]
+    assert streams([(1,), (0, 1), ()]) == [(), (0,), (1,), (0, 1)]
+    assert streams([(1, 1), (0,)]) == [(), (0,), (1,), (1, 1)]
+    assert streams([]) == [()]
     tab = trace(lambda x, u: u.t + u * u.x - u.xx, ["t", "x"], ["u"], np.zeros((1, 2)))
-    assert jet_closure(tab.vars) == [(), (0,), (1,), (1, 1)]
+    assert streams([m for _, m in tab.vars]) == [(), (0,), (1,), (1, 1)]
 
 
 def test_docstring_examples():
@@ -499,3 +508,214 @@ def test_property_table_equals_dag(terms, n_comp, use_transform, seed):
     np.testing.assert_allclose(r1, r2, rtol=1e-12, atol=1e-12 * scale)
     dscale = 1.0 + (np.abs(dr2).max() if dr2.size else 0.0)
     np.testing.assert_allclose(dr1, dr2, rtol=1e-12, atol=1e-12 * dscale)
+
+
+# ----------------------------------------------------------------- function registry
+# Every entry of the registry is tested here automatically: adding a function to the
+# language (one Function(...) line in residual.py) adds it to these tests.
+
+FN_NAMES = list(FUNCTIONS)
+
+
+def fn_args(f, size, seed):
+    """Arguments inside the function's domain and away from 0 (abs/sign kinks)."""
+    gen = rng(seed)
+    mag = gen.uniform(0.3, 1.5, size=size)
+    return mag if f.domain is not None else mag * gen.choice([-1.0, 1.0], size=size)
+
+
+def fd1(f, a, h=1e-6):
+    return (f.numpy(a + h) - f.numpy(a - h)) / (2 * h)
+
+
+def fd2(f, a, h=1e-4):
+    return (f.numpy(a + h) - 2 * f.numpy(a) + f.numpy(a - h)) / h**2
+
+
+def test_registry_holds_the_language():
+    assert FN_NAMES[:6] == ["sin", "cos", "exp", "tanh", "log", "sqrt"]
+    assert {"abs", "sign", "sinh", "cosh"} <= set(FN_NAMES)
+    for name, f in FUNCTIONS.items():
+        assert isinstance(f, Function) and f.name == name
+        assert getattr(pc, name) is f and getattr(R, name) is f        # pc.sin is the entry
+        assert R._UFUNCS[f.numpy] is f                                   # np.sin(field) -> the entry
+    # the public names: pc.__all__ star-exports every function but the builtin's name abs
+    assert [n for n in pc.__all__ if n in FUNCTIONS] == [n for n in FN_NAMES if n != "abs"]
+    ns = {}
+    exec("from pinncore import *", ns)
+    assert "abs" not in ns and ns["sin"] is FUNCTIONS["sin"]
+    with pytest.raises(ValueError, match="'sin' is defined twice"):
+        Function("sin", np.sin, lambda a, fa: FUNCTIONS["cos"](a))
+    assert FUNCTIONS["sin"].numpy is np.sin
+
+
+@pytest.mark.parametrize("name", FN_NAMES)
+def test_function_value_and_derivative(name):
+    """Value against NumPy, exact derivative (dual path) against finite differences and against
+    the symbolic rule, all from the one registry entry."""
+    f = FUNCTIONS[name]
+    pts = rng(30).uniform(size=(9, 1))
+    tab = trace(lambda x, u: f(u) * u.t, ["t"], ["u"], pts, name="pde")
+    assert not tab.polynomial
+    u, ut = J = np.stack([fn_args(f, 9, 31), rng(32).normal(size=9)])
+    r, dr = fd_check(tab, J)
+    np.testing.assert_allclose(r[0], f.numpy(u) * ut, rtol=1e-15)
+    np.testing.assert_allclose(dr[0, 0], fd1(f, u) * ut, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(dr[0, 1], f.numpy(u), rtol=1e-15)
+    # symbolic: (f(u)).t = f'(u) u.t, differentiated by the rule on expressions
+    sym = trace(lambda x, u: f(u).diff(0), ["t"], ["u"], pts)   # (sign: 0, no variables left)
+    Jsym = J[[tab.vars.index(v) for v in sym.vars]]
+    np.testing.assert_allclose(sym.evaluate(Jsym)[0][0], fd1(f, u) * ut, rtol=1e-7, atol=1e-9)
+    # pc.<name>, np.<ufunc> and the printing name agree
+    same = trace(lambda x, u: f.numpy(u) * u.t, ["t"], ["u"], pts)
+    np.testing.assert_array_equal(same.evaluate(J)[0], r)
+    seen = {}
+    trace(lambda x, u: seen.setdefault("s", str(f(u.t) + f.numpy(u))) and u, ["t"], ["u"], pts)
+    assert seen["s"] == f"{name}(u.t) + {name}(u)"
+    # numbers and arrays go straight to NumPy
+    a = fn_args(f, 4, 33)
+    np.testing.assert_array_equal(f(a), f.numpy(a))
+    assert f(float(a[0])) == f.numpy(a[0])
+
+
+@pytest.mark.parametrize("name", FN_NAMES)
+def test_function_in_transform_second_derivative(name):
+    """A hard constraint u = f(n): u.tt = f''(n) n.t^2 + f'(n) n.tt, by the rule applied twice."""
+    f = FUNCTIONS[name]
+    pts = rng(34).uniform(size=(8, 1))
+    tab = trace(lambda x, u: u.tt, ["t"], ["u"], pts, transform=lambda x, n: f(n))
+    n, nt, ntt = jets = fn_args(f, 8, 35), rng(36).normal(size=8), rng(37).normal(size=8)
+    # the table keeps only the variables with a non-zero rule (|n|'' = sign(n) n.tt, sign'' = 0)
+    J = np.array([jets[len(multi)] for _, multi in tab.vars]).reshape(len(tab.vars), 8)
+    r, _ = fd_check(tab, J)
+    np.testing.assert_allclose(r[0], fd2(f, n) * nt**2 + fd1(f, n) * ntt, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", FN_NAMES)
+def test_function_of_coordinates_is_a_coefficient(name):
+    f = FUNCTIONS[name]
+    pts = rng(38).uniform(0.2, 1.0, size=(6, 1))
+    tab = trace(lambda x, u: u * f(x.t) + f(x.t - 0.1), ["t"], ["u"], pts)
+    assert tab.polynomial
+    m = monomial_dict(tab)
+    np.testing.assert_allclose(m[(0, (0,))], f.numpy(pts[:, 0]), rtol=1e-15)
+    np.testing.assert_allclose(m[(0, ())], f.numpy(pts[:, 0] - 0.1), rtol=1e-15)
+
+
+def test_abs_python_builtin_numpy_and_kink():
+    pts = rng(39).uniform(size=(4, 1))
+    J = np.array([[-1.5, 0.0, 2.0, -0.25]])
+    for res in (lambda x, u: abs(u), lambda x, u: np.abs(u), lambda x, u: pc.abs(u),
+                lambda x, u: np.absolute(u)):
+        r, dr = trace(res, ["t"], ["u"], pts).evaluate(J)
+        np.testing.assert_array_equal(r, [[1.5, 0.0, 2.0, 0.25]])
+        # derivative sign(u); at u = 0 exactly the documented choice sign(0) = 0
+        np.testing.assert_array_equal(dr[0, 0], [-1.0, 0.0, 1.0, -1.0])
+    assert abs(-2) == 2 and pc.abs(-2.0) == 2.0
+
+
+def test_unsupported_numpy_functions_are_named():
+    pts = rng(40).uniform(size=(3, 1))
+    for res, what in [(lambda x, u: np.arctan(u), "np.arctan"), (lambda x, u: np.maximum(u, 0.0), "np.maximum"),
+                      (lambda x, u: np.add.reduce(u), "np.add.reduce"),
+                      (lambda x, u: np.sin(u, dtype=float), "np.sin with dtype=")]:
+        with pytest.raises(ValueError, match=f"residual 'pde' raised TypeError: {what} is not part of the "
+                                             f"residual language; its functions are pc.sin, pc.cos"):
+            trace(res, ["t"], ["u"], pts, name="pde")
+    # comparisons with numpy scalars keep the branching explanation
+    with pytest.raises(ValueError, match="may not branch"):
+        trace(lambda x, u: np.float64(1.0) < u, ["t"], ["u"], pts)
+
+
+# ------------------------------------------------------------------------- domains
+
+
+@pytest.mark.parametrize("res, u_bad, message", [
+    (lambda x, u: u**0.5, -0.5, r"u\*\*0.5 needs a positive base, but u = -0.5"),
+    (lambda x, u: u**1.5, -0.5, r"u\*\*1.5 needs a non-negative base, but u = -0.5"),
+    (lambda x, u: (u - 0.5)**-0.5, 0.5, r"\(u - 0.5\)\*\*-0.5 needs a positive base, but u - 0.5 = 0.0"),
+    (lambda x, u: u**-2, 0.0, r"u\*\*-2 needs a non-zero base, but u = 0.0"),
+    (lambda x, u: R.log(u) + u.t, 0.0, r"log\(u\) needs a positive argument, but u = 0.0"),
+    (lambda x, u: np.log(u), -1.0, r"log\(u\) needs a positive argument, but u = -1.0"),
+    (lambda x, u: R.sqrt(u), -2.0, r"sqrt\(u\) needs a positive argument, but u = -2.0"),
+    (lambda x, u: pc.sqrt(u), 0.0, r"sqrt\(u\) needs a positive argument, but u = 0.0"),
+    (lambda x, u: u.t / u, 0.0, r"u.t/u needs a non-zero denominator, but u = 0.0"),
+])
+def test_field_outside_a_domain_is_a_named_error(res, u_bad, message):
+    """u**0.5 of a negative field (log/sqrt of a non-positive one, a division by zero) used to
+    give NaN/inf and a RuntimeWarning; it is a DomainError (a ValueError) naming the term, the
+    operation, the value and the point."""
+    pts = np.linspace(0.0, 1.0, 4)[:, None]
+    tab = trace(res, ["t"], ["u"], pts, name="pde")
+    J = np.full((len(tab.vars), 4), 0.75)
+    r, dr = tab.evaluate(J)                      # inside the domain: finite
+    assert np.isfinite(r).all() and np.isfinite(dr).all()
+    J[0, 2] = u_bad
+    with pytest.raises(DomainError, match=r"residual 'pde': " + message + r".* at point 2 \{'t': 0.666"):
+        tab.evaluate(J)
+    assert issubclass(DomainError, ValueError)
+
+
+def test_nan_field_is_not_a_domain_error():
+    """NaN in the jets means a diverged network (the trainer reports that): it propagates as
+    NaN, with no DomainError and no NumPy warning (warnings are errors here)."""
+    tab = trace(lambda x, u: R.log(u) + u**0.5 + u.t / u, ["t"], ["u"], [[0.0], [1.0]])
+    J = np.array([[np.nan, 1.0], [1.0, 1.0]])
+    r, _ = tab.evaluate(J)
+    assert np.isnan(r[0, 0]) and r[0, 1] == 2.0
+
+
+def test_problem_losses_name_the_domain_error():
+    t = np.linspace(0.0, 1.0, 5)[:, None]
+    prob = pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+                      terms={"root": pc.Term(t, lambda x, u: (u - 50.0) ** 0.5)})
+    with pytest.raises(DomainError, match=r"residual 'root': \(u - 50.0\)\*\*0.5 needs a positive base"):
+        prob.losses(pc.MLP([1, 4, 1], seed=0))
+
+
+def test_constant_outside_a_domain_is_refused_at_trace():
+    # (the constant folds at trace time: the error comes before any point is seen)
+    with pytest.raises(ValueError, match=r"raised ValueError: log\(-1.0\) is not a finite real number"):
+        trace(lambda x, u: u + R.log(0.0 * u - 1.0), ["t"], ["u"], [[0.0]])
+    with pytest.raises(ValueError, match=r"raised ValueError: \(-2.0\) \*\* 0.5 is not a real number"):
+        trace(lambda x, u: u + (0.0 * u - 2.0) ** 0.5, ["t"], ["u"], [[0.0]])
+    tab = trace(lambda x, u: u + R.sqrt(0.0 * u), ["t"], ["u"], [[0.0]])   # sqrt(0) = 0 is fine
+    assert tab.polynomial and [f for _, f, _ in tab.monomials] == [(0,)]
+
+
+def test_training_treats_a_domain_error_as_a_non_finite_loss(monkeypatch):
+    """In a run, a residual outside its domain is what a NaN loss used to be: L-BFGS's line
+    search backtracks from the trial point, Adam stops as diverged; the message says why."""
+    from pinncore import objective
+    seen = []
+    undefined = objective.Objective._undefined
+    monkeypatch.setattr(objective.Objective, "_undefined", lambda self, e: seen.append(e) or undefined(self, e))
+    t = np.linspace(0.0, 1.0, 16)[:, None]
+    prob = pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+                      terms={"root": pc.Term(t, lambda x, u: pc.sqrt(u) - 0.3)},
+                      transform=lambda x, n: 1.0 + x.t * n)
+    net = pc.MLP([1, 8, 1], seed=0)
+    start = prob.losses(net)["root"]
+    run = pc.Run(prob, net, optimizer="lbfgs", weighting=pc.Fixed(), warn=False)
+    assert run.step(100) == "completed"
+    assert seen and all(isinstance(e, DomainError) and e.term == "root" for e in seen)
+    assert prob.losses(run.net)["root"] < 0.2 * start
+    # the objective's view of an undefined point: NaN for that term, the reason kept
+    two = pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+                     terms={"fit": pc.Term([[0.0]], lambda x, u: u - 1.0),
+                            "root": pc.Term(t, lambda x, u: pc.sqrt(u + 50.0))})
+    obj = objective.Objective(two, net, np.ones(2))
+    L, G, R = obj.evaluate()
+    assert np.isfinite(L).all() and obj.undefined is None
+    below = np.zeros(net.n_params)
+    below[-1] = -100.0                      # output bias: u = -100 everywhere
+    L, G, R = obj.evaluate(below)
+    assert np.isnan(L[1]) and np.isnan(G[1]).all() and R is None and np.isfinite(L[0])
+    assert obj.undefined.startswith("residual 'root': sqrt(u + 50.0) needs a positive argument, but "
+                                    "u + 50.0 = -50.0 at point 0")
+    assert not np.isfinite(obj.value_and_gradient(below)[0])     # what L-BFGS sees
+
+    adam = pc.Run(prob, pc.MLP([1, 8, 1], seed=0), lr=0.05, weighting=pc.Fixed(), warn=False)
+    assert adam.step(100) == "diverged"
+    assert "in term(s) 'root' (residual 'root': sqrt(1.0 + x.t*u) needs a positive argument" in adam.message
+    assert np.isfinite(adam.net.params).all()

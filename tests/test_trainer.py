@@ -150,7 +150,7 @@ def test_divergence_stops_names_step_and_term_and_keeps_finite_params():
 
 def test_nan_injected_into_loss_is_caught(monkeypatch):
     p = pc.problems.harmonic()
-    real = p._step_function
+    real = p.step_function
     calls = {"n": 0}
 
     def poisoned(net):
@@ -165,7 +165,7 @@ def test_nan_injected_into_loss_is_caught(monkeypatch):
             return L, G, R
         return step
 
-    monkeypatch.setattr(p, "_step_function", poisoned)
+    monkeypatch.setattr(p, "step_function", poisoned)
     r = pc.train(p, pc.MLP(LAYERS, seed=0), weighting=pc.Fixed(), steps=100, warn=False)
     assert r.status == "diverged"
     assert "step 30" in r.message and "'ic'" in r.message

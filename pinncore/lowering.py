@@ -1,0 +1,219 @@
+"""A problem's lowering: traced residual tables, stream plans, per-dtype kernel data, and the
+evaluations that run on them (docs/design.md §2–§3).
+
+``Lowering`` is built once per ``pc.Problem``: every term's residual is traced
+(``pinncore.residual``) into a table over the network's output jets (a hard-constraint
+transform substituted in), the table's variables are mapped to kernel streams (the stream
+plan), and, per dtype, the term data is laid out for the kernel and compiled once. It answers
+losses and gradients (one fused kernel call when every table is polynomial; the NumPy fallback
+between the kernel's forward and backward sweeps otherwise), per-point NTK norms and the fields
+at any points. It owns no declarative fact: those stay in ``pc.Problem``.
+
+>>> import pinncore as pc
+>>> low = pc.problems.harmonic().lowering
+>>> [t.name for t in low.terms], low.terms[0].first, low.terms[0].pairs
+(['pde', 'ic'], [0], [(0, 0)])
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import residual as _residual
+from .network import TermData, stream_plan
+
+__all__ = ["Lowering", "LoweredTerm"]
+
+
+@dataclass
+class LoweredTerm:
+    """A term after tracing: the residual table and how its variables map to kernel streams."""
+
+    name: str
+    points: np.ndarray
+    table: object             # residual.Table
+    first: list
+    pairs: list
+    var_stream: list          # stream index of each table variable
+    var_out: list             # network output of each table variable
+
+    @property
+    def n(self):
+        return self.points.shape[0]
+
+
+class Lowering:
+    """Traced terms of a problem and their per-dtype kernel data.
+
+    inputs, outputs : names; scale, shift : the input scaling x̂ = scale·x + shift;
+    transform : the hard constraint or None; terms : [(name, points, residual)].
+    """
+
+    def __init__(self, inputs, outputs, scale, shift, transform, terms):
+        self.inputs, self.outputs, self.scale, self.shift, self.transform = inputs, outputs, scale, shift, transform
+        self.terms = [self.lower(name, points, fn) for name, points, fn in terms]
+        self._cache, self._predict_cache = {}, {}
+
+    def lower(self, name, points, fn):
+        """Trace ``fn`` on ``points`` into a ``LoweredTerm``."""
+        table = _residual.trace(fn, self.inputs, self.outputs, points, transform=self.transform, name=name)
+        derivs = sorted({v[1] for v in table.vars}, key=lambda m: (len(m), m))
+        first, pairs, index = stream_plan(derivs)
+        return LoweredTerm(name=name, points=points, table=table, first=first, pairs=pairs,
+                           var_stream=[index[v[1]] for v in table.vars], var_out=[v[0] for v in table.vars])
+
+    def replaced(self, name, points, fn):
+        """A new Lowering with term ``name`` re-traced on ``points`` (the others are shared)."""
+        other = Lowering.__new__(Lowering)
+        other.inputs, other.outputs, other.scale, other.shift = self.inputs, self.outputs, self.scale, self.shift
+        other.transform = self.transform
+        other.terms = [self.lower(name, points, fn) if lt.name == name else lt for lt in self.terms]
+        other._cache, other._predict_cache = {}, self._predict_cache
+        return other
+
+    @property
+    def polynomial(self):
+        return all(lt.table.polynomial for lt in self.terms)
+
+    def termdata(self, lt, points, dtype):
+        """The kernel layout of a lowered term at ``points`` (network inputs, streams, table)."""
+        tb = lt.table
+        kw = {"components": tb.n_components}
+        n = points.shape[0]
+        if tb.polynomial:
+            comp, off, fs, fo, coef = [], [0], [], [], []
+            for c, factors, cf in tb.monomials:
+                comp.append(c)
+                fs += [lt.var_stream[v] for v in factors]
+                fo += [lt.var_out[v] for v in factors]
+                off.append(len(fs))
+                coef.append(np.broadcast_to(np.asarray(cf, dtype=np.float64), (n,)))
+            kw.update(comp=np.asarray(comp, np.int32), fac_off=np.asarray(off, np.int32),
+                      fac_stream=np.asarray(fs, np.int32), fac_out=np.asarray(fo, np.int32),
+                      coef=np.asarray(coef, dtype=np.float64).reshape(len(comp), n))
+        return TermData.build(points, self.scale, self.shift, lt.first, lt.pairs, dtype, **kw)
+
+    def data(self, dtype):
+        """Every term's ``TermData`` in ``dtype``, built once."""
+        key = np.dtype(dtype).char
+        if key not in self._cache:
+            self._cache[key] = [self.termdata(lt, lt.points, dtype) for lt in self.terms]
+        return self._cache[key]
+
+    def check_point_weights(self, point_weights, dtype):
+        """Per-point loss weights, one entry per term (None or an (N_a,) finite array)."""
+        if isinstance(point_weights, np.ndarray) or not hasattr(point_weights, "__len__"):
+            raise TypeError("point_weights must be a list with one entry (None or an (N_a,) array) per term")
+        if len(point_weights) != len(self.terms):
+            raise ValueError(f"point_weights must have {len(self.terms)} entries (one per term), "
+                             f"got {len(point_weights)}")
+        out = []
+        for a, (w, lt) in enumerate(zip(point_weights, self.terms)):
+            if w is None:
+                out.append(None)
+                continue
+            arr = np.asarray(w)
+            name = f"point_weights[{a}] (term {lt.name!r})"
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}")
+            if arr.shape != (lt.n,):
+                raise ValueError(f"{name} must have shape ({lt.n},), got {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} contains NaN or infinite values")
+            out.append(np.ascontiguousarray(arr, dtype=dtype))
+        return out
+
+    # -- evaluation -------------------------------------------------------------------------
+    def value_and_grad(self, net, p, point_weights, residuals):
+        """(losses (T,), grads (T, P), residual list or None) at parameters ``p``."""
+        data = self.data(net.dtype)
+        T = len(data)
+        point_weights = [None] * T if point_weights is None else self.check_point_weights(point_weights, net.dtype)
+        be = net.backend
+        poly = [a for a in range(T) if self.terms[a].table.polynomial]
+        losses, grads, res = np.zeros(T), np.empty((T, net.n_params), dtype=net.dtype), [None] * T
+        if poly:
+            L, G, R = be.losses_grads(p, [data[a] for a in poly], [point_weights[a] for a in poly], residuals)
+            losses[poly], grads[poly] = L, G
+            if residuals:
+                for k, a in enumerate(poly):
+                    res[a] = R[k]
+        for a in range(T):
+            if a not in poly:
+                losses[a], grads[a], res[a] = self.fallback(be, p, a, data[a], point_weights[a], net)
+        return losses, grads, (res if residuals else None)
+
+    def step_function(self, net):
+        """``f(point_weights, residuals) -> (losses, grads, res)`` at ``net.params`` (updated in
+        place by the optimizer): one call into the kernel when every term is polynomial."""
+        if self.polynomial:
+            return net.backend.step_function(net.params, self.data(net.dtype))
+        return lambda point_weights, residuals: self.value_and_grad(net, net.params, point_weights, residuals)
+
+    @staticmethod
+    def table_jets(lt, be, p, td):
+        """Kernel forward at a term's points: the output jets J (S, N, m) and the values of the
+        table's variables Jv (V, N) in float64, for ``Table.evaluate``."""
+        J = be.jets(p, td)
+        Jv = np.stack([J[s, :, o] for s, o in zip(lt.var_stream, lt.var_out)]).astype(np.float64) \
+            if lt.var_stream else np.zeros((0, td.xhat.shape[0]))
+        return J, Jv
+
+    def table_adjoint(self, lt, J, seed, dr):
+        """∂/∂J of Σ_c seed_c·r_c: the output-jet adjoint (S, N, m) from ∂r/∂J (C, V, N)."""
+        adj = np.zeros(J.shape, dtype=np.float64)
+        for v, (s, o) in enumerate(zip(lt.var_stream, lt.var_out)):
+            adj[s, :, o] += (seed * dr[:, v, :]).sum(axis=0)
+        return adj
+
+    def fallback(self, be, p, a, td, w, net):
+        """Non-polynomial residual: kernel forward, NumPy residual with exact ∂r/∂J, kernel backward."""
+        lt = self.terms[a]
+        J, Jv = self.table_jets(lt, be, p, td)
+        r, dr = lt.table.evaluate(Jv)
+        n = max(lt.n, 1)
+        wv = np.ones(lt.n) if w is None else np.asarray(w, dtype=np.float64)
+        loss = float((wv * r ** 2).sum() / n)
+        adj = self.table_adjoint(lt, J, 2.0 * wv * r / n, dr)    # seed ∂L/∂r, (C, N)
+        g, _ = be.vjp(p, td, np.ascontiguousarray(adj, dtype=net.dtype), False)
+        return loss, g, r.astype(net.dtype)
+
+    def ntk_point_norms(self, net, p):
+        """[(N_a,) Σ_c ‖∂r_c,i/∂θ‖²] per term, by the Gram identity (per component on the fallback)."""
+        data, be = self.data(net.dtype), net.backend
+        poly = [a for a in range(len(data)) if self.terms[a].table.polynomial]
+        out = [None] * len(data)
+        if poly:
+            for a, nrm in zip(poly, be.ntk_norms(p, [data[a] for a in poly])):
+                out[a] = nrm
+        for a in range(len(data)):
+            if a in poly:
+                continue
+            lt = self.terms[a]
+            J, Jv = self.table_jets(lt, be, p, data[a])
+            _, dr = lt.table.evaluate(Jv)
+            total = np.zeros(lt.n, dtype=net.dtype)
+            for c in range(lt.table.n_components):
+                seed = np.zeros((lt.table.n_components, lt.n))
+                seed[c] = 1.0
+                adj = self.table_adjoint(lt, J, seed, dr)
+                total += be.vjp(p, data[a], np.ascontiguousarray(adj, dtype=net.dtype), True)[1]
+            out[a] = total
+        return out
+
+    def fields(self, net, p, x):
+        """The fields u at physical points x (M, d) through the transform: (M, n_outputs).
+        The transform is lowered once per point set (a small LRU: test points, plot grids)."""
+        key = (x.shape, x.tobytes())
+        if key not in self._predict_cache:
+            lt = self.lower("predict", x, lambda xx, *u: list(u))
+            if len(self._predict_cache) >= 8:
+                self._predict_cache.pop(next(iter(self._predict_cache)))
+            self._predict_cache[key] = (lt, {})
+        lt, by_dtype = self._predict_cache[key]
+        if net.dtype.char not in by_dtype:
+            by_dtype[net.dtype.char] = self.termdata(lt, x, net.dtype)
+        _, Jv = self.table_jets(lt, net.backend, p, by_dtype[net.dtype.char])
+        r, _ = lt.table.evaluate(Jv)
+        return r.T.copy()

@@ -1,0 +1,107 @@
+"""The saved state of a training run: its format, loading and validation (no pickle).
+
+A state is a dict of plain values and arrays, saved by ``pinncore.io`` (versioned, checksummed,
+atomic): the network (layers, dtype, seed, backend, params), the term names, the global step,
+the current optimizer (name, config and its state's arrays, at the top level of
+``state["optimizer"]``), the weighting scheme (name, config, state) and the history columns.
+
+>>> sorted(optimizer_state({"name": "adam", "config": {}, "m": 1, "v": 2, "step": 0}))
+['m', 'step', 'v']
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import io as _io
+from . import optim as _optim
+from .layout import n_params
+
+__all__ = ["STATE_KIND", "load_state", "check_state", "optimizer_state"]
+
+STATE_KIND = "pinncore.train_state"
+
+
+def optimizer_state(saved):
+    """The optimizer's own state inside a saved ``state["optimizer"]`` entry."""
+    return {k: v for k, v in saved.items() if k not in ("name", "config")}
+
+
+def load_state(path):
+    """Load a training state saved by ``TrainResult.save`` or ``Run.save`` (a dict; pass it or the
+    path to ``train(..., resume=...)`` or ``pc.Run(..., resume=...)``).
+
+    >>> import pinncore as pc, tempfile, os
+    >>> r = pc.train(pc.problems.harmonic(), pc.MLP([1, 8, 1]), steps=3, weighting=pc.Fixed(), warn=False)
+    >>> path = os.path.join(tempfile.mkdtemp(), "state.pcs"); r.save(path)
+    >>> pc.load_state(path)["step"]
+    3
+    """
+    return check_state(_io.load(path, kind=STATE_KIND))
+
+
+def _check_optimizer(opt, n, dt, bad):
+    if not (isinstance(opt, dict) and isinstance(opt.get("config"), dict)):
+        bad("optimizer must hold its 'name', 'config' and state")
+    try:
+        optimizer = _optim.get(opt.get("name", "adam"), **opt["config"])
+    except (TypeError, ValueError) as e:
+        bad(f"optimizer config: {e}")
+    try:
+        optimizer.check_state(optimizer_state(opt), n, dt)
+    except ValueError as e:
+        bad(str(e))
+
+
+def _is_int(v, lo=0):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def check_state(state):
+    """Validate a training state (from a file or hand-made) before anything is built from it;
+    returns it, or raises ValueError("resume state: ...") naming the bad field."""
+    from .network import MAX_PARAMS
+
+    def bad(msg):
+        raise ValueError(f"resume state: {msg}")
+
+    if not isinstance(state, dict):
+        bad(f"expected a dict (from pc.load_state) or a path, got {type(state).__name__}")
+    for key in ("layers", "dtype", "terms", "params", "step", "optimizer", "weighting", "history"):
+        if key not in state:
+            bad(f"missing field {key!r}")
+    layers = state["layers"]
+    if not (isinstance(layers, list) and 2 <= len(layers) <= 1000 and all(_is_int(w, 1) for w in layers)):
+        bad(f"layers must be a list of positive ints, got {layers!r}")
+    n = n_params(layers)
+    if n > MAX_PARAMS:
+        bad(f"layers {layers} describe {n:.3g} parameters (at most {MAX_PARAMS:.0e})")
+    if not isinstance(state["dtype"], str) or state["dtype"] not in ("float64", "float32"):
+        bad(f"dtype must be 'float64' or 'float32', got {state['dtype']!r}")
+    dt = np.dtype(state["dtype"])
+    if not (isinstance(state["terms"], list) and all(isinstance(t, str) for t in state["terms"])):
+        bad("terms must be a list of term names")
+    if not _is_int(state["step"]):
+        bad(f"step must be an int >= 0, got {state['step']!r}")
+    if not _is_int(state.get("seed", 0)):
+        bad(f"seed must be an int >= 0, got {state.get('seed')!r}")
+
+    p = state["params"]
+    if not (isinstance(p, np.ndarray) and p.dtype == dt and p.shape == (n,)):
+        bad(f"params must be a {dt} array of shape ({n},)")
+    if not np.isfinite(p).all():
+        bad("params must be finite")
+    for key in ("optimizer", "phase"):
+        if key in state:
+            _check_optimizer(state[key], n, dt, bad)
+    w = state["weighting"]
+    if not (isinstance(w, dict) and isinstance(w.get("name"), str) and isinstance(w.get("state"), dict)
+            and isinstance(w.get("config", {}), dict)):
+        bad("weighting must hold a scheme 'name', its 'config' dict and its 'state' dict")
+    h = state["history"]
+    if not (isinstance(h, dict) and all(isinstance(c, list) for c in h.values())):
+        bad("history must be a dict of column lists")
+    if len({len(c) for c in h.values()}) > 1:
+        bad("history columns have different lengths")
+    if h and ("step" not in h or not all(_is_int(v) for v in h["step"])):
+        bad("history needs a 'step' column of ints")
+    return state

@@ -1,0 +1,225 @@
+"""pc.Run: stepping, phases, observers, cancel from another thread, save/resume, stop reasons."""
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import pinncore as pc
+from pinncore.observers import Checkpoint, Observer, StopAtTolerance
+
+LAYERS = [1, 16, 16, 1]
+
+
+def make_run(**kw):
+    kw.setdefault("weighting", pc.Fixed({"ic": 100.0}))
+    kw.setdefault("warn", False)
+    return pc.Run(pc.problems.harmonic(), pc.MLP(LAYERS, seed=0), **kw)
+
+
+def test_run_steps_equal_train_bitwise():
+    run = make_run(log_every=10)
+    assert run.status == "ready" and run.step_count == 0
+    assert run.step(25) == "completed"
+    assert run.step(25) == "completed"
+    res = run.result()
+    ref = pc.train(pc.problems.harmonic(), pc.MLP(LAYERS, seed=0), weighting=pc.Fixed({"ic": 100.0}), steps=50,
+                   log_every=10, warn=False)
+    assert np.array_equal(res.net.params, ref.net.params)
+    assert res.history["step"].tolist() == ref.history["step"].tolist() == [0, 10, 20, 30, 40, 50]
+    assert np.array_equal(res.history["total_loss"], ref.history["total_loss"])
+    assert res.history["step"].dtype == np.int64
+
+
+def test_phase_end_rows_and_names():
+    run = make_run(log_every=10)
+    run.step(25)
+    run.step(7, optimizer="lbfgs")
+    run.result()
+    steps, phases = run.history["step"].tolist(), run.history["phase"].tolist()
+    # the Adam phase's last step (25) has its own row, then L-BFGS continues to 32
+    assert steps == [0, 10, 20, 25, 30, 32]
+    assert phases == ["adam", "adam", "adam", "adam", "lbfgs", "lbfgs"]
+    assert len(set(steps)) == len(steps)
+
+
+def test_train_lbfgs_after_adam_has_adam_end_row():
+    r = pc.train(pc.problems.harmonic(), pc.MLP(LAYERS, seed=0), weighting=pc.Fixed({"ic": 100.0}), steps=30,
+                 lbfgs_steps=10, log_every=20, warn=False)
+    rows = dict(zip(r.history["step"].tolist(), r.history["phase"].tolist()))
+    assert rows[30] == "adam" and rows[40] == "lbfgs" and r.step == 40
+
+
+class Counter(Observer):
+    every = "step"
+
+    def __init__(self):
+        self.steps, self.rows, self.started, self.ended, self.phases = [], [], 0, 0, []
+
+    def on_start(self, run):
+        self.started += 1
+
+    def on_step(self, run, step):
+        assert run.context is not None and set(run.context.losses) == {"pde", "ic"}
+        self.steps.append(step)
+
+    def on_log(self, run, row):
+        self.rows.append(row["step"])
+
+    def on_phase_end(self, run, phase):
+        self.phases.append(phase)
+
+    def on_end(self, run):
+        self.ended += 1
+
+
+def test_observer_sees_every_step_and_every_row():
+    c = Counter()
+    run = make_run(log_every=4, observers=[c])
+    run.step(10)
+    run.step(3, optimizer="lbfgs")
+    assert c.steps == list(range(13))
+    assert c.rows == [0, 4, 8, 10, 12]
+    assert c.started == c.ended == 2 and c.phases == ["adam"]
+
+
+def test_observer_stop_and_tolerance_status():
+    class StopAt7(Observer):
+        every = "step"
+
+        def on_step(self, run, step):
+            return step == 6
+
+    run = make_run(observers=[StopAt7()])
+    assert run.step(100) == "stopped" and run.step_count == 7
+    r = pc.train(pc.problems.harmonic(), pc.MLP([1, 20, 20, 1], seed=0), weighting=pc.Fixed({"ic": 100.0}),
+                 steps=3000, log_every=50, tol=0.5, warn=False)
+    assert r.status == "converged" and "rel-L2" in r.message and r.rel_l2 <= 0.5 and r.step < 3000
+    with pytest.raises(ValueError, match="tolerance"):
+        StopAtTolerance(rel_l2=-1.0)
+
+
+def test_cancel_from_another_thread_returns_promptly_and_consistent():
+    run = make_run(log_every=50)
+    out = {}
+
+    def work():
+        out["status"] = run.step(10_000_000)
+
+    t = threading.Thread(target=work)
+    t.start()
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    run.cancel()
+    t.join(5.0)
+    assert not t.is_alive() and time.perf_counter() - t0 < 2.0
+    assert out["status"] == "cancelled" and run.cancelled
+    k = run.step_count
+    assert 0 < k < 10_000_000
+    # consistent: the state is exactly that of k uninterrupted steps
+    ref = make_run(log_every=50)
+    ref.step(k)
+    assert np.array_equal(run.net.params, ref.net.params)
+    assert run.step(5) == "cancelled" and run.step_count == k
+
+
+def test_concurrent_step_calls_are_refused():
+    run = make_run()
+    started = threading.Event()
+
+    class Block(Observer):
+        every = "step"
+
+        def on_step(self, run, step):
+            started.set()
+            time.sleep(0.3)
+            return True
+
+    run.add_observer(Block())
+    t = threading.Thread(target=run.step, args=(5,))
+    t.start()
+    started.wait(5)
+    with pytest.raises(RuntimeError, match="already stepping"):
+        run.step(1)
+    t.join()
+
+
+@pytest.mark.parametrize("log_a,log_b", [(10, 10), (10, 4), (7, 10)])
+def test_resume_with_other_log_every_never_repeats_a_step(tmp_path, log_a, log_b):
+    path = tmp_path / "run.pcs"
+    run = make_run(log_every=log_a)
+    run.step(25)
+    run.result()
+    run.save(path)
+    again = make_run(log_every=log_b, resume=path)
+    again.step(15)
+    steps = again.result().history["step"].tolist()
+    assert len(steps) == len(set(steps)) and steps == sorted(steps) and steps[-1] == 40
+    ref = make_run(log_every=log_a)
+    ref.step(40)
+    assert np.array_equal(again.net.params, ref.net.params)
+
+
+def test_resume_in_lbfgs_phase_continues_exactly(tmp_path):
+    path = tmp_path / "run.pcs"
+    a = make_run(log_every=5)
+    a.step(20)
+    a.step(6, optimizer="lbfgs")
+    a.save(path)
+    b = make_run(log_every=5, resume=path, optimizer="lbfgs")
+    assert b.optimizer.name == "lbfgs"
+    b.step(6)
+    ref = make_run(log_every=5)
+    ref.step(20)
+    ref.step(12, optimizer="lbfgs")
+    assert np.array_equal(b.net.params, ref.net.params)
+    state = pc.load_state(path)
+    assert state["optimizer"]["name"] == "adam" and state["phase"]["name"] == "lbfgs"
+
+
+def test_checkpoint_observer_and_save(tmp_path):
+    path = tmp_path / "ck.pcs"
+    run = make_run(observers=[Checkpoint(str(path), 5)])
+    run.step(12)
+    assert pc.load_state(path)["step"] == 12
+    with pytest.raises(ValueError, match="does not exist"):
+        Checkpoint(str(tmp_path / "missing" / "x.pcs"), 5)
+
+
+def test_nan_params_and_bad_arguments_are_named():
+    net = pc.MLP(LAYERS)
+    net.params[3] = np.nan
+    with pytest.raises(ValueError, match="net.params contains NaN"):
+        pc.Run(pc.problems.harmonic(), net)
+    with pytest.raises(ValueError, match="net.params contains NaN"):
+        pc.train(pc.problems.harmonic(), net, steps=1)
+    with pytest.raises(ValueError, match="params contains NaN"):
+        net(np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="log_every"):
+        make_run(log_every=0)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        make_run(optimizer="sgd")
+    with pytest.raises(TypeError, match="Observer"):
+        make_run().add_observer(lambda *a: None)
+    with pytest.raises(ValueError, match="n must be"):
+        make_run().step(-1)
+
+
+def test_weighting_class_is_accepted():
+    run = pc.Run(pc.problems.harmonic(), pc.MLP(LAYERS), weighting=pc.NTK, warn=False)
+    assert isinstance(run.scheme, pc.NTK)
+
+
+def test_warning_advice_depends_on_the_scheme():
+    def texts(scheme):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pc.Run(pc.problems.harmonic(), pc.MLP([1, 50, 50, 50, 1]), weighting=scheme).step(1)
+        return [str(w.message) for w in caught if w.category is pc.LossBalanceWarning]
+
+    assert texts(pc.NTK()) == []   # NTK balanced the weights at step 0: nothing to warn about
+    (sa,) = texts(pc.SelfAdaptive())
+    assert "SelfAdaptive will adapt the weights" in sa and "use an adaptive" not in sa
+    (fixed,) = texts(pc.Fixed())
+    assert "107x" in fixed and "See pc.diagnose()" in fixed
