@@ -1,9 +1,9 @@
 """The weighting audit: what every other scheme would have chosen, step by step, while one
 scheme drives the run.
 
-Automatic weighting schemes disagree — on u'' + ω²u = 0 at ω = 3π NTK settles λ_ic at
-270–530 where GradNorm picks 5–12 and λ_ic = 30–100 works — and a user normally sees only
-the scheme that trained the network. ``Audit`` is an observer that replays the (init, update)
+Automatic weighting schemes disagree — on u'' + ω²u = 0 at ω = 3π, 4π (bench/families.py)
+NTK's λ_ic ends at 90–530, GradNorm's at 5–50, where λ_ic = 100 works — and a user normally
+sees only the scheme that trained the network. ``Audit`` is an observer that replays the (init, update)
 pair of every other scheme on the very statistics of the driving run: at each weight-adapting
 iteration, after the driver's update and before the optimizer step, it passes ``run.context``
 (the per-term losses and gradients the kernel returned, the weight mask, the lazily computed

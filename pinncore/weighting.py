@@ -921,9 +921,12 @@ def default():
     bench/score_schemes.py, tables in bench/README.md "Weighting on problem families"): the
     oscillator u'' + ω²u = 0 over ω ∈ {π, …, 4π} with cosine and sine data, heat and
     advection–diffusion over the coefficient, Poisson and Helmholtz over the frequency and
-    Burgers over ν. On the oscillator family (24 fits) Balanced has 22 clean fits (< 5 %),
-    median 1.4e-3, against 21 / 4.4e-3 for the best fixed λ in hindsight (λ_ic = 100) and
-    15 / 3.5e-3 for the previous default NTK(), whose trace ratio overshoots on sine-type data.
+    Burgers over ν. On the oscillator family (24 fits) Balanced has 21 clean fits (< 5 %),
+    median 1.6e-3 and worst 0.49, against 21 / 4.4e-3 / 0.96 for the best fixed λ in
+    hindsight (λ_ic = 100) and 15 / 3.5e-3 / 0.86 for the previous default NTK(), whose trace
+    ratio overshoots on sine-type data; over all 64 fits it has the most clean fits (51).
+    Open gap: one Poisson outlier (0.17) and heat / Burgers worst cases 10–16 % above the best
+    fixed λ (bench/README.md).
 
     >>> default()
     Balanced(alpha=0.1, every=10, reference='pde', max_weight=1000000.0, floor='initial')

@@ -247,7 +247,7 @@ def test_selfadaptive_weights_grow_monotonically_and_more_where_residuals_stay_l
 
 def test_selfadaptive_terms_subset_and_errors():
     p = fake_problem({"pde": 3, "ic": 1})
-    s = W.SelfAdaptive(terms=["ic"], init={"ic": 2.0})
+    s = W.SelfAdaptive(terms=["ic"], init={"ic": 2.0}, mask="identity")
     st = s.init(p)
     pw = s.point_weights(st)
     np.testing.assert_array_equal(pw["pde"], np.ones(3))
