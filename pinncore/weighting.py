@@ -584,9 +584,9 @@ class SelfAdaptive(Weighting):
     ``reported_weights`` returns the mean point weight per term, for logs.
 
     Known failure mode (bench/families.py): the ascent moves λ by about ``lr`` per step
-    whatever the imbalance, so a 10²–10³ gradient imbalance is not corrected within a few
-    thousand steps; on the oscillator family at ω ≥ 3π with cosine data the fit stays at
-    u ≈ 0 (rel-L2 ≈ 1).
+    whatever the imbalance, so a 10²–10³ gradient imbalance is corrected only late (with the
+    λ² mask the IC weight passes 100 after ~2000 steps); on the oscillator family at ω ≥ 3π
+    with cosine data the fit has already settled at u ≈ 0 (rel-L2 ≈ 1).
 
     >>> import pinncore as pc
     >>> from pinncore.weighting import Context
