@@ -2,7 +2,7 @@
 side by side in one process (interleaved repeats, medians; one kernel thread).
 
     python bench/bench_audit.py                  # seed problem, 2000 steps, 5 repeats
-    python bench/bench_audit.py --steps 1000 --repeats 3
+    python bench/bench_audit.py --problem heat1d --steps 300 --repeats 3   # 1000 + 2×128 points
 
 * audit: ``pc.Run(..., observers=[Audit()])`` (five shadow schemes: GradNorm, NTK,
   SelfAdaptive, ReLoBRaLo, Balanced or the driver's complement) against the same run without
@@ -25,11 +25,12 @@ import pinncore as pc
 from pinncore import run as _run
 from pinncore.audit import Audit
 
-LAYERS = [1, 50, 50, 50, 1]
+PROBLEMS = {"harmonic": lambda: pc.problems.harmonic(n_collocation=64), "heat1d": lambda: pc.problems.heat1d()}
 
 
 def _timed(problem, scheme, steps, log_every, audit=False):
-    r = pc.Run(problem, pc.MLP(LAYERS, seed=0), weighting=scheme, log_every=log_every, warn=False,
+    layers = [len(problem.inputs), 50, 50, 50, 1]
+    r = pc.Run(problem, pc.MLP(layers, seed=0), weighting=scheme, log_every=log_every, warn=False,
                observers=[Audit()] if audit else ())
     t = time.perf_counter()
     r.step(steps)
@@ -45,10 +46,11 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--problem", choices=sorted(PROBLEMS), default="harmonic")
     args = ap.parse_args(argv)
     pc.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
-    problem = pc.problems.harmonic(n_collocation=64)
+    problem = PROBLEMS[args.problem]()
     with_stats = _run.Run._balance_columns
     cases = {}
     for name, scheme in (("Balanced", pc.Balanced), ("Fixed", pc.Fixed)):
@@ -70,8 +72,8 @@ def main(argv=None):
         for key, (base, variant) in cases.items():
             times[key][0].append(base())
             times[key][1].append(variant())
-    print(f"harmonic (64 points), {LAYERS}, Adam {args.steps} steps, {args.threads} thread(s), "
-          f"median of {args.repeats}")
+    print(f"{args.problem} ({sum(problem.n_points.values())} points), [d,50,50,50,1], Adam {args.steps} steps, "
+          f"{args.threads} thread(s), median of {args.repeats}")
     print(f"{'case':<34}{'base s':>9}{'with s':>9}{'overhead':>10}")
     for key, (b, v) in times.items():
         mb, mv = float(np.median(b)), float(np.median(v))

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "adam.hpp"
+#include "jacobian.hpp"
 #include "kernel.hpp"
 
 namespace py = pybind11;
@@ -227,10 +228,117 @@ template <class T> void bind(py::module_& mod, const char* model_name, const cha
             py::arg("b2"), py::arg("eps"), py::arg("step"));
 }
 
+// ---- residual Jacobian (csrc/jacobian.hpp): module functions taking the model first, so the
+// bindings above stay untouched. Rows are (term, component, point); see the header.
+template <class T> void check_out(Arr<T>& J, std::size_t rows, std::size_t cols, std::size_t& ldj) {
+    require(J.ndim() == 2 && static_cast<std::size_t>(J.shape(0)) == rows && static_cast<std::size_t>(J.shape(1)) >= cols,
+            "out must be a C-contiguous (" + std::to_string(rows) + ", >= " + std::to_string(cols) + ") array");
+    require(J.writeable(), "out must be writeable");
+    ldj = static_cast<std::size_t>(J.shape(1));
+}
+
+template <class T> void bind_jacobian(py::module_& mod) {
+    mod.def("residual_jacobian",
+            [](Model<T>& m, Arr<T> params, std::vector<std::shared_ptr<Term<T>>> terms, std::vector<Arr<T>> scales,
+               py::object out, bool want_jacobian, int nthreads) {
+                check_params(m, params);
+                require(scales.size() == terms.size(), "scales must have one entry per term");
+                std::size_t rows = 0;
+                std::vector<const Term<T>*> tp;
+                std::vector<const T*> sp;
+                for (std::size_t a = 0; a < terms.size(); ++a) {
+                    require(terms[a] != nullptr, "term is None");
+                    check_term(m, *terms[a]);
+                    require(terms[a]->table.components > 0, "term has no residual table");
+                    require(scales[a].ndim() == 1 && scales[a].shape(0) == terms[a]->n, "scales[a] must be (N_a,)");
+                    tp.push_back(terms[a].get());
+                    sp.push_back(scales[a].data());
+                    rows += static_cast<std::size_t>(terms[a]->table.components) * terms[a]->n;
+                }
+                Arr<T> r(static_cast<ssize_t>(rows));
+                T* rp = r.mutable_data();
+                if (!want_jacobian) {
+                    py::gil_scoped_release release;
+                    Jacobian<T>::stacked(m, params.data(), tp, sp, rp, nullptr, 0, nthreads);
+                }
+                if (!want_jacobian) return py::object(py::make_tuple(r, py::none()));
+                Arr<T> J = out.is_none() ? Arr<T>({static_cast<ssize_t>(rows), static_cast<ssize_t>(m.n_params())})
+                                         : py::cast<Arr<T>>(out);
+                std::size_t ldj = 0;
+                check_out(J, rows, m.n_params(), ldj);
+                T* Jp = J.mutable_data();
+                {
+                    py::gil_scoped_release release;
+                    Jacobian<T>::stacked(m, params.data(), tp, sp, rp, Jp, ldj, nthreads);
+                }
+                return py::object(py::make_tuple(r, J));
+            },
+            py::arg("model"), py::arg("params"), py::arg("terms"), py::arg("scales"), py::arg("out") = py::none(),
+            py::arg("want_jacobian") = true, py::arg("nthreads") = 1);
+    mod.def("jacobian_rows",
+            [](Model<T>& m, Arr<T> params, const Term<T>& t, py::object scale, py::object adjoint, int begin, int end,
+               int nthreads) {
+                check_params(m, params);
+                check_term(m, t);
+                require(0 <= begin && begin <= end && end <= t.n, "need 0 <= begin <= end <= N");
+                const int S = t.streams.S();
+                Arr<T> sc, adj;
+                bool has_scale = false, has_adjoint = false;
+                int K = t.table.components;
+                if (adjoint.is_none()) {
+                    require(K > 0, "term has no residual table: pass adjoint");
+                    if (!scale.is_none()) {
+                        sc = py::cast<Arr<T>>(scale);
+                        has_scale = true;
+                        require(sc.ndim() == 1 && sc.shape(0) == t.n, "scale must be (N,)");
+                    }
+                } else {
+                    adj = py::cast<Arr<T>>(adjoint);
+                    has_adjoint = true;
+                    require(adj.ndim() == 4 && adj.shape(1) == S && adj.shape(2) == t.n && adj.shape(3) == m.outputs(),
+                            "adjoint must be (K, streams, N, outputs)");
+                    K = static_cast<int>(adj.shape(0));
+                }
+                const std::size_t nb = static_cast<std::size_t>(end - begin);
+                Arr<T> r(static_cast<ssize_t>(K * nb));
+                Arr<T> J({static_cast<ssize_t>(K * nb), static_cast<ssize_t>(m.n_params())});
+                const T* scp = has_scale ? sc.data() : nullptr;
+                const T* adp = has_adjoint ? adj.data() : nullptr;
+                T* rp = r.mutable_data();
+                T* Jp = J.mutable_data();
+                {
+                    py::gil_scoped_release release;
+                    Jacobian<T>::rows(m, params.data(), t, begin, end, scp, adp, K, rp, Jp, m.n_params(), nthreads);
+                }
+                return py::make_tuple(r, J);
+            },
+            py::arg("model"), py::arg("params"), py::arg("term"), py::arg("scale") = py::none(),
+            py::arg("adjoint") = py::none(), py::arg("begin") = 0, py::arg("end") = 0, py::arg("nthreads") = 1);
+    mod.def("jets_tangent",
+            [](Model<T>& m, Arr<T> params, const Term<T>& t, Arr<T> v, int nthreads) {
+                check_params(m, params);
+                check_params(m, v);
+                check_term(m, t);
+                const ssize_t S = t.streams.S();
+                Arr<T> jets({S, static_cast<ssize_t>(t.n), static_cast<ssize_t>(m.outputs())});
+                Arr<T> tan({S, static_cast<ssize_t>(t.n), static_cast<ssize_t>(m.outputs())});
+                T* jp = jets.mutable_data();
+                T* tp = tan.mutable_data();
+                {
+                    py::gil_scoped_release release;
+                    Jacobian<T>::tangent(m, params.data(), v.data(), t, jp, tp, nthreads);
+                }
+                return py::make_tuple(jets, tan);
+            },
+            py::arg("model"), py::arg("params"), py::arg("term"), py::arg("v"), py::arg("nthreads") = 1);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, mod) {
     mod.doc() = "pinncore compiled kernel: jets forward, adjoints backward, residual tables, Adam";
     bind<double>(mod, "Model64", "Term64");
     bind<float>(mod, "Model32", "Term32");
+    bind_jacobian<double>(mod);
+    bind_jacobian<float>(mod);
 }

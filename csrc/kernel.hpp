@@ -265,6 +265,14 @@ template <class T> class Model {
         Buffer<T> r, dr;
         double loss = 0;
     };
+    // Called by backward_chunk at every layer l with that layer's z̄ (G, R x pad[l]) and the
+    // forward jets in w: extensions that need per-point parameter gradients instead of their
+    // sum (the residual Jacobian, csrc/jacobian.hpp) read them here.
+    struct LayerHook {
+        virtual ~LayerHook() = default;
+        virtual void layer(const Term<T>& tm, int l, int i0, int cn, const T* G, const Work& w) = 0;
+    };
+    template <class U> friend class Jacobian;
 
     std::vector<int> widths_, pad_;
     int L_ = 0;
@@ -523,7 +531,7 @@ template <class T> class Model {
     }
 
     // G holds z̄ of the output layer on entry (R x pad[L]).
-    void backward_chunk(const Term<T>& tm, int i0, int cn, Work& w, bool want_grad, T* norms) {
+    void backward_chunk(const Term<T>& tm, int i0, int cn, Work& w, bool want_grad, T* norms, LayerHook* hook = nullptr) {
         const StreamSpec& sp = tm.streams;
         const int S = sp.S(), F = sp.F(), R = S * cn;
         T* G = w.gbar0.data();
@@ -563,6 +571,7 @@ template <class T> class Model {
                 }
             }
             if (norms) layer_norms(tm, l, i0, cn, G, w, norms);
+            if (hook) hook->layer(tm, l, i0, cn, G, w);
             if (l >= 2) {
                 const int ldi = pad_[l - 1];
                 gemm<T>(R, gemm_cols<T>(widths_[l - 1]), widths_[l], G, ldo, 1, Wp_[l].data(), ldi, Gnext, ldi, false);

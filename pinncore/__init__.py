@@ -9,12 +9,18 @@ one file per idea:
     problem      pc.Problem / pc.Term: per-term losses, gradients, NTK traces, errors
     problems     the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d)
     optim        Adam (fused, compiled) and L-BFGS (strong Wolfe)
+    jacobian     the residual Jacobian r, J = ∂r/∂θ (dense, Gram, matrix-free) for Gauss–Newton
+    lm           pc.LevenbergMarquardt on that Jacobian (optimizer="lm")
     weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo, Balanced
     trainer      pc.train, History, TrainResult
     diagnostics  pc.diagnose, LossBalanceWarning
     io           versioned, checksummed, atomic files (no pickle)
     cli          the `pinncore` command (demo, train, diagnose, problems, bench)
     plotting     figures (the only module that imports matplotlib, and only when called)
+    sweep        pc.sweep: fits over grids of weights, seeds, schemes, optimizers (local cores or Dask)
+    geometry     domains: Box, Disk, Polygon, CSG (| - &), sampling, normals, grids
+    conditions   Dirichlet, Neumann, Robin, initial, periodic and data terms
+    resampling   adaptive collocation points (RAD, RAR-G) as run observers
 
 The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, adam.hpp, bindings.cpp).
 """
@@ -27,19 +33,22 @@ from . import residual as _residual
 from .history import History
 from .observers import Observer
 from .optim import LBFGS
+from .lm import LevenbergMarquardt
 from .run import Run, TrainResult
 from .state import load_state
 from .trainer import train
 from .weighting import NTK, Balanced, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
+from .sweep import SweepResult, sweep  # noqa: E402 - after the names it uses; shadows the module name
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MLP", "Jet", "Problem", "Term", "problems", "train", "Run", "Observer", "TrainResult", "History", "load_state",
-    "LBFGS",
+    "LBFGS", "LevenbergMarquardt",
     "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Balanced", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
+    "sweep", "SweepResult",
 ]
 
 # The residual language's elementwise functions (pc.sin, pc.exp, pc.abs, ...): one registry

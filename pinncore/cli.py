@@ -2,12 +2,16 @@
 
 Subcommands::
 
-    pinncore demo      [--steps N] [--lbfgs N] [--seed S] [--plot FILE.png]
+    pinncore demo      [--steps N] [--lbfgs N] [--lm N] [--seed S] [--plot FILE.png]
     pinncore train     --problem NAME [--weighting SCHEME] [--weights TERM=λ,...] [--steps N]
-                       [--lbfgs N] [--lr X] [--layers 1,50,50,50,1] [--seed S] [--out DIR] [--plot]
+                       [--optimizer adam|lbfgs|lm] [--lbfgs N] [--lm N] [--lr X]
+                       [--layers 1,50,50,50,1] [--seed S] [--out DIR] [--plot]
     pinncore diagnose  --problem NAME [--layers ...] [--seed S]
     pinncore problems
     pinncore bench     [args for bench/compare.py]
+    pinncore sweep     --problem NAME --grid ic=1e-3:1e5:17 [--grid ...] [--seeds 3] [--steps N]
+                       [--optimizer adam] [--weighting SCHEME] [--workers N] [--scheduler ADDRESS]
+                       [--out DIR] [--plot]
 
 Bad input (unknown problem or scheme, malformed --layers, negative --steps, an unwritable
 --out, layers that do not fit the problem) gives a one-line error on stderr and exit status 2.
@@ -107,6 +111,8 @@ def _build_parser():
     d.add_argument("--seed", type=_nonneg_int, default=0, help="network seed (default 0)")
     d.add_argument("--lr", type=_pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     d.add_argument("--plot", metavar="FILE.png", default=None, help="write a figure (needs matplotlib)")
+    d.add_argument("--lm", type=_nonneg_int, default=200,
+                   help="Levenberg–Marquardt iterations of the LM rows (default 200; 0: no LM rows)")
 
     t = sub.add_parser("train", help="train a library problem and write history, state and plot",
                        description="Train a library problem; write history.csv, history.json and state.pcs "
@@ -119,6 +125,10 @@ def _build_parser():
                    help="fixed weights, e.g. ic=100 (implies --weighting fixed)")
     t.add_argument("--steps", type=_nonneg_int, default=2000, help="Adam steps (default 2000)")
     t.add_argument("--lbfgs", type=_nonneg_int, default=0, help="L-BFGS iterations after Adam (default 0)")
+    t.add_argument("--optimizer", choices=["adam", "lbfgs", "lm"], default="adam",
+                   help="first phase (default adam; lm: --steps counts Levenberg–Marquardt iterations)")
+    t.add_argument("--lm", type=_nonneg_int, default=0,
+                   help="Levenberg–Marquardt iterations after the first phase and L-BFGS (default 0)")
     t.add_argument("--lr", type=_pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     t.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1",
                    help="layer widths (default: inputs,50,50,50,outputs)")
@@ -137,6 +147,7 @@ def _build_parser():
     g.add_argument("--weights", type=_weights, default=None, metavar="TERM=λ,...")
 
     sub.add_parser("problems", help="list the problem library")
+    _add_sweep_parser(sub)
 
     b = sub.add_parser("bench", help="run the checkout's bench/compare.py against the installed package",
                        description="Runs bench/compare.py of a source checkout (the current directory or the "
@@ -297,7 +308,7 @@ def _fmt_lam(v):
     return f"{v:.3g}"
 
 
-def _demo_runs(steps, lbfgs_steps):
+def _demo_runs(steps, lbfgs_steps, lm_steps=0):
     from . import weighting as W
     runs = [dict(method=f"Fixed λ_ic={_fmt_lam(lam)}", kind="fixed", lam=lam, weighting=W.Fixed({"ic": lam}),
                  hard=False, lbfgs=0) for lam in DEMO_LAMBDAS]
@@ -307,6 +318,13 @@ def _demo_runs(steps, lbfgs_steps):
     runs.append(dict(method="hard constraint", kind="hard", lam=None, weighting=W.Fixed(), hard=True, lbfgs=0))
     runs.append(dict(method=f"NTK + L-BFGS {lbfgs_steps}", kind="lbfgs", lam=None, weighting=W.NTK(), hard=False,
                      lbfgs=lbfgs_steps))
+    if lm_steps:
+        # Levenberg–Marquardt from random initialisation at three fixed λ_ic, and after Adam.
+        runs += [dict(method=f"LM {lm_steps} λ_ic={_fmt_lam(lam)}", kind="lm", lam=lam,
+                      weighting=W.Fixed({"ic": lam}), hard=False, lbfgs=0, optimizer="lm", steps=lm_steps)
+                 for lam in (1.0, 1e2, 1e5)]
+        runs.append(dict(method=f"NTK + LM {lm_steps}", kind="adam+lm", lam=None, weighting=W.NTK(), hard=False,
+                         lbfgs=0, lm=lm_steps))
     return runs
 
 
@@ -322,7 +340,7 @@ def _row(cells):
     return "  ".join(f"{c:{a}{w}}" for c, (_, w, a) in zip(cells, COLUMNS)).rstrip()
 
 
-def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=None):
+def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=None, lm_steps=0):
     """Run the demo, printing the table to ``out`` (default stdout); return the run records
     (dicts with method, kind, lam, weights, losses, ratio0, rel_l2, verdict, wall_time, history,
     t, u) for ``pinncore.plotting.demo_figure``."""
@@ -336,7 +354,7 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
     lbfgs_steps = steps if lbfgs_steps is None else lbfgs_steps
     soft, hard = problems.harmonic(), problems.harmonic(hard_constraint=True)
     t = np.linspace(0.0, 1.0, 201)[:, None]
-    runs = _demo_runs(steps, lbfgs_steps)
+    runs = _demo_runs(steps, lbfgs_steps, lm_steps)
     print(f"pinncore demo: harmonic IVP u'' + (2π)² u = 0, u(0) = 1, u'(0) = 0 on [0, 1]; exact u = cos(2πt)", file=out)
     print(f"network {DEMO_LAYERS} (tanh, seed {seed}), Adam lr {lr:g}, {steps} steps per run", file=out)
     print("ratio@0 = λ_pde‖∇L_pde‖ / λ_ic‖∇L_ic‖ at step 0 (weighted, with the scheme's step-0 weights); "
@@ -356,15 +374,17 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
     for i, run in enumerate(runs):
         problem = hard if run["hard"] else soft
         label = f"[{i + 1:>2}/{len(runs)}] {run['method']}"
-        n_total = steps + run["lbfgs"]
+        n_total = run.get("steps", steps) + run["lbfgs"] + run.get("lm", 0)
         progress.start(label)
 
         def cb(step, row, label=label, n_total=n_total):
             progress.update(f"{label}: step {step}/{n_total}  rel-L2 {row.get('rel_l2', float('nan')):.2e}")
             return False
 
-        result, caught = _train(problem, MLP(DEMO_LAYERS, seed=seed), weighting=run["weighting"], steps=steps,
-                                lr=lr, lbfgs_steps=run["lbfgs"], seed=seed, log_every=100, callback=cb)
+        result, caught = _train(problem, MLP(DEMO_LAYERS, seed=seed), weighting=run["weighting"],
+                                steps=run.get("steps", steps), optimizer=run.get("optimizer", "adam"), lr=lr,
+                                lbfgs_steps=run["lbfgs"], lm_steps=run.get("lm", 0), seed=seed, log_every=100,
+                                callback=cb)
         progress.clear()
         h = result.history
         warned = any(w.category.__name__ == "LossBalanceWarning" for w in caught)
@@ -397,6 +417,10 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
               f"{', '.join(_fmt_lam(r['lam']) for r in zone)}", file=out)
     else:
         print(f"Goldilocks zone: no fixed λ_ic reached rel-L2 < {CLEAN:.0%} in {steps} steps", file=out)
+    lm = [r for r in records if r["kind"] == "lm"]
+    if lm:
+        cells = [f"λ_ic={_fmt_lam(r['lam'])} -> {r['rel_l2']:.1e}" for r in lm]
+        print(f"Levenberg–Marquardt from random initialisation: {', '.join(cells)}", file=out)
     print(f"{len(records)} runs in {time.perf_counter() - total0:.1f} s", file=out)
     out.flush()
     return records
@@ -406,7 +430,7 @@ def _cmd_demo(args):
     if args.plot:
         _need_matplotlib()
         _check_out(os.path.dirname(os.path.abspath(args.plot)))
-    records = run_demo(steps=args.steps, lbfgs_steps=args.lbfgs, seed=args.seed, lr=args.lr)
+    records = run_demo(steps=args.steps, lbfgs_steps=args.lbfgs, seed=args.seed, lr=args.lr, lm_steps=args.lm)
     if args.plot:
         from . import plotting
         plotting.demo_figure(records, args.plot)
@@ -427,10 +451,12 @@ def _cmd_train(args):
         _need_matplotlib()
     _check_out(out)
 
+    first = {"adam": f"Adam steps (lr {args.lr:g})", "lbfgs": "L-BFGS iterations", "lm": "LM iterations"}
     print(f"pinncore train: {args.problem} {problem.term_names}, net {list(net.layers)} seed {args.seed}, "
-          f"{scheme!r}, {args.steps} Adam steps (lr {args.lr:g}) + {args.lbfgs} L-BFGS", flush=True)
+          f"{scheme!r}, {args.steps} {first[args.optimizer]} + {args.lbfgs} L-BFGS + {args.lm} LM", flush=True)
     result, caught = _train(problem, net, weighting=scheme, steps=args.steps, lr=args.lr, lbfgs_steps=args.lbfgs,
-                            seed=args.seed, log_every=args.log_every, verbose=not args.quiet, echo=True)
+                            optimizer=args.optimizer, lm_steps=args.lm, seed=args.seed, log_every=args.log_every,
+                            verbose=not args.quiet, echo=True)
     paths = [os.path.join(out, "history.csv"), os.path.join(out, "history.json"), os.path.join(out, "state.pcs")]
     result.history.to_csv(paths[0])
     result.history.to_json(paths[1])
@@ -495,6 +521,125 @@ def _cmd_bench(args):
     return subprocess.call([sys.executable, os.path.join(root, "bench", "compare.py"), *extra], cwd=root)
 
 
+# ---------------------------------------------------------------------------------- sweep
+
+def _add_sweep_parser(sub):
+    s = sub.add_parser("sweep", help="fit every combination of a grid of weights/settings x seeds (all cores or Dask)",
+                       description="One fit per grid combination and seed on every local core (or a Dask cluster "
+                                   "with --scheduler); print the best point and the Goldilocks intervals; write "
+                                   "sweep.csv and sweep.json (and sweep.png with --plot) to --out.")
+    s.add_argument("--problem", required=True, metavar="NAME", help="a library problem or 'package.module:function'")
+    s.add_argument("--grid", action="append", required=True, metavar="KEY=SPEC",
+                   help="a grid axis: lo:hi:n (n log-spaced values) or a comma list, e.g. ic=1e-3:1e5:17, "
+                        "weighting=fixed,ntk, lr=1e-3,3e-3; repeat for more axes")
+    s.add_argument("--seeds", default="1", metavar="N|S,S,...", help="a count (seeds 0..N-1) or a list (default 1)")
+    s.add_argument("--steps", type=_nonneg_int, default=2000, help="iterations per fit (default 2000)")
+    s.add_argument("--optimizer", default="adam", help="adam or lbfgs (default adam)")
+    s.add_argument("--weighting", default=None, metavar="SCHEME",
+                   help="the scheme when the grid has none (default: fixed if the grid sets λs, else ntk)")
+    s.add_argument("--lr", type=_pos_float, default=None, help="Adam learning rate (default 1e-3)")
+    s.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1")
+    s.add_argument("--workers", type=_nonneg_int, default=None, help="local processes (default: the available cores)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on this Dask scheduler (tcp://host:port)")
+    s.add_argument("--out", default=None, metavar="DIR", help="output directory (default ./pinncore-out/sweep-<problem>)")
+    s.add_argument("--plot", action="store_true", help="also write DIR/sweep.png (needs matplotlib)")
+
+
+def _seeds(text):
+    try:
+        if "," in text:
+            seeds = [int(v) for v in text.split(",") if v.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"--seeds must be a count like 3 or a list like 0,1,4, got {text!r}")
+    return seeds
+
+
+def _dask_client(address):
+    """A dask.distributed Client on ``address``, or a UsageError that says what is wrong."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs dask.distributed: pip install 'pinncore[dask]'") from None
+    import socket
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if address.startswith("tcp://") or "://" not in address:
+        try:  # fail in seconds, not after the client's connect timeout
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot reach the Dask scheduler at {address!r}: {e}") from None
+    try:
+        return Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise UsageError(f"cannot connect to the Dask scheduler at {address!r}: {e}") from None
+
+
+def _cmd_sweep(args):
+    from .sweep import parse_axis, sweep
+    try:
+        grid = dict(parse_axis(item) for item in args.grid)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    seeds = _seeds(args.seeds)
+    out = args.out if args.out is not None else os.path.join("pinncore-out", f"sweep-{args.problem.replace(':', '-')}")
+    if args.plot:
+        _need_matplotlib()
+    _check_out(out)
+    client = _dask_client(args.scheduler) if args.scheduler else None
+    kw = {} if args.lr is None else {"lr": args.lr}
+    where = f"Dask scheduler {args.scheduler}" if client else f"{args.workers or 'all'} local worker(s)"
+    print(f"pinncore sweep: {args.problem}, grid {', '.join(f'{k} ({len(v)})' for k, v in grid.items())} x "
+          f"{len(seeds)} seed(s), {args.steps} {args.optimizer} steps per fit, on {where}", flush=True)
+    try:
+        res = sweep(args.problem, grid, seeds=seeds, weighting=args.weighting, optimizer=args.optimizer,
+                    steps=args.steps, layers=args.layers, client=client, workers=args.workers or None, **kw)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    finally:
+        if client is not None:
+            client.close()
+    if len(res) <= 60:
+        print(_sweep_table(res))
+    print(res.summary())
+    paths = [os.path.join(out, "sweep.csv"), os.path.join(out, "sweep.json")]
+    res.to_csv(paths[0])
+    res.to_json(paths[1])
+    if args.plot:
+        paths += _sweep_plots(res, out)
+    print("wrote " + ", ".join(paths))
+    return 0
+
+
+def _sweep_table(res):
+    cols = [*res.keys, "seed", "status", "rel_l2", "grad_ratio0", "wall_time"]
+    rows = [[_fmt_cell(r.get(c)) for c in cols] for r in res.records]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    lines = ["  ".join(f"{c:>{w}}" for c, w in zip(cols, widths))]
+    lines += ["  ".join(f"{v:>{w}}" for v, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def _fmt_cell(v):
+    if v is None:
+        return "-"
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _sweep_plots(res, out):
+    from . import plotting
+    paths = []
+    try:
+        paths.append(plotting.sweep_figure(res, os.path.join(out, "sweep.png")))
+    except ValueError as e:  # no numeric axis to plot against
+        print(f"no plot: {e}", file=sys.stderr)
+    if len(res.lambda_keys) >= 2:
+        paths.append(plotting.sweep_heatmap(res, os.path.join(out, "sweep_heatmap.png")))
+    return paths
+
+
 def main(argv=None) -> int:
     """Entry point of the ``pinncore`` command; returns the exit status."""
     parser = _build_parser()
@@ -507,7 +652,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     cmd = {"demo": _cmd_demo, "train": _cmd_train, "diagnose": _cmd_diagnose, "problems": _cmd_problems,
-           "bench": _cmd_bench}[args.command]
+           "bench": _cmd_bench, "sweep": _cmd_sweep}[args.command]
     try:
         return cmd(args)
     except UsageError as e:

@@ -37,44 +37,62 @@ class LoweredTerm:
     pairs: list
     var_stream: list          # stream index of each table variable
     var_out: list             # network output of each table variable
+    paired: int = 0           # > 0: a loss over r(x_j) - r(x_{paired+j}), point pairs (periodic terms)
 
     @property
     def n(self):
         return self.points.shape[0]
+
+    @property
+    def n_loss(self):
+        """Residuals per component in the loss: the points, or the pairs of a paired term."""
+        return self.paired or self.points.shape[0]
+
+    @property
+    def fused(self):
+        """Evaluated in one fused kernel call (polynomial, unpaired); else by ``fallback``."""
+        return self.table.polynomial and not self.paired
 
 
 class Lowering:
     """Traced terms of a problem and their per-dtype kernel data.
 
     inputs, outputs : names; scale, shift : the input scaling x̂ = scale·x + shift;
-    transform : the hard constraint or None; terms : [(name, points, residual)].
+    transform : the hard constraint or None; terms : [(name, points, residual)] or
+    (name, points, residual, paired) for paired terms (``pinncore.conditions.periodic``).
     """
 
     def __init__(self, inputs, outputs, scale, shift, transform, terms):
         self.inputs, self.outputs, self.scale, self.shift, self.transform = inputs, outputs, scale, shift, transform
-        self.terms = [self.lower(name, points, fn) for name, points, fn in terms]
+        self.terms = [self.lower(*t) for t in terms]
         self._cache, self._predict_cache = {}, {}
 
-    def lower(self, name, points, fn):
+    def lower(self, name, points, fn, paired=0):
         """Trace ``fn`` on ``points`` into a ``LoweredTerm``."""
         table = _residual.trace(fn, self.inputs, self.outputs, points, transform=self.transform, name=name)
         derivs = sorted({v[1] for v in table.vars}, key=lambda m: (len(m), m))
         first, pairs, index = stream_plan(derivs)
         return LoweredTerm(name=name, points=points, table=table, first=first, pairs=pairs,
-                           var_stream=[index[v[1]] for v in table.vars], var_out=[v[0] for v in table.vars])
+                           var_stream=[index[v[1]] for v in table.vars], var_out=[v[0] for v in table.vars],
+                           paired=int(paired))
 
-    def replaced(self, name, points, fn):
+    def replaced(self, name, points, fn, paired=0):
         """A new Lowering with term ``name`` re-traced on ``points`` (the others are shared)."""
         other = Lowering.__new__(Lowering)
         other.inputs, other.outputs, other.scale, other.shift = self.inputs, self.outputs, self.scale, self.shift
         other.transform = self.transform
-        other.terms = [self.lower(name, points, fn) if lt.name == name else lt for lt in self.terms]
+        other.terms = [self.lower(name, points, fn, paired) if lt.name == name else lt for lt in self.terms]
         other._cache, other._predict_cache = {}, self._predict_cache
         return other
 
     @property
     def polynomial(self):
         return all(lt.table.polynomial for lt in self.terms)
+
+    @property
+    def fused(self):
+        """Every term in one kernel call (polynomial and none paired)."""
+        return all(lt.fused for lt in self.terms)
 
     def termdata(self, lt, points, dtype):
         """The kernel layout of a lowered term at ``points`` (network inputs, streams, table)."""
@@ -117,8 +135,8 @@ class Lowering:
             name = f"point_weights[{a}] (term {lt.name!r})"
             if arr.dtype.kind not in "fiu":
                 raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}")
-            if arr.shape != (lt.n,):
-                raise ValueError(f"{name} must have shape ({lt.n},), got {arr.shape}")
+            if arr.shape != (lt.n_loss,):
+                raise ValueError(f"{name} must have shape ({lt.n_loss},), got {arr.shape}")
             if not np.isfinite(arr).all():
                 raise ValueError(f"{name} contains NaN or infinite values")
             out.append(np.ascontiguousarray(arr, dtype=dtype))
@@ -131,7 +149,7 @@ class Lowering:
         T = len(data)
         point_weights = [None] * T if point_weights is None else self.check_point_weights(point_weights, net.dtype)
         be = net.backend
-        poly = [a for a in range(T) if self.terms[a].table.polynomial]
+        poly = [a for a in range(T) if self.terms[a].fused]
         losses, grads, res = np.zeros(T), np.empty((T, net.n_params), dtype=net.dtype), [None] * T
         if poly:
             L, G, R = be.losses_grads(p, [data[a] for a in poly], [point_weights[a] for a in poly], residuals)
@@ -147,7 +165,7 @@ class Lowering:
     def step_function(self, net):
         """``f(point_weights, residuals) -> (losses, grads, res)`` at ``net.params`` (updated in
         place by the optimizer): one call into the kernel when every term is polynomial."""
-        if self.polynomial:
+        if self.fused:
             return net.backend.step_function(net.params, self.data(net.dtype))
         return lambda point_weights, residuals: self.value_and_grad(net, net.params, point_weights, residuals)
 
@@ -172,17 +190,21 @@ class Lowering:
         lt = self.terms[a]
         J, Jv = self.table_jets(lt, be, p, td)
         r, dr = lt.table.evaluate(Jv)
-        n = max(lt.n, 1)
-        wv = np.ones(lt.n) if w is None else np.asarray(w, dtype=np.float64)
+        M = lt.paired
+        if M:   # periodic pairs: the loss is over R_j = r(x_j) − r(x_{M+j}), seeded back to both points
+            r = r[:, :M] - r[:, M:]
+        n = max(lt.n_loss, 1)
+        wv = np.ones(lt.n_loss) if w is None else np.asarray(w, dtype=np.float64)
         loss = float((wv * r ** 2).sum() / n)
-        adj = self.table_adjoint(lt, J, 2.0 * wv * r / n, dr)    # seed ∂L/∂r, (C, N)
+        seed = 2.0 * wv * r / n                                   # ∂L/∂r, (C, N)
+        adj = self.table_adjoint(lt, J, np.concatenate([seed, -seed], axis=1) if M else seed, dr)
         g, _ = be.vjp(p, td, np.ascontiguousarray(adj, dtype=net.dtype), False)
         return loss, g, r.astype(net.dtype)
 
     def ntk_point_norms(self, net, p):
         """[(N_a,) Σ_c ‖∂r_c,i/∂θ‖²] per term, by the Gram identity (per component on the fallback)."""
         data, be = self.data(net.dtype), net.backend
-        poly = [a for a in range(len(data)) if self.terms[a].table.polynomial]
+        poly = [a for a in range(len(data)) if self.terms[a].fused]
         out = [None] * len(data)
         if poly:
             for a, nrm in zip(poly, be.ntk_norms(p, [data[a] for a in poly])):
@@ -199,7 +221,9 @@ class Lowering:
                 seed[c] = 1.0
                 adj = self.table_adjoint(lt, J, seed, dr)
                 total += be.vjp(p, data[a], np.ascontiguousarray(adj, dtype=net.dtype), True)[1]
-            out[a] = total
+            # paired (periodic) terms: ‖∇r(x_j)‖² + ‖∇r(x_M+j)‖², which omits the cross term
+            # −2 ∇r(x_j)·∇r(x_M+j) of ‖∇(r(x_j) − r(x_M+j))‖² (the Gram identity is per point)
+            out[a] = total[:lt.paired] + total[lt.paired:] if lt.paired else total
         return out
 
     def fields(self, net, p, x):

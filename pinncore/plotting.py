@@ -6,6 +6,9 @@ global backend switch), so they work headless and do not disturb an interactive 
 
     demo_figure(records, path)          records from pinncore.cli.run_demo
     train_figure(problem, result, path) a TrainResult of pc.train on ``problem``
+    sweep_figure(result, path, term)    rel-L2 against one λ of a pc.sweep table, seeds as a band
+    sweep_heatmap(result, path, terms)  rel-L2 over two λs of a pc.sweep table
+    domain_figure(problem, net, geometry, path)  2-D solutions on a geometry, masked outside
     audit_figure(history, path)         shadow weights of pc.train(..., audit=True) vs the driving ones
 """
 from __future__ import annotations
@@ -14,7 +17,8 @@ import math
 
 import numpy as np
 
-__all__ = ["demo_figure", "train_figure", "history_axes", "solution_axes", "audit_figure", "audit_axes"]
+__all__ = ["demo_figure", "train_figure", "history_axes", "solution_axes", "sweep_figure", "sweep_error_axes",
+           "sweep_heatmap", "sweep_heatmap_axes", "domain_figure", "domain_panels", "audit_figure", "audit_axes"]
 
 CLEAN = 0.05
 
@@ -83,7 +87,10 @@ def demo_figure(records, path, omega=2 * math.pi):
     if good.size:
         ax_e.axvspan(good.min() / math.sqrt(10), good.max() * math.sqrt(10), color="gold", alpha=0.3,
                      label="Goldilocks zone")
-    for k, r in enumerate(x for x in records if x["kind"] != "fixed"):
+    lm = [r for r in records if r["kind"] == "lm" and r["rel_l2"] is not None]
+    if lm:  # Levenberg–Marquardt at fixed λ_ic: the band where it works is far wider
+        ax_e.loglog([r["lam"] for r in lm], [r["rel_l2"] for r in lm], "s-", color="C3", label="LM, fixed λ_ic")
+    for k, r in enumerate(x for x in records if x["kind"] not in ("fixed", "lm")):
         if r["rel_l2"] is not None:
             ax_e.axhline(r["rel_l2"], color=f"C{(k + 1) % 10}", ls=":", lw=1.0, label=r["method"])
     ax_e.set_ylim(bottom=bottom)
@@ -202,6 +209,192 @@ def train_figure(problem, result, path, title=None):
     solution_axes(fig, gs[1, :], problem, result.net)
     err = "" if result.rel_l2 is None else f", rel-L2 {result.rel_l2:.2e}"
     fig.suptitle(title or f"{problem.inputs} -> {problem.outputs}: {result.status} at step {result.step}{err}")
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ sweeps
+
+def _numeric_key(result, key):
+    """``key`` (default: the first λ key, else the first numeric grid key) of a SweepResult."""
+    if key is None:
+        numeric = [k for k in result.keys
+                   if all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in result.records)]
+        keys = result.lambda_keys or numeric
+        if not keys:
+            raise ValueError(f"the sweep has no numeric grid key to plot against (keys: {result.keys})")
+        return keys[0]
+    if key not in result.keys:
+        raise ValueError(f"{key!r} is not a grid key of the sweep (keys: {result.keys})")
+    return key
+
+
+def sweep_error_axes(ax, result, term=None, threshold=CLEAN):
+    """rel-L2 against one grid key (default: the first λ) of a ``pc.sweep`` table on ``ax``: the
+    median over seeds as a line, the min..max over seeds as a band, one curve per combination of
+    the other grid keys; failed fits are left out; for a λ key the Goldilocks interval (rel-L2 <
+    ``threshold`` around the best) is shaded."""
+    from .sweep import _err, _key
+
+    key = _numeric_key(result, term)
+    others = [k for k in result.keys if k != key]
+    groups = {}
+    for r in result.records:
+        g = groups.setdefault(tuple(_key(r.get(k)) for k in others), {})
+        g.setdefault(r[key], []).append(_err(r))
+    for i, (combo, by) in enumerate(groups.items()):
+        xs = np.array(sorted(by), dtype=np.float64)
+        e = [np.where(np.isfinite(by[x]), by[x], np.nan) for x in sorted(by)]
+        with np.errstate(all="ignore"), _quiet():
+            med = np.array([np.nanmedian(v) if np.isfinite(v).any() else np.nan for v in e])
+            lo = np.array([np.nanmin(v) if np.isfinite(v).any() else np.nan for v in e])
+            hi = np.array([np.nanmax(v) if np.isfinite(v).any() else np.nan for v in e])
+        c = f"C{i % 10}"
+        label = ", ".join(f"{k}={v}" for k, v in zip(others, combo)) or "median over seeds"
+        if len(result.seeds) > 1:
+            ax.fill_between(xs, lo, hi, color=c, alpha=0.2, lw=0)
+        ax.plot(xs, med, "o-", color=c, ms=3.5, lw=1.3, label=label)
+    positive = all(isinstance(v, (int, float)) and v > 0 for by in groups.values() for v in by)
+    ax.set_xscale("log" if positive else "linear")
+    ax.set_yscale("log")
+    ax.axhline(threshold, color="C2", ls="--", lw=1.0, label=f"rel-L2 = {threshold:.0%}")
+    if result.kinds.get(key) == "lambda":
+        g = result.goldilocks(key, threshold=threshold)
+        if g.under is not None:
+            lo_, hi_ = g.under
+            pad = math.sqrt(_step(g.values)) if positive else 0.0
+            ax.axvspan(lo_ / pad if pad else lo_, hi_ * pad if pad else hi_, color="gold", alpha=0.3,
+                       label=f"Goldilocks [{lo_:.3g}, {hi_:.3g}]")
+    name = key.split(".", 1)[-1]
+    ax.set_xlabel(f"λ_{name}" if result.kinds.get(key) == "lambda" else key)
+    ax.set_ylabel("rel-L2")
+    seeds = f"{len(result.seeds)} seeds: median, band min..max" if len(result.seeds) > 1 else "one seed"
+    ax.set_title(f"relative L2 error vs {ax.get_xlabel()} ({seeds})")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def _step(values):
+    """The ratio between neighbouring grid values (for shading half a cell beyond an interval)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(np.exp(np.median(np.diff(np.log(v))))) if v.size > 1 else 10.0
+
+
+class _quiet:
+    """Silence NumPy's all-NaN RuntimeWarnings inside a block (failed fits are NaN on purpose)."""
+
+    def __enter__(self):
+        import warnings
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
+def sweep_figure(result, path, term=None, threshold=CLEAN):
+    """rel-L2 against one λ (or numeric grid key) of a ``pc.sweep`` table, seeds as a band, the
+    Goldilocks interval shaded (``sweep_error_axes``). Returns ``path``."""
+    fig = _figure((7.0, 4.8))
+    sweep_error_axes(fig.subplots(), result, term, threshold)
+    return _save(fig, path)
+
+
+def sweep_heatmap_axes(fig, ax, result, terms=None, threshold=CLEAN, agg="median"):
+    """log10 rel-L2 over two λ keys of a ``pc.sweep`` table (seed-aggregated, best over the other
+    keys; failed fits blank) with the rel-L2 = ``threshold`` contour."""
+    keys = list(terms) if terms is not None else result.lambda_keys[:2]
+    if len(keys) != 2:
+        raise ValueError(f"a heat map needs two λ keys, the sweep has λ keys {result.lambda_keys}")
+    keys = [result._lambda_key(k) for k in keys]
+    by = {}
+    for params, e in result.points(agg):
+        k = (params[keys[0]], params[keys[1]])
+        by[k] = min(e, by.get(k, math.inf))
+    xs, ys = sorted({k[0] for k in by}), sorted({k[1] for k in by})
+    Z = np.full((len(ys), len(xs)), np.nan)
+    for (a, b), e in by.items():
+        if math.isfinite(e) and e > 0:
+            Z[ys.index(b), xs.index(a)] = math.log10(e)
+    im = ax.imshow(Z, origin="lower", aspect="auto", cmap="viridis_r",
+                   extent=[-0.5, len(xs) - 0.5, -0.5, len(ys) - 0.5])
+    fig.colorbar(im, ax=ax, label=f"log10 rel-L2 ({agg} over seeds)")
+    if np.isfinite(Z).sum() >= 4 and np.nanmin(Z) < math.log10(threshold) < np.nanmax(Z):
+        ax.contour(np.arange(len(xs)), np.arange(len(ys)), np.where(np.isfinite(Z), Z, np.nanmax(Z)),
+                   levels=[math.log10(threshold)], colors="w", linewidths=1.5)
+    ax.set_xticks(range(len(xs)), [f"{v:.2g}" for v in xs], rotation=45, fontsize=7)
+    ax.set_yticks(range(len(ys)), [f"{v:.2g}" for v in ys], fontsize=7)
+    ax.set_xlabel(f"λ_{keys[0].split('.', 1)[-1]}")
+    ax.set_ylabel(f"λ_{keys[1].split('.', 1)[-1]}")
+    ax.set_title(f"rel-L2 over λ (white: {threshold:.0%} contour)")
+    return ax
+
+
+def sweep_heatmap(result, path, terms=None, threshold=CLEAN, agg="median"):
+    """The heat map of ``sweep_heatmap_axes`` as a figure. Returns ``path``."""
+    fig = _figure((6.4, 5.2))
+    sweep_heatmap_axes(fig, fig.subplots(), result, terms, threshold, agg)
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ domains
+
+def domain_panels(problem, net, geometry, shape=(201, 201), fixed=None, output=0):
+    """The arrays of ``domain_figure``: ``(grid, [(title, Z (shape), cmap), ...])`` with Z NaN
+    outside ``geometry`` (a 2-D pinncore.geometry shape over two of the problem's inputs).
+
+    ``fixed``: values of the other inputs (e.g. ``{"t": 0.5}`` for a space-time problem); the
+    geometry's two inputs are the remaining ones, in the problem's order.
+
+    >>> import pinncore as pc
+    >>> from pinncore import plotting, problems
+    >>> p = problems.heat_disk(n_collocation=50, n_ic=10, n_bc=10)
+    >>> g, panels = plotting.domain_panels(p, pc.MLP([3, 8, 1]), p.geometry, (21, 21), fixed={"t": 0.5})
+    >>> [t for t, _, _ in panels], panels[0][1].shape
+    (['prediction u', 'reference', '|error|'], (21, 21))
+    """
+    from .geometry import Geometry, Grid
+    if not isinstance(geometry, Geometry) or geometry.dim != 2:
+        raise ValueError(f"geometry must be a 2-D pinncore.geometry shape, got {geometry!r}")
+    fixed = dict(fixed or {})
+    unknown = set(fixed) - set(problem.inputs)
+    if unknown:
+        raise ValueError(f"fixed names unknown inputs {sorted(unknown)}; inputs are {problem.inputs}")
+    free = [k for k in problem.inputs if k not in fixed]
+    if len(free) != 2:
+        raise ValueError(f"fixed must leave exactly 2 of the inputs {problem.inputs} free, leaves {free}")
+    grid = Grid(geometry.lo, geometry.hi, shape, geometry=geometry)
+    X = np.empty((grid.points.shape[0], len(problem.inputs)))
+    for j, k in enumerate(problem.inputs):
+        X[:, j] = grid.points[:, free.index(k)] if k in free else float(fixed[k])
+    U = problem.predict(net, X)[:, output]
+    panels = [(f"prediction {problem.outputs[output]}", grid.reshape(U), "viridis")]
+    if problem.exact is not None:
+        ref = np.asarray(problem.exact(X), dtype=np.float64).reshape(len(X), -1)[:, output]
+        panels += [("reference", grid.reshape(ref), "viridis"), ("|error|", grid.reshape(np.abs(U - ref)), "magma")]
+    return grid, panels
+
+
+def domain_figure(problem, net, geometry, path, shape=(201, 201), fixed=None, output=0, title=None):
+    """Prediction, reference and |error| of a 2-D solution on a non-rectangular ``geometry``,
+    masked (blank) outside it; ``fixed`` slices a space-time problem. Returns ``path``."""
+    grid, panels = domain_panels(problem, net, geometry, shape, fixed, output)
+    fig = _figure((5 * len(panels), 4.3))
+    axs = fig.subplots(1, len(panels), squeeze=False)[0]
+    vals = np.concatenate([Z[np.isfinite(Z)] for _, Z, c in panels if c == "viridis"])
+    lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0)
+    extent = [grid.axes[0][0], grid.axes[0][-1], grid.axes[1][0], grid.axes[1][-1]]
+    free = [k for k in problem.inputs if k not in (fixed or {})]
+    for ax, (name, Z, cmap) in zip(axs, panels):
+        kw = dict(vmin=lo, vmax=hi) if cmap == "viridis" else {}
+        im = ax.imshow(np.ma.masked_invalid(Z).T, origin="lower", extent=extent, cmap=cmap, **kw)
+        fig.colorbar(im, ax=ax, shrink=0.85)
+        ax.set_title(name)
+        ax.set_xlabel(free[0])
+        ax.set_ylabel(free[1])
+        ax.set_aspect("equal")
+    if title or fixed:
+        fig.suptitle(title or ", ".join(f"{k} = {v:g}" for k, v in fixed.items()))
     return _save(fig, path)
 
 

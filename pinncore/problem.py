@@ -149,7 +149,8 @@ class Problem:
             self.terms[name] = term
         self.term_names = list(self.terms)
         self.lowering = Lowering(self.inputs, self.outputs, self.scale, self.shift, transform,
-                                 [(name, t.points, t.residual) for name, t in self.terms.items()])
+                                 [(name, t.points, t.residual, getattr(t, "paired", 0))
+                                  for name, t in self.terms.items()])
         # Prediction: the fields themselves (through the transform), on demand at any points.
         if test_points is None:
             tp = _default_grid(self.domain, self.inputs)
@@ -312,7 +313,7 @@ class Problem:
     @property
     def n_points(self):
         """{name: number of points} of each term."""
-        return {lt.name: lt.n for lt in self.lowering.terms}
+        return {lt.name: lt.n_loss for lt in self.lowering.terms}
 
     @property
     def n_components(self):
@@ -353,14 +354,75 @@ class Problem:
         """
         if term not in self.terms:
             raise ValueError(f"unknown term {term!r}; terms are {self.term_names}")
-        new = Term(points, self.terms[term].residual)
+        old = self.terms[term]
+        new = Term(points, old.residual)
         self.check_points(new.points, f"terms[{term!r}].points")
+        paired = getattr(old, "paired", 0)
+        if paired:   # a paired (periodic) term: ``points`` stacks both halves
+            if new.points.shape[0] % 2:
+                raise ValueError(f"term {term!r} is paired: points must stack two halves of equal length, "
+                                 f"got {new.points.shape[0]} rows")
+            pts, paired = new.points, new.points.shape[0] // 2
+            new = copy.copy(old)
+            new.points, new.paired = pts, paired
         other = copy.copy(self)
         other.terms = dict(self.terms)
         other.terms[term] = new
-        other.lowering = self.lowering.replaced(term, new.points, new.residual)
+        other.lowering = self.lowering.replaced(term, new.points, new.residual, paired)
         return other
+
+    def residual_at(self, net, term, points, params=None):
+        """Residuals (C, N) of term ``term``'s residual at any ``points``: one kernel forward
+        pass, no gradient (adaptive resampling scores candidate points with it).
+
+        >>> import numpy as np, pinncore as pc
+        >>> p, net = pc.problems.harmonic(), pc.MLP([1, 8, 1])
+        >>> bool(np.allclose(p.residual_at(net, "pde", p.terms["pde"].points), p.residuals(net)["pde"]))
+        True
+        """
+        self.check_net(net)
+        if term not in self.terms:
+            raise ValueError(f"unknown term {term!r}; terms are {self.term_names}")
+        fn = self.terms[term].residual
+        pts = Term(points, fn).points
+        self.check_points(pts, "points")
+        low = self.lowering
+        lt = low.lower(term, pts, fn)
+        p = net.check_params(params) if params is not None else net.params
+        _, Jv = low.table_jets(lt, net.backend, p, low.termdata(lt, pts, net.dtype))
+        return lt.table.evaluate(Jv)[0]
 
     def __repr__(self):
         terms = ", ".join(f"{k}: {lt.n} pts" for k, lt in zip(self.term_names, self.lowering.terms))
         return f"Problem(inputs={self.inputs}, outputs={self.outputs}, terms={{{terms}}})"
+
+    # -- residual Jacobian (pinncore/jacobian.py) ----------------------------------------
+    def residual_jacobian(self, net, weights=None, params=None, point_weights=None):
+        """``(r, J)``: the stacked weighted residuals r = [√(λ_a w_i / N_a) r_a,c,i] (terms,
+        then components, then points), so ‖r‖² = Σ_a λ_a L_a, and J = ∂r/∂θ (rows, n_params).
+
+        weights: λ per term (dict name -> λ, missing = 1; a sequence; None = all 1).
+        See ``pinncore.jacobian`` for the Gram and matrix-free forms.
+
+        >>> import pinncore as pc
+        >>> r, J = pc.problems.harmonic().residual_jacobian(pc.MLP([1, 10, 1]), weights={"ic": 100.0})
+        >>> r.shape, J.shape
+        ((52,), (52, 31))
+        """
+        from .jacobian import ResidualJacobian
+        return ResidualJacobian(self, net, weights, point_weights).linearize(params).dense()
+
+    def gauss_newton(self, net, weights=None, params=None, point_weights=None, kind="JtJ"):
+        """Gram products of the residual Jacobian in float64: kind="JtJ" gives ``(JᵀJ, Jᵀr)``
+        (accumulated over point chunks: J is never stored whole); kind="JJt" gives ``(JJᵀ, r)``.
+
+        >>> import pinncore as pc
+        >>> A, g = pc.problems.harmonic().gauss_newton(pc.MLP([1, 10, 1]))
+        >>> A.shape, g.shape
+        ((31, 31), (31,))
+        """
+        from .jacobian import ResidualJacobian
+        lin = ResidualJacobian(self, net, weights, point_weights).linearize(params)
+        if kind == "JJt":
+            return lin.gram("JJt")[0], lin.r.astype(np.float64)
+        return lin.gram(kind)

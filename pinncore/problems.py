@@ -45,6 +45,13 @@ __all__ = [
     "poisson1d_source",
     "helmholtz2d_exact",
     "helmholtz2d_source",
+    "poisson_lshape",
+    "poisson_lshape_reference",
+    "poisson_holes",
+    "poisson_holes_exact",
+    "poisson_holes_geometry",
+    "heat_disk",
+    "heat_disk_exact",
 ]
 
 PI = math.pi
@@ -484,6 +491,223 @@ def helmholtz2d(a1=1, a2=4, k=1.0, n_collocation=2000, n_bc=400, seed=0):
     )
 
 
+# ----------------------------------------------------------------------------- 7. domains
+# Problems on non-rectangular domains (pinncore.geometry), with conditions from
+# pinncore.conditions. Their test points lie inside the domain.
+
+def _lshape_fd(n):
+    """5-point finite differences for -Δu = 1 on L = [-1, 1]² minus (0, 1]², u = 0 on ∂L, on the
+    (n+1)² grid of spacing 2/n (n even): returns (axis, U) with U = 0 outside L."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+    h = 2.0 / n
+    axis = np.linspace(-1.0, 1.0, n + 1)
+    T = sp.diags([np.ones(n - 2), -2.0 * np.ones(n - 1), np.ones(n - 2)], [-1, 0, 1])
+    eye = sp.identity(n - 1)
+    A = (sp.kron(T, eye) + sp.kron(eye, T)).tocsr() / (h * h)
+    X, Y = np.meshgrid(axis[1:-1], axis[1:-1], indexing="ij")
+    idx = np.flatnonzero(~((X.ravel() >= 0) & (Y.ravel() >= 0)))   # interior nodes of L
+    u = spla.spsolve(A[idx][:, idx].tocsc(), -np.ones(idx.size))
+    inner = np.zeros((n - 1) ** 2)
+    inner[idx] = u
+    U = np.zeros((n + 1, n + 1))
+    U[1:-1, 1:-1] = inner.reshape(n - 1, n - 1)
+    return axis, U
+
+
+@functools.lru_cache(maxsize=4)
+def _lshape_grid(n=128):
+    """The reference on the (n+1)² grid: Richardson extrapolation of the h = 2/n and h = 1/n
+    solutions with the exponent 4/3 of the re-entrant corner (u ~ r^(2/3) sin(2θ/3))."""
+    axis, coarse = _lshape_fd(n)
+    _, fine = _lshape_fd(2 * n)
+    U = fine[::2, ::2] + (fine[::2, ::2] - coarse) / (2.0 ** (4.0 / 3.0) - 1.0)
+    U.setflags(write=False)
+    return axis, U
+
+
+def poisson_lshape_reference(points, n=128):
+    """Reference for -Δu = 1 on the L-shape, u = 0 on the boundary; (M, 2) -> (M, 1).
+
+    Richardson-extrapolated 5-point finite differences (scipy.sparse; h = 1/64 and 1/128 for
+    ``n = 128``), bilinear between grid nodes, 0 outside L. Accuracy ≈ 1e-4 relative L2 at the
+    nodes (against an h = 1/512 solve; bench/README.md).
+    """
+    from scipy.interpolate import RegularGridInterpolator
+    p = _points(points, 2)
+    axis, U = _lshape_grid(int(n))
+    return RegularGridInterpolator((axis, axis), U)(np.clip(p, -1.0, 1.0))[:, None]
+
+
+def poisson_lshape(n_collocation=2000, n_bc=400, method="sobol", seed=0):
+    """Poisson equation on the L-shaped domain (DeepXDE's "Poisson equation in L-shaped
+    domain" example; Lu et al. 2021, SIAM Rev. 63(1)).
+
+    PDE      u_xx + u_yy + 1 = 0,   (x, y) in L = [-1, 1]^2 minus (0, 1]^2
+    BC       u = 0 on the boundary of L (six edges, re-entrant corner at the origin)
+    Solution no closed form (corner singularity u ~ r^(2/3) sin(2θ/3));
+             reference :func:`poisson_lshape_reference` (finite differences).
+    Inputs   ["x", "y"]; outputs ["u"].
+    Terms    "pde": ``n_collocation`` points of ``geometry.sample_interior(method, seed)``;
+             "bc": ``n_bc`` points of ``sample_boundary(method, seed + 1)`` (length-weighted).
+    test_points: the nodes of the reference's 129 x 129 grid that lie in L (12 545 points).
+    ``problem.geometry`` is the L-shape (pinncore.geometry).
+    """
+    from . import conditions as bc
+    from . import geometry as geo
+    Problem, Term = _lazy_api()
+    L = geo.Box([-1, -1], [1, 1]) - geo.Box([0, 0], [1, 1])
+    axis, _ = _lshape_grid()
+    g = geo.Grid([-1, -1], [1, 1], (axis.size, axis.size), geometry=L)
+    problem = Problem(
+        inputs=["x", "y"],
+        outputs=["u"],
+        domain=L.domain(["x", "y"]),
+        terms={
+            "pde": Term(points=L.sample_interior(int(n_collocation), method, seed),
+                        residual=lambda x, u: u.xx + u.yy + 1.0),
+            "bc": bc.dirichlet(L.sample_boundary(int(n_bc), method, seed + 1), 0.0),
+        },
+        exact=poisson_lshape_reference,
+        test_points=g.points[g.mask],
+        transform=None,
+    )
+    problem.geometry = L
+    return problem
+
+
+_HOLES = ((-0.5, -0.5, 0.2), (0.5, 0.5, 0.2), (-0.4, 0.6, 0.15), (0.6, -0.4, 0.15))
+
+
+def poisson_holes_exact(points):
+    """sin(pi x) sin(pi y); ``points`` (M, 2) -> (M, 1)."""
+    p = _points(points, 2)
+    return (np.sin(PI * p[:, 0]) * np.sin(PI * p[:, 1]))[:, None]
+
+
+def poisson_holes_geometry():
+    """[-1, 1]^2 minus the four disks (centre x, centre y, radius) of ``_HOLES``."""
+    from . import geometry as geo
+    g = geo.Box([-1, -1], [1, 1])
+    for cx, cy, r in _HOLES:
+        g = g - geo.Disk([cx, cy], r)
+    return g
+
+
+def poisson_holes(hole_bc="dirichlet", n_collocation=2000, n_bc=400, method="sobol", seed=0):
+    """Poisson equation on a square with four circular holes (a manufactured solution, so
+    the reference is exact; the geometry is of the PINNacle Poisson2d-C kind: Hao et al.
+    2023, "PINNacle", arXiv:2306.08827).
+
+    PDE      u_xx + u_yy + 2 pi^2 sin(pi x) sin(pi y) = 0 on [-1, 1]^2 minus four disks
+             (centres (-0.5, -0.5), (0.5, 0.5) radius 0.2; (-0.4, 0.6), (0.6, -0.4) radius 0.15)
+    BC       u = 0 on the square's edges; on the holes u = sin(pi x) sin(pi y)
+             (``hole_bc="dirichlet"``) or ∂u/∂n = its normal derivative (``"neumann"``,
+             normals pointing into the holes)
+    Solution u = sin(pi x) sin(pi y)
+    Inputs   ["x", "y"]; outputs ["u"].
+    Terms    "pde": ``n_collocation`` interior points; "bc": the square's edges;
+             "holes": the hole boundaries; boundary points are ``n_bc`` length-weighted
+             samples of the whole boundary (``method``, ``seed + 1``) split by where they lie.
+    test_points: the 101 x 101 grid points in the domain; ``problem.geometry`` is the domain.
+    """
+    from . import conditions as bc
+    from . import geometry as geo
+    Problem, Term = _lazy_api()
+    sin = _lazy_sin()
+    if hole_bc not in ("dirichlet", "neumann"):
+        raise ValueError(f"hole_bc must be 'dirichlet' or 'neumann', got {hole_bc!r}")
+    G = poisson_holes_geometry()
+    xb = G.sample_boundary(int(n_bc), method, seed + 1)
+    outer = geo.Box([-1, -1], [1, 1]).on_boundary(xb)
+    xh = xb[~outer]
+    if hole_bc == "dirichlet":
+        holes = bc.dirichlet(xh, lambda x: sin(PI * x.x) * sin(PI * x.y))
+    else:
+        gx = PI * np.cos(PI * xh[:, 0]) * np.sin(PI * xh[:, 1])
+        gy = PI * np.sin(PI * xh[:, 0]) * np.cos(PI * xh[:, 1])
+        nrm = G.normal(xh)
+        holes = bc.neumann(xh, G, value=gx * nrm[:, 0] + gy * nrm[:, 1])
+    test = geo.Grid([-1, -1], [1, 1], (101, 101), geometry=G)
+    src = 2.0 * PI * PI
+    problem = Problem(
+        inputs=["x", "y"],
+        outputs=["u"],
+        domain=G.domain(["x", "y"]),
+        terms={
+            "pde": Term(points=G.sample_interior(int(n_collocation), method, seed),
+                        residual=lambda x, u: u.xx + u.yy + src * sin(PI * x.x) * sin(PI * x.y)),
+            "bc": bc.dirichlet(xb[outer], 0.0),
+            "holes": holes,
+        },
+        exact=poisson_holes_exact,
+        test_points=test.points[test.mask],
+        transform=None,
+    )
+    problem.geometry = G
+    return problem
+
+
+_J0_ZERO = 2.404825557695773   # first zero of the Bessel function J0
+
+
+def heat_disk_exact(points, kappa=0.1):
+    """exp(-kappa j^2 t) J0(j r), j the first zero of J0; ``points`` (M, 3) columns (t, x, y) -> (M, 1)."""
+    from scipy.special import j0
+    p = _points(points, 3)
+    r = np.hypot(p[:, 1], p[:, 2])
+    return (np.exp(-float(kappa) * _J0_ZERO ** 2 * p[:, 0]) * j0(_J0_ZERO * r))[:, None]
+
+
+def heat_disk(kappa=0.1, t_max=1.0, n_collocation=2000, n_ic=400, n_bc=400, seed=0):
+    """Heat equation on the unit disk, the first radial mode (separation of variables;
+    e.g. Carslaw & Jaeger, "Conduction of Heat in Solids", 1959, §7.6).
+
+    PDE      u_t = kappa (u_xx + u_yy),    t in [0, t_max], x^2 + y^2 <= 1
+    IC       u(0, x, y) = J0(j r)          (j = 2.404826, the first zero of J0)
+    BC       u = 0 on the circle r = 1
+    Solution u = exp(-kappa j^2 t) J0(j r)
+    Inputs   ["t", "x", "y"]; outputs ["u"].
+    Terms    "pde": ``n_collocation`` points (disk: uniform in area, t uniform); "ic":
+             ``n_ic`` disk points at t = 0 (values J0(j r) as data: the residual language
+             has no Bessel function); "bc": ``n_bc`` circle points at uniform times.
+             Seeds ``seed`` (pde), ``seed + 1`` (ic), ``seed + 2`` (bc).
+    test_points: 11 times x the 41 x 41 grid points inside the disk; ``problem.geometry`` is
+    the (spatial) disk.
+    """
+    from . import conditions as bc
+    from . import geometry as geo
+    Problem, Term = _lazy_api()
+    kappa, t_max = float(kappa), float(t_max)
+    disk = geo.Disk([0.0, 0.0], 1.0)
+
+    def space_time(xy, s):
+        t = np.random.default_rng(s).uniform(0.0, t_max, xy.shape[0])
+        return np.column_stack([t, xy])
+    pde = space_time(disk.sample_interior(int(n_collocation), seed=seed), seed + 100)
+    ic_xy = disk.sample_interior(int(n_ic), seed=seed + 1)
+    ic = np.column_stack([np.zeros(ic_xy.shape[0]), ic_xy])
+    wall = space_time(disk.sample_boundary(int(n_bc), seed=seed + 2), seed + 102)
+    g = disk.grid((41, 41))
+    xy = g.points[g.mask]
+    test = np.concatenate([np.column_stack([np.full(xy.shape[0], t), xy]) for t in np.linspace(0, t_max, 11)])
+    problem = Problem(
+        inputs=["t", "x", "y"],
+        outputs=["u"],
+        domain={"t": (0.0, t_max), "x": (-1.0, 1.0), "y": (-1.0, 1.0)},
+        terms={
+            "pde": Term(points=pde, residual=lambda x, u: u.t - kappa * (u.xx + u.yy)),
+            "ic": bc.initial(ic, heat_disk_exact(ic, kappa)[:, 0]),
+            "bc": bc.dirichlet(wall, 0.0),
+        },
+        exact=lambda X: heat_disk_exact(X, kappa),
+        test_points=test,
+        transform=None,
+    )
+    problem.geometry = disk
+    return problem
+
+
 # ----------------------------------------------------------------------------- registry
 
 REGISTRY = {
@@ -493,6 +717,9 @@ REGISTRY = {
     "wave1d": wave1d,
     "poisson1d": poisson1d,
     "helmholtz2d": helmholtz2d,
+    "poisson_lshape": poisson_lshape,
+    "poisson_holes": poisson_holes,
+    "heat_disk": heat_disk,
 }
 
 _DESCRIPTIONS = {
@@ -502,6 +729,9 @@ _DESCRIPTIONS = {
     "wave1d": "wave u_tt = 4 u_xx on [0,1]^2, two modes (Wang, Yu & Perdikaris 2022)",
     "poisson1d": "Poisson u_xx = f on [0,1], u = sin(4 pi x) (Wang, Yu & Perdikaris 2022)",
     "helmholtz2d": "Helmholtz on [-1,1]^2, u = sin(pi x) sin(4 pi y) (Wang, Teng & Perdikaris 2021)",
+    "poisson_lshape": "Poisson -lap u = 1 on the L-shape [-1,1]^2 minus (0,1]^2, finite-difference reference",
+    "poisson_holes": "Poisson on [-1,1]^2 with four circular holes, u = sin(pi x) sin(pi y)",
+    "heat_disk": "heat u_t = 0.1 lap u on the unit disk, u = exp(-0.1 j^2 t) J0(j r)",
 }
 
 
@@ -528,3 +758,29 @@ def describe():
     """
     return [(name, _DESCRIPTIONS.get(name, (REGISTRY[name].__doc__ or "").strip().splitlines()[0]))
             for name in REGISTRY]
+
+
+# ----------------------------------------------------------------------------- origin
+
+def _with_origin(name, ctor):
+    """``ctor`` wrapped so that the Problem it builds remembers how: ``problem.origin =
+    (name, kwargs)`` (the arguments given, by name). ``pc.sweep`` sends that pair to worker
+    processes, which rebuild the problem there: residuals are Python functions (lambdas),
+    which cannot be pickled."""
+    import inspect
+
+    signature = inspect.signature(ctor)
+
+    @functools.wraps(ctor)
+    def build(*args, **kwargs):
+        given = dict(signature.bind(*args, **kwargs).arguments)
+        problem = ctor(*args, **kwargs)
+        problem.origin = (name, given)
+        return problem
+
+    return build
+
+
+for _name in list(REGISTRY):
+    REGISTRY[_name] = globals()[_name] = _with_origin(_name, REGISTRY[_name])
+del _name

@@ -22,7 +22,7 @@ import numpy as np
 
 from .layout import Layout
 
-__all__ = ["NumpyBackend", "unpack", "forward", "backward"]
+__all__ = ["NumpyBackend", "unpack", "forward", "backward", "backward_rows", "forward_tangent"]
 
 
 def unpack(params, widths):
@@ -196,3 +196,99 @@ class NumpyBackend:
                                   want_grad=False, want_norms=True)[1]
             out.append(norms)
         return out
+
+    # -- residual Jacobian (twin of csrc/jacobian.hpp) --
+    def jacobian_rows(self, params, term, scale=None, adjoint=None, begin=0, end=None):
+        """``(r, J)`` rows of points [begin, end): row c*nb + i (see backend.CppBackend.jacobian_rows)."""
+        end = term.xhat.shape[0] if end is None else end
+        jets, cache = forward(params, self.widths, term)
+        N = jets.shape[1]
+        if adjoint is None:
+            K = term.components
+            s = np.ones(N, dtype=params.dtype) if scale is None else scale
+            r = (table_residuals(term, jets) * s)[:, begin:end].reshape(-1)
+            adjoints = []
+            for c in range(K):
+                seed = np.zeros((K, N), dtype=params.dtype)
+                seed[c] = s
+                adjoints.append(table_adjoint(term, jets, seed))
+        else:
+            adjoints = list(adjoint)
+            r = np.zeros(len(adjoints) * (end - begin), dtype=params.dtype)
+        J = np.concatenate([backward_rows(params, self.widths, term, cache, a)[begin:end] for a in adjoints]) \
+            if adjoints else np.zeros((0, params.size), dtype=params.dtype)
+        return r, J
+
+    def residual_jacobian(self, params, terms, scales, out=None, want_jacobian=True):
+        """Stacked ``(r, J)`` of several polynomial terms (see backend.CppBackend.residual_jacobian)."""
+        if not want_jacobian:
+            parts = [(table_residuals(t, forward(params, self.widths, t)[0]) * s).reshape(-1)
+                     for t, s in zip(terms, scales)]
+            return (np.concatenate(parts) if parts else np.zeros(0, params.dtype)), None
+        parts = [self.jacobian_rows(params, t, s) for t, s in zip(terms, scales)]
+        r = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, params.dtype)
+        J = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, params.size), params.dtype)
+        if out is not None:
+            out[:, :J.shape[1]] = J
+            J = out
+        return r, J
+
+    def jets_tangent(self, params, term, v):
+        """``(jets, tangents)``: output jets and their derivative along v (see ``forward_tangent``)."""
+        return forward_tangent(params, self.widths, term, v)
+
+
+# ---------------------------------------------------------------- residual Jacobian rows and tangents
+def backward_rows(params, widths, term, cache, adjoint):
+    """Per-point parameter gradients of <adjoint_i, jets_i>: array (N, n_params).
+
+    The same reverse sweep as ``backward``, but each layer keeps point i's own outer product
+    Σ_s z̄_s,i h_s,iᵀ (and z̄_0,i for the bias) instead of summing it over the points.
+    """
+    layers = unpack(params, widths)
+    N = term.xhat.shape[0]
+    rows = np.zeros((N, params.size), dtype=params.dtype)
+    off = np.cumsum([0] + [W.size + b.size for W, b in layers])
+    zbar = adjoint
+    for l in range(len(layers) - 1, -1, -1):
+        W, b = layers[l]
+        h, _, _ = cache[l]
+        gW = np.einsum("sno,sni->noi", zbar, h).reshape(N, -1)
+        rows[:, off[l]:off[l] + W.size] = gW
+        rows[:, off[l] + W.size:off[l + 1]] = zbar[0]
+        if l > 0:
+            _, z, t = cache[l - 1]
+            zbar = _adjoint_activate(zbar @ W, z, t, term.first, term.pairs)
+    return rows
+
+
+def forward_tangent(params, widths, term, v):
+    """Output jets (S, N, m) and their derivative along the parameter direction v (S, N, m).
+
+    Forward tangents through the jet map (csrc/jacobian.hpp, ``tangent_activate``):
+    ż = W ḣ + V h (+ ḃ on the value); ḣ = s1 ż, ḣ_f = s2 ż z_f + s1 ż_f,
+    ḣ_ab = s3 ż z_a z_b + s2 (ż_a z_b + z_a ż_b + ż z_ab) + s1 ż_ab.
+    """
+    first, pairs = term.first, term.pairs
+    F = len(first)
+    jets, cache = forward(params, widths, term)
+    hd = np.zeros_like(cache[0][0])
+    layers, vlayers = unpack(params, widths), unpack(np.asarray(v, dtype=params.dtype), widths)
+    for l, ((W, b), (Wd, bd)) in enumerate(zip(layers, vlayers)):
+        h = cache[l][0]
+        zd = hd @ W.T + h @ Wd.T
+        zd[0] += bd
+        if l == len(layers) - 1:
+            return jets, zd
+        _, z, t = cache[l]
+        s1 = _sech2(z[0])
+        s2 = -2 * t * s1
+        s3 = -2 * s1 * (1 - 3 * t * t)
+        hd = np.empty_like(zd)
+        hd[0] = s1 * zd[0]
+        hd[1:1 + F] = s2 * zd[0] * z[1:1 + F] + s1 * zd[1:1 + F]
+        for p, (a, c) in enumerate(pairs):
+            q = 1 + F + p
+            hd[q] = (s3 * zd[0] * z[1 + a] * z[1 + c]
+                     + s2 * (zd[1 + a] * z[1 + c] + z[1 + a] * zd[1 + c] + zd[0] * z[q]) + s1 * zd[q])
+    raise AssertionError("unreachable")

@@ -39,7 +39,7 @@ import numpy as np
 
 # The language's functions are appended from the registry (see FUNCTIONS below).
 __all__ = ["Expr", "Field", "Coordinates", "Table", "UnknownNameError", "DomainError", "Function",
-           "FUNCTIONS", "trace"]
+           "FUNCTIONS", "trace", "pointwise"]
 
 MAX_ORDER = 2
 
@@ -99,7 +99,7 @@ class Expr:
         set_(self, "op", op)
         set_(self, "args", tuple(args))
         set_(self, "_dcache", {})
-        if op in ("const", "coord"):
+        if op in ("const", "coord", "data"):
             coord_only, poly = True, True
         elif op == "jet":
             coord_only, poly = False, True
@@ -390,6 +390,9 @@ def _diff(e, i):
         return _const(0.0)
     if op == "coord":
         return _const(1.0 if args[0] == i else 0.0)
+    if op == "data":
+        raise ValueError(f"per-point data {args[1]!r} has no derivative: a residual may multiply fields "
+                         f"by it, not differentiate it")
     if op == "jet":
         o, alpha, out_name, inputs = args
         beta = tuple(sorted(alpha + (i,)))
@@ -444,6 +447,8 @@ def _to_str(e, parent=0):
         return repr(args[0])
     if op == "coord":
         return f"x.{args[1]}"
+    if op == "data":
+        return args[1]
     if op == "jet":
         return _jet_label(e)
     if op == "fn":
@@ -621,6 +626,8 @@ def _numeric(node, vals, points):
         return np.full(points.shape[0], args[0])
     if op == "coord":
         return points[:, args[0]].copy()
+    if op == "data":
+        return _pointwise_values(args, points)
     if op == "add":
         return vals[id(args[0])] + vals[id(args[1])]
     if op == "neg":
@@ -634,6 +641,36 @@ def _numeric(node, vals, points):
     if op == "fn":
         return args[0].numpy(vals[id(args[1])])
     raise AssertionError(op)  # pragma: no cover
+
+
+def _pointwise_values(args, points):
+    fn, label = args
+    v = np.asarray(fn(points))
+    if v.dtype == object or v.dtype.kind not in "fiu" or v.shape != (points.shape[0],):
+        raise ValueError(f"per-point data {label!r} must give one real number per point, shape "
+                         f"({points.shape[0]},), got shape {v.shape}")
+    return v.astype(np.float64)
+
+
+def pointwise(fn, label="data"):
+    """A per-point coefficient: ``fn(points) -> (N,)``, evaluated once when a term is lowered at
+    its points (so it stays a kernel table coefficient, like ``pc.sin(x.x)``).
+
+    For coefficients that are not formulas of the coordinates: the normals of a geometry at
+    boundary points (Neumann conditions), measured values (data terms). It cannot be
+    differentiated. ``label`` names it in printed expressions and errors.
+
+    >>> import numpy as np
+    >>> nx = pointwise(lambda p: np.where(p[:, 0] > 0.5, 1.0, -1.0), "n_x")
+    >>> tab = trace(lambda x, u: nx * u.x, ["x"], ["u"], np.array([[0.0], [1.0]]))
+    >>> tab.polynomial, tab.monomials[0][2]
+    (True, array([-1.,  1.]))
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable fn(points) -> (N,) array, got {type(fn).__name__}")
+    if not isinstance(label, str):
+        raise TypeError(f"label must be a string, got {type(label).__name__}")
+    return Expr("data", (fn, label))
 
 
 def _power(a, p):

@@ -172,6 +172,8 @@ class Run:
         self._stop_request, self._intr = None, None
         self.status, self.message, self._ctx, self._ev = "ready", "", None, None
         self._ntk_cache = None
+        self._points = {}   # {term: points} given to replace_points (saved with the state)
+        self.points_changed = {}   # {term: step of its last replace_points}
         self._base = None   # (optimizer, state) of the last weight-adapting phase, while another runs
         if state is None:
             self.optimizer = resolve_optimizer(optimizer, lr)
@@ -179,14 +181,15 @@ class Run:
             self.w_state, self.step_count, self.history = self.scheme.init(problem), 0, History(self.names)
         else:
             self._restore(state, optimizer, lr)
+        self._first_row, self._adapting = not len(self.history), False
         self._wall0 = self.history.columns["wall_time"][-1] if len(self.history) else 0.0
+        self._elapsed, self._t_loop = 0.0, None   # seconds in finished step() calls; start of the current one
         self._crisis = CrisisMonitor.from_history(self.history)   # episodes continue across a resume
         self._update_obs = []
-        self._elapsed = 0.0
         self._mask = _weighting.weight_mask(self.net.layers)
         self._prev, self._spare = self.net.params.copy(), self.net.params.copy()
         self._needs_res = bool(getattr(self.scheme, "needs_residuals", False))
-        self.objective = Objective(problem, self.net, self._lam(), self._pw(), self._needs_res)
+        self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res)
         for obs in observers:
             self.add_observer(obs)
         if verbose:
@@ -237,6 +240,10 @@ class Run:
         self.optimizer, self.opt_state = self._saved_optimizer(state, optimizer, lr)
         self._base = self._saved_optimizer(state, "adam", lr) if "phase" in state else None
         self.w_state = state["weighting"]["state"]
+        for k, pts in state.get("points", {}).items():   # points a resampler replaced
+            self.problem = self.problem.with_points(k, pts)
+            self._points[k] = self.problem.terms[k].points
+        self.points_changed = {k: int(v) for k, v in state.get("points_changed", {}).items()}
         self._check_scheme_state(state["weighting"]["name"])
         self.step_count = int(state["step"])
         self.history = History(self.names, state["history"])
@@ -342,6 +349,9 @@ class Run:
                "weighting": {"name": type(self.scheme).__name__, "config": self.scheme.config(),
                              "state": self.w_state},
                "history": self.history.to_dict()}
+        if self._points:
+            out["points"] = {k: np.array(v) for k, v in self._points.items()}
+            out["points_changed"] = dict(self.points_changed)
         if self._base is not None:  # a second-order phase runs: saved beside the first-order optimizer
             out["phase"] = _entry(self.optimizer, self.opt_state)
         return out
@@ -355,6 +365,8 @@ class Run:
         """New collocation points for ``term`` (the problem re-lowers that term); per-point
         weighting states must be adapted by the caller (``pinncore.resampling`` does)."""
         self.problem = self.problem.with_points(term, points)
+        self._points[term] = self.problem.terms[term].points
+        self.points_changed[term] = self.step_count
         self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res)
         self._ntk_cache = None
 
@@ -399,12 +411,19 @@ class Run:
         self.objective.forget()
 
     def _loop(self, n):
-        t0 = time.perf_counter()
+        t0 = self._t_loop = time.perf_counter()
         self.status, self.message, self._stop_request = "running", "", None
         for obs in self._observers:
             obs.on_start(self)
         step_obs = [o for o in self._observers if o.every == "step"]
-        self._update_obs = [o for o in self._observers if callable(getattr(o, "on_update", None))]
+        # Observers that replay weighting updates (the audit), while the weights adapt.
+        self._update_obs = [o for o in self._observers if callable(getattr(o, "on_update", None))] \
+            if self.optimizer.adapts_weights else []
+        # A static scheme (Fixed) never changes its weights: no context, no update call per step.
+        self._adapting = self.optimizer.adapts_weights and not getattr(self.scheme, "static", False)
+        self._first_row = not len(self.history)
+        # Second-order iterations are few and costly: an optimizer may ask for a row at each one.
+        self._row_every = 1 if getattr(self.optimizer, "log_every_iteration", False) else self.log_every
         end = self.step_count + n
         with _Interrupt() as intr, np.errstate(all="ignore"):
             # Overflow and invalid operations are expected when a run diverges; the loop
@@ -417,7 +436,7 @@ class Run:
                 self.status, self.message = "interrupted", f"interrupted at step {self.step_count}"
             finally:
                 self._elapsed += time.perf_counter() - t0
-                self._intr = None
+                self._t_loop = self._intr = None
         if self.status == "running":
             self.status = "completed"
         if self.status != "completed":
@@ -443,18 +462,18 @@ class Run:
             return self._diverged(L, G)
         self._ev, self._ctx = ev, None
         pw_next, w_before = None, self.w_state
-        if self.optimizer.adapts_weights:
+        if self._adapting:
             new = self.scheme.update(w_before, step, self.context)
             if new is not w_before:  # a scheme returns its state as is when nothing changed
                 self.w_state = new
                 obj.weights = self._lam()
                 pw_next = self._pw()
-            for obs in self._update_obs:   # e.g. the audit's shadow schemes, on this step's context
-                obs.on_update(self, step)
+        for obs in self._update_obs:   # e.g. the audit's shadow schemes, on this step's context
+            obs.on_update(self, step)
         total = float(np.dot(obj.weights, L))
         if not math.isfinite(total):  # a NaN/inf loss, or finite terms whose weighted sum overflows
             return self._diverged(L, G, overflow=bool(np.isfinite(L).all()), w_state=w_before)
-        if (step % self.log_every == 0 or not len(self.history)) and self.history.last_step != step:
+        if (step % self._row_every == 0 or self._first_row) and self.history.last_step != step:
             if self._log(ev, total):
                 return False
         np.copyto(self._spare, params)   # params of this step, kept until the next one is known finite
@@ -528,6 +547,7 @@ class Run:
             if columns is not None:
                 row.update(columns(self))
         self.history.append(row)
+        self._first_row = False
         if warning and self.warn:
             warnings.warn(warning, LossBalanceWarning, stacklevel=4)
         stop = False
@@ -542,7 +562,9 @@ class Run:
         return True
 
     def _wall_time(self):
-        return self._wall0 + self._elapsed
+        """Training seconds so far: earlier runs (a resumed state), finished calls, the current one."""
+        running = 0.0 if self._t_loop is None else time.perf_counter() - self._t_loop
+        return self._wall0 + self._elapsed + running
 
     def _balance_columns(self, row, G):
         """Gradient cosines, shares, the norm ratio and the ``crisis`` episode column (reusing

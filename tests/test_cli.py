@@ -16,7 +16,8 @@ from pinncore import cli, problems
 from pinncore.io import load
 
 DEMO_METHODS = [f"Fixed λ_ic={cli._fmt_lam(lam)}" for lam in cli.DEMO_LAMBDAS] + [
-    "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "hard constraint", "NTK + L-BFGS"]
+    "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "hard constraint", "NTK + L-BFGS",
+    "LM 3 λ_ic=1e0", "LM 3 λ_ic=1e2", "LM 3 λ_ic=1e5", "NTK + LM 3"]
 
 
 # The package under test may be the installed one (CI) or the source tree (development):
@@ -64,12 +65,12 @@ def test_no_command_and_help():
 # ------------------------------------------------------------------------------ demo
 
 def test_demo_prints_a_row_per_run(capsys):
-    assert cli.main(["demo", "--steps", "50", "--seed", "1"]) == 0
+    assert cli.main(["demo", "--steps", "50", "--seed", "1", "--lm", "3"]) == 0
     cap = capsys.readouterr()
     lines = cap.out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("method"))
     rows = lines[header + 2: header + 2 + len(DEMO_METHODS)]
-    assert len(rows) == 15
+    assert len(rows) == 19
     for row, method in zip(rows, DEMO_METHODS):
         assert row.startswith(method), (row, method)
         assert any(v in row for v in ("clean", "partial", "wrong steady state")), row
@@ -80,7 +81,8 @@ def test_demo_prints_a_row_per_run(capsys):
     # λ_ic = 1e-3 is imbalanced at step 0: flagged in the table, not raised as a Python warning
     assert rows[0].split()[6].endswith("!")
     # progress goes to stderr, plain lines (not a terminal here)
-    assert "\r" not in cap.err and "[15/15]" in cap.err
+    assert "\r" not in cap.err and "[19/19]" in cap.err
+    assert "Levenberg–Marquardt from random initialisation: λ_ic=1e0 -> " in cap.out
 
 
 def test_demo_records_and_verdicts():
@@ -133,6 +135,20 @@ def test_train_options(tmp_path, capsys):
     assert list(state["layers"]) == [1, 8, 8, 1] and state["weighting"]["name"] == "NTK"
     assert state["optimizer"]["config"]["lr"] == pytest.approx(2e-3)
     assert "lbfgs" in json.loads((out / "history.json").read_text())["columns"]["phase"]
+
+
+def test_train_levenberg_marquardt(tmp_path, capsys):
+    out = tmp_path / "lm"
+    rc = cli.main(["train", "--problem", "harmonic", "--optimizer", "lm", "--steps", "4", "--layers", "1,8,8,1",
+                   "--weighting", "fixed", "--quiet", "--out", str(out)])
+    assert rc == 0 and "4 LM iterations" in capsys.readouterr().out
+    phases = json.loads((out / "history.json").read_text())["columns"]["phase"]
+    assert phases == ["lm"] * 5  # one row per LM iteration (and step 0)
+    rc = cli.main(["train", "--problem", "harmonic", "--steps", "10", "--lm", "3", "--layers", "1,8,8,1", "--quiet",
+                   "--out", str(out)])
+    assert rc == 0
+    phases = json.loads((out / "history.json").read_text())["columns"]["phase"]
+    assert phases[-3:] == ["lm"] * 3 and phases[0] == "adam"
 
 
 def test_train_fixed_weights_and_warning_line(tmp_path, capsys):
@@ -239,7 +255,7 @@ def test_cli_without_plot_never_imports_matplotlib(tmp_path):
         assert main(["problems"]) == 0
         assert main(["diagnose", "--problem", "harmonic", "--layers", "1,8,1"]) == 0
         assert main(["train", "--problem", "harmonic", "--steps", "3", "--quiet", "--out", {str(tmp_path)!r}]) == 0
-        assert main(["demo", "--steps", "2"]) == 0
+        assert main(["demo", "--steps", "2", "--lm", "2"]) == 0
         assert main(["train", "--problem", "nope"]) == 2
         bad = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "pylab"))
         assert not bad, bad

@@ -8,7 +8,7 @@ import pytest
 
 MODULES = ["backend", "network", "reference", "residual", "problem", "problems", "objective", "optim", "weighting",
            "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
-           "audit"]
+           "jacobian", "lm", "sweep", "geometry", "conditions", "resampling", "audit"]
 
 
 @pytest.mark.parametrize("name", MODULES)

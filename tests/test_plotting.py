@@ -21,7 +21,8 @@ def _is_png(path):
 
 
 def test_demo_figure(tmp_path):
-    recs = cli.run_demo(steps=10, lbfgs_steps=3, out=io.StringIO(), progress=cli._Progress(io.StringIO()))
+    recs = cli.run_demo(steps=10, lbfgs_steps=3, out=io.StringIO(), progress=cli._Progress(io.StringIO()), lm_steps=2)
+    assert [r["kind"] for r in recs][-4:] == ["lm", "lm", "lm", "adam+lm"]
     path = tmp_path / "demo.png"
     assert plotting.demo_figure(recs, str(path)) == str(path)
     assert _is_png(path)
@@ -29,7 +30,7 @@ def test_demo_figure(tmp_path):
 
 def test_demo_plot_option(tmp_path, capsys):
     path = tmp_path / "sub" / "demo.png"
-    assert cli.main(["demo", "--steps", "5", "--plot", str(path)]) == 0
+    assert cli.main(["demo", "--steps", "5", "--lm", "2", "--plot", str(path)]) == 0
     assert _is_png(path) and f"wrote {path}" in capsys.readouterr().out
 
 

@@ -445,7 +445,8 @@ def test_helmholtz_edges(fake_api):
 # ----------------------------------------------------------------------------- registry
 
 def test_registry_get_describe():
-    assert set(P.REGISTRY) == {"harmonic", "burgers", "heat1d", "wave1d", "poisson1d", "helmholtz2d"}
+    assert set(P.REGISTRY) == {"harmonic", "burgers", "heat1d", "wave1d", "poisson1d", "helmholtz2d",
+                               "poisson_lshape", "poisson_holes", "heat_disk"}
     d = P.describe()
     assert [n for n, _ in d] == list(P.REGISTRY)
     assert all(isinstance(s, str) and s and "\n" not in s for _, s in d)

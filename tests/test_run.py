@@ -223,3 +223,10 @@ def test_warning_advice_depends_on_the_scheme():
     assert "SelfAdaptive will adapt the weights" in sa and "use an adaptive" not in sa
     (fixed,) = texts(pc.Fixed())
     assert "107x" in fixed and "See pc.diagnose()" in fixed
+
+
+def test_wall_time_grows_within_one_step_call():
+    run = make_run(log_every=100)
+    run.step(600)
+    w = run.history["wall_time"]
+    assert len(w) == 6 and np.all(np.diff(w) > 0) and w[0] >= 0.0

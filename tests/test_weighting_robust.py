@@ -126,3 +126,11 @@ def test_sine_type_oscillator_where_ntk_overshoots():
         errs[scheme.name] = (r.rel_l2, r.weights["ic"])
     assert errs["balanced"][0] < 0.05 and 10 < errs["balanced"][1] < 5e3
     assert errs["ntk"][0] > 0.3 and errs["ntk"][1] > 200
+
+
+def test_relobralo_draw_is_stateless_uniform():
+    s = pc.ReLoBRaLo(seed=5)
+    u = np.array([s.draw(k) for k in range(20000)])
+    assert ((u >= 0) & (u < 1)).all() and abs(u.mean() - 0.5) < 0.01
+    assert abs((u < 0.99).mean() - 0.99) < 0.003
+    assert s.draw(123) == pc.ReLoBRaLo(seed=5).draw(123) != pc.ReLoBRaLo(seed=6).draw(123)

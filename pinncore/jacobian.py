@@ -1,0 +1,319 @@
+"""The residual Jacobian of a problem: the low-level call that Gauss–Newton methods build on.
+
+The stacked residual vector is r = [√(λ_a w_i / N_a) · r_a,c,i] over terms a (in
+``problem.term_names`` order), components c and points i, so that ‖r‖² = Σ_a λ_a L_a is
+exactly the weighted loss (per-point weights w_i included). J = ∂r/∂θ (rows × n_params) comes
+from the kernel in one forward jet pass and one backward sweep per residual component that
+keeps each point's parameter gradient instead of summing it (csrc/jacobian.hpp;
+docs/design.md §2). Residuals that are not polynomial in the jets (e.g. ``pc.sin(u)``) use the
+kernel's forward pass, the NumPy residual with exact ∂r/∂J, and the same per-row backward.
+
+Three ways to use J, by memory:
+
+* ``lin.dense()`` — J itself (rows × n_params);
+* ``lin.gram("JJt")`` / ``lin.gram("JtJ")`` — JJᵀ (residual space) or JᵀJ and Jᵀr
+  (parameter space, accumulated over point chunks, so J never needs to fit);
+* ``lin.matvec(v)`` = J v (forward tangents through the jet pass) and ``lin.rmatvec(u)`` = Jᵀ u
+  (the kernel's backward sweep): matrix-free, memory O(rows + n_params).
+
+Example
+-------
+>>> import numpy as np, pinncore as pc
+>>> problem = pc.problems.harmonic(); net = pc.MLP([1, 8, 1], seed=0)
+>>> r, J = problem.residual_jacobian(net, weights={"ic": 10.0})
+>>> J.shape                       # 50 pde rows + 2 ic components, 25 parameters
+(52, 25)
+>>> L = problem.losses(net)
+>>> bool(np.isclose(r @ r, L["pde"] + 10.0 * L["ic"]))
+True
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["ResidualJacobian", "Linearization", "term_weights"]
+
+_GRAM_KINDS = ("JtJ", "JJt")
+
+
+def term_weights(weights, names):
+    """λ as a float64 array (T,) from None (all 1), a dict name -> λ (missing = 1) or a sequence.
+
+    >>> term_weights({"ic": 100.0}, ["pde", "ic"]).tolist()
+    [1.0, 100.0]
+    """
+    if weights is None:
+        return np.ones(len(names))
+    if isinstance(weights, dict):
+        unknown = sorted(set(weights) - set(names))
+        if unknown:
+            raise ValueError(f"weights names unknown terms {unknown}; the terms are {names}")
+        lam = np.array([weights.get(k, 1.0) for k in names], dtype=object)
+    else:
+        lam = np.asarray(weights, dtype=object)
+        if lam.shape != (len(names),):
+            raise ValueError(f"weights must have one entry per term ({len(names)}: {names}), got shape {lam.shape}")
+    out = np.empty(len(names))
+    for a, v in enumerate(lam):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"weights[{names[a]!r}] must be a real number, got {v!r}")
+        if not (math.isfinite(float(v)) and float(v) >= 0):
+            raise ValueError(f"weights[{names[a]!r}] must be finite and >= 0, got {v!r}")
+        out[a] = float(v)
+    return out
+
+
+class ResidualJacobian:
+    """The stacked weighted residuals of ``problem`` for ``net``'s shape: r(θ) and J(θ) = ∂r/∂θ.
+
+    weights : λ per term (dict name -> λ, a sequence, or None = 1).
+    point_weights : None, a list with one entry (None or an (N_a,) array, w_i >= 0) per term,
+        or a dict name -> array (missing terms: w = 1).
+
+    ``rows`` = Σ_a C_a N_a; ``blocks`` lists (term, first row, components, points).
+
+    >>> import pinncore as pc
+    >>> jac = ResidualJacobian(pc.problems.harmonic(), pc.MLP([1, 8, 1]))
+    >>> jac.rows, jac.n_params, jac.blocks[1]
+    (52, 25, ('ic', 50, 2, 1))
+    """
+
+    def __init__(self, problem, net, weights=None, point_weights=None):
+        problem.check_net(net)
+        self.problem, self.net = problem, net
+        self.dtype = net.dtype
+        self.data = problem.lowering.data(net.dtype)
+        names = problem.term_names
+        self.weights = term_weights(weights, names)
+        if isinstance(point_weights, dict):
+            unknown = sorted(set(point_weights) - set(names))
+            if unknown:
+                raise ValueError(f"point_weights names unknown terms {unknown}; the terms are {names}")
+            point_weights = [point_weights.get(k) for k in names]
+        pw = [None] * len(names) if point_weights is None else problem.check_point_weights(point_weights, np.float64)
+        self.scales, self.blocks, row = [], [], 0
+        for a, lw in enumerate(problem.lowering.terms):
+            w = np.ones(lw.n) if pw[a] is None else np.asarray(pw[a], dtype=np.float64)
+            if (w < 0).any():
+                raise ValueError(f"point_weights[{a}] (term {names[a]!r}) must be >= 0 (rows are scaled by sqrt(w))")
+            s = np.sqrt(self.weights[a] * w / max(lw.n, 1))
+            self.scales.append(np.ascontiguousarray(s, dtype=self.dtype))
+            self.blocks.append((names[a], row, lw.table.n_components, lw.n))
+            row += lw.table.n_components * lw.n
+        self.rows = row
+        self.n_params = net.n_params
+        self.polynomial = [lw.table.polynomial for lw in problem.lowering.terms]
+
+    def nbytes(self, what):
+        """Bytes of one array: "J" (rows × n_params), "JJt" (rows²) or "JtJ" (n_params²).
+
+        >>> import pinncore as pc
+        >>> ResidualJacobian(pc.problems.harmonic(), pc.MLP([1, 8, 1])).nbytes("J")
+        10400
+        """
+        item = np.dtype(self.dtype).itemsize
+        n = {"J": self.rows * self.n_params, "JJt": self.rows ** 2, "JtJ": self.n_params ** 2}
+        if what not in n:
+            raise ValueError(f"what must be one of {sorted(n)}, got {what!r}")
+        return n[what] * (item if what == "J" else 8)
+
+    def linearize(self, params=None):
+        """The residuals and their derivative tables at ``params`` (default ``net.params``).
+
+        >>> import pinncore as pc
+        >>> lin = ResidualJacobian(pc.problems.harmonic(), pc.MLP([1, 8, 1])).linearize()
+        >>> lin.r.shape
+        (52,)
+        """
+        p = self.net.check_params(params) if params is not None else self.net.params
+        return Linearization(self, np.array(p, dtype=self.dtype, copy=True))
+
+
+class Linearization:
+    """r, J and its products at one parameter vector (built by ``ResidualJacobian.linearize``).
+
+    ``r`` (rows,) in the network's dtype is computed at construction (kernel forward pass);
+    J is only formed by the methods that need it.
+    """
+
+    def __init__(self, jac, params):
+        self.jac, self.params = jac, params
+        self.be = jac.net.backend
+        self._dr = {}   # term index -> (jets (S, N, m), r (C, N), dr (C, V, N)) from the NumPy table
+        self._r = None
+
+    @property
+    def r(self):
+        """The stacked weighted residuals (rows,) in the network's dtype (one kernel pass, cached;
+        ``dense`` sets it from the Jacobian pass)."""
+        if self._r is None:
+            jac = self.jac
+            if all(jac.polynomial):
+                self._r = self.be.residual_jacobian(self.params, jac.data, jac.scales, None, False)[0]
+                return self._r
+            poly = [a for a, p in enumerate(jac.polynomial) if p]
+            res = {}
+            if poly:
+                _, _, R = self.be.losses_grads(self.params, [jac.data[a] for a in poly], [None] * len(poly), True)
+                res = dict(zip(poly, R))
+            parts = [((np.asarray(res[a], dtype=np.float64) if a in res else self._table(a)[1]) * jac.scales[a])
+                     .reshape(-1) for a in range(len(jac.blocks))]
+            self._r = np.concatenate(parts).astype(jac.dtype) if parts else np.zeros(0, jac.dtype)
+        return self._r
+
+    def loss(self):
+        """‖r‖² = Σ_a λ_a L_a (float64)."""
+        r = self.r.astype(np.float64)
+        return float(r @ r)
+
+    def _table(self, a):
+        """(jets, r, dr) of term a from the kernel forward and the NumPy table (cached)."""
+        if a not in self._dr:
+            lw = self.jac.problem.lowering.terms[a]
+            J, Jv = self.jac.problem.lowering.table_jets(lw, self.be, self.params, self.jac.data[a])
+            r, dr = lw.table.evaluate(Jv)
+            self._dr[a] = (J, r, dr)
+        return self._dr[a]
+
+    def _adjoints(self, a, seed):
+        """Output-jet adjoints Σ_c seed[k, c] ∂r_c/∂J (K, S, N, m) of term a for seeds (K, C, N)."""
+        lw = self.jac.problem.lowering.terms[a]
+        J, _, dr = self._table(a)
+        adj = np.zeros((seed.shape[0],) + J.shape, dtype=np.float64)
+        for v, (s, o) in enumerate(zip(lw.var_stream, lw.var_out)):
+            adj[:, s, :, o] += np.einsum("kcn,cn->kn", seed, dr[:, v, :])
+        return np.ascontiguousarray(adj, dtype=self.jac.dtype)
+
+    def block(self, a, begin=0, end=None):
+        """Rows of term a for its points [begin, end): J block (C·nb, n_params), row c·nb + i."""
+        jac = self.jac
+        lw = jac.problem.lowering.terms[a]
+        end = lw.n if end is None else end
+        td = jac.data[a]
+        if jac.polynomial[a]:
+            return self.be.jacobian_rows(self.params, td, jac.scales[a], None, begin, end)[1]
+        C = lw.table.n_components
+        seed = np.zeros((C, C, lw.n))
+        for c in range(C):
+            seed[c, c] = jac.scales[a]
+        return self.be.jacobian_rows(self.params, td, None, self._adjoints(a, seed), begin, end)[1]
+
+    def dense(self, out=None):
+        """``(r, J)``: J (rows, n_params) in the network's dtype; ``out`` may supply its storage.
+
+        >>> import pinncore as pc
+        >>> r, J = ResidualJacobian(pc.problems.harmonic(), pc.MLP([1, 8, 1])).linearize().dense()
+        >>> J.shape
+        (52, 25)
+        """
+        jac = self.jac
+        if out is not None and (out.shape != (jac.rows, jac.n_params) or out.dtype != jac.dtype
+                                or not out.flags.c_contiguous or not out.flags.writeable):
+            raise ValueError(f"out must be a writeable C-contiguous {np.dtype(jac.dtype).name} array of shape "
+                             f"{(jac.rows, jac.n_params)}")
+        if all(jac.polynomial):
+            r, J = self.be.residual_jacobian(self.params, jac.data, jac.scales, out)
+            self._r = r  # the Jacobian pass's own residuals: r and J from one sweep
+            return r, J
+        J = np.empty((jac.rows, jac.n_params), dtype=jac.dtype) if out is None else out
+        for a, (_, row, C, n) in enumerate(jac.blocks):
+            J[row:row + C * n] = self.block(a)
+        return self.r, J
+
+    def gram(self, kind="JtJ", chunk_bytes=32 << 20, J=None, out=None, upper=False):
+        """Gram products in float64.
+
+        kind="JJt": ``(JJᵀ (rows, rows), J)`` — J is needed again to map back to parameters
+        (pass ``J`` when it is already at hand, or ``out`` to form it in given storage).
+        ``upper=True`` returns only the upper triangle (the rest zero), as Cholesky reads it.
+        kind="JtJ": ``(JᵀJ (n_params, n_params), Jᵀr)``, accumulated over point chunks of at
+        most ``chunk_bytes`` of J, so J is never stored whole. Fixed chunks, fixed order.
+
+        >>> import numpy as np, pinncore as pc
+        >>> lin = ResidualJacobian(pc.problems.harmonic(), pc.MLP([1, 8, 1])).linearize()
+        >>> A, g = lin.gram("JtJ"); J = lin.dense()[1]
+        >>> bool(np.allclose(A, J.T @ J)), bool(np.allclose(g, J.T @ lin.r))
+        (True, True)
+        """
+        from scipy.linalg import blas
+        if kind not in _GRAM_KINDS:
+            raise ValueError(f"kind must be one of {_GRAM_KINDS}, got {kind!r}")
+        if kind == "JJt":
+            if J is None:
+                _, J = self.dense(out)
+            J64 = np.asarray(J, dtype=np.float64)
+            K = blas.dsyrk(1.0, J64.T, trans=1, lower=0)  # upper triangle of (Jᵀ)ᵀJᵀ = JJᵀ
+            return (K if upper else _symmetrize(K)), J
+        jac = self.jac
+        P = jac.n_params
+        A = np.zeros((P, P), order="F")
+        g = np.zeros(P)
+        r64 = self.r.astype(np.float64)
+        per_row = max(P * np.dtype(jac.dtype).itemsize, 1)
+        for a, (_, row, C, n) in enumerate(jac.blocks):
+            step = max(1, int(chunk_bytes // (per_row * max(C, 1))))
+            for b in range(0, n, step):
+                e = min(n, b + step)
+                B = np.asarray(self.block(a, b, e), dtype=np.float64)
+                A = blas.dsyrk(1.0, B.T, beta=1.0, c=A, trans=0, lower=0, overwrite_c=1)
+                idx = np.concatenate([row + c * n + np.arange(b, e) for c in range(C)])
+                g += B.T @ r64[idx]
+        return (A if upper else _symmetrize(A)), g
+
+    def matvec(self, v):
+        """J v (rows,) by forward tangents through the jet pass (no J formed).
+
+        >>> import numpy as np, pinncore as pc
+        >>> lin = ResidualJacobian(pc.problems.harmonic(), pc.MLP([1, 8, 1])).linearize()
+        >>> v = np.ones(25); bool(np.allclose(lin.matvec(v), lin.dense()[1] @ v))
+        True
+        """
+        jac = self.jac
+        v = np.ascontiguousarray(v, dtype=jac.dtype)
+        if v.shape != (jac.n_params,):
+            raise ValueError(f"v must have shape ({jac.n_params},), got {v.shape}")
+        out = np.empty(jac.rows, dtype=np.float64)
+        for a, (_, row, C, n) in enumerate(jac.blocks):
+            lw = jac.problem.lowering.terms[a]
+            _, dr = self._dr_poly(a)
+            _, tan = self.be.jets_tangent(self.params, jac.data[a], v)
+            rd = np.zeros((C, n))
+            for k, (s, o) in enumerate(zip(lw.var_stream, lw.var_out)):
+                rd += dr[:, k, :] * tan[s, :, o]
+            out[row:row + C * n] = (rd * jac.scales[a]).reshape(-1)
+        return out
+
+    def rmatvec(self, u):
+        """Jᵀ u (n_params,) by the kernel's backward sweep (no J formed).
+
+        >>> import numpy as np, pinncore as pc
+        >>> lin = ResidualJacobian(pc.problems.harmonic(), pc.MLP([1, 8, 1])).linearize()
+        >>> u = np.ones(52); bool(np.allclose(lin.rmatvec(u), lin.dense()[1].T @ u))
+        True
+        """
+        jac = self.jac
+        u = np.asarray(u, dtype=np.float64)
+        if u.shape != (jac.rows,):
+            raise ValueError(f"u must have shape ({jac.rows},), got {u.shape}")
+        g = np.zeros(jac.n_params)
+        for a, (_, row, C, n) in enumerate(jac.blocks):
+            seed = (u[row:row + C * n].reshape(C, n) * jac.scales[a])[None]
+            self._dr_poly(a)
+            adj = self._adjoints(a, seed)[0]
+            g += self.be.vjp(self.params, jac.data[a], adj, False)[0]
+        return g
+
+    def _dr_poly(self, a):
+        """(r, dr) of term a from the NumPy table (polynomial terms too: J v and Jᵀu contract
+        the kernel's jet tangents/adjoints with ∂r/∂J)."""
+        _, r, dr = self._table(a)
+        return r, dr
+
+
+def _symmetrize(A):
+    """The symmetric matrix whose upper triangle is A's (BLAS syrk fills only that one)."""
+    U = np.triu(A)
+    U += np.triu(A, 1).T
+    return U
