@@ -344,17 +344,31 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
     """Run the demo, printing the table to ``out`` (default stdout); return the run records
     (dicts with method, kind, lam, weights, losses, ratio0, rel_l2, verdict, wall_time, history,
     t, u) for ``pinncore.plotting.demo_figure``."""
-    import numpy as np
-
     from . import problems
-    from .network import MLP
 
     out = out if out is not None else sys.stdout
     progress = progress if progress is not None else _Progress()
     lbfgs_steps = steps if lbfgs_steps is None else lbfgs_steps
     soft, hard = problems.harmonic(), problems.harmonic(hard_constraint=True)
-    t = np.linspace(0.0, 1.0, 201)[:, None]
     runs = _demo_runs(steps, lbfgs_steps, lm_steps)
+    header = _demo_header(out, steps, seed, lr)
+    records, total0 = [], time.perf_counter()
+    for i, run in enumerate(runs):
+        label = f"[{i + 1:>2}/{len(runs)}] {run['method']}"
+        progress.start(label)
+        rec = _demo_fit(run, hard if run["hard"] else soft, steps, seed, lr, progress, label)
+        progress.clear()
+        records.append(rec)
+        print(_row(_demo_cells(rec)), file=out)
+        out.flush()
+    print("-" * len(header), file=out)
+    _demo_footer(records, steps, out)
+    print(f"{len(records)} runs in {time.perf_counter() - total0:.1f} s", file=out)
+    out.flush()
+    return records
+
+
+def _demo_header(out, steps, seed, lr):
     print(f"pinncore demo: harmonic IVP u'' + (2π)² u = 0, u(0) = 1, u'(0) = 0 on [0, 1]; exact u = cos(2πt)", file=out)
     print(f"network {DEMO_LAYERS} (tanh, seed {seed}), Adam lr {lr:g}, {steps} steps per run", file=out)
     print("ratio@0 = λ_pde‖∇L_pde‖ / λ_ic‖∇L_ic‖ at step 0 (weighted, with the scheme's step-0 weights); "
@@ -369,48 +383,47 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
     print(header, file=out)
     print("-" * len(header), file=out)
     out.flush()
-    records = []
-    total0 = time.perf_counter()
-    for i, run in enumerate(runs):
-        problem = hard if run["hard"] else soft
-        label = f"[{i + 1:>2}/{len(runs)}] {run['method']}"
-        n_total = run.get("steps", steps) + run["lbfgs"] + run.get("lm", 0)
-        progress.start(label)
+    return header
 
-        def cb(step, row, label=label, n_total=n_total):
-            progress.update(f"{label}: step {step}/{n_total}  rel-L2 {row.get('rel_l2', float('nan')):.2e}")
-            return False
 
-        result, caught = _train(problem, MLP(DEMO_LAYERS, seed=seed), weighting=run["weighting"],
-                                steps=run.get("steps", steps), optimizer=run.get("optimizer", "adam"), lr=lr,
-                                lbfgs_steps=run["lbfgs"], lm_steps=run.get("lm", 0), seed=seed, log_every=100,
-                                callback=cb)
-        progress.clear()
-        h = result.history
-        warned = any(w.category.__name__ == "LossBalanceWarning" for w in caught)
-        terms = problem.term_names
-        if "ic" in terms:
-            num = h["pde_weight"][0] * h["pde_grad_norm"][0]
-            den = h["ic_weight"][0] * h["ic_grad_norm"][0]
-            ratio = num / den if den > 0 else math.inf
-        else:
-            ratio = None
-        rec = dict(method=run["method"], kind=run["kind"], lam=run["lam"], weights=dict(result.weights),
-                   losses={k: float(h[f"{k}_loss"][-1]) for k in terms}, ratio0=ratio, warned=warned,
-                   rel_l2=result.rel_l2, verdict=verdict(result.rel_l2, result.status, result.history),
-                   wall_time=result.wall_time,
-                   status=result.status, history=h, t=t[:, 0].copy(), u=problem.predict(result.net, t)[:, 0].copy(),
-                   warnings=[_warning_line(w) for w in caught])
-        records.append(rec)
-        rstr = "-" if ratio is None else f"{ratio:.2e}" + ("!" if warned else " ")
-        cells = [rec["method"], _fmt_w(rec["weights"].get("pde", 1.0)),
-                 _fmt_w(rec["weights"]["ic"]) if "ic" in rec["weights"] else "-",
-                 f"{rec['losses']['pde']:.2e}", f"{rec['losses']['ic']:.2e}" if "ic" in terms else "exact",
-                 rstr, f"{rec['rel_l2']:.2e}" if rec["rel_l2"] is not None else "-", rec["verdict"],
-                 f"{rec['wall_time']:.2f}s"]
-        print(_row(cells), file=out)
-        out.flush()
-    print("-" * len(header), file=out)
+def _demo_fit(run, problem, steps, seed, lr, progress, label):
+    """Train one demo run and return its record."""
+    from .network import MLP
+    n_total = run.get("steps", steps) + run["lbfgs"] + run.get("lm", 0)
+
+    def cb(step, row):
+        progress.update(f"{label}: step {step}/{n_total}  rel-L2 {row.get('rel_l2', float('nan')):.2e}")
+        return False
+
+    result, caught = _train(problem, MLP(DEMO_LAYERS, seed=seed), weighting=run["weighting"],
+                            steps=run.get("steps", steps), optimizer=run.get("optimizer", "adam"), lr=lr,
+                            lbfgs_steps=run["lbfgs"], lm_steps=run.get("lm", 0), seed=seed, log_every=100,
+                            callback=cb)
+    h, terms = result.history, problem.term_names
+    ratio = None
+    if "ic" in terms:
+        num, den = h["pde_weight"][0] * h["pde_grad_norm"][0], h["ic_weight"][0] * h["ic_grad_norm"][0]
+        ratio = num / den if den > 0 else math.inf
+    t = np.linspace(0.0, 1.0, 201)[:, None]
+    return dict(method=run["method"], kind=run["kind"], lam=run["lam"], weights=dict(result.weights),
+                losses={k: float(h[f"{k}_loss"][-1]) for k in terms}, ratio0=ratio,
+                warned=any(w.category.__name__ == "LossBalanceWarning" for w in caught),
+                rel_l2=result.rel_l2, verdict=verdict(result.rel_l2, result.status, result.history),
+                wall_time=result.wall_time, status=result.status, history=h, t=t[:, 0].copy(),
+                u=problem.predict(result.net, t)[:, 0].copy(), warnings=[_warning_line(w) for w in caught])
+
+
+def _demo_cells(rec):
+    ratio, has_ic = rec["ratio0"], "ic" in rec["losses"]
+    rstr = "-" if ratio is None else f"{ratio:.2e}" + ("!" if rec["warned"] else " ")
+    return [rec["method"], _fmt_w(rec["weights"].get("pde", 1.0)),
+            _fmt_w(rec["weights"]["ic"]) if "ic" in rec["weights"] else "-",
+            f"{rec['losses']['pde']:.2e}", f"{rec['losses']['ic']:.2e}" if has_ic else "exact",
+            rstr, f"{rec['rel_l2']:.2e}" if rec["rel_l2"] is not None else "-", rec["verdict"],
+            f"{rec['wall_time']:.2f}s"]
+
+
+def _demo_footer(records, steps, out):
     zone = [r for r in records if r["kind"] == "fixed" and r["verdict"] == "clean"]
     if zone:
         print(f"Goldilocks zone (fixed λ_ic with rel-L2 < {CLEAN:.0%}): "
@@ -421,9 +434,6 @@ def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=N
     if lm:
         cells = [f"λ_ic={_fmt_lam(r['lam'])} -> {r['rel_l2']:.1e}" for r in lm]
         print(f"Levenberg–Marquardt from random initialisation: {', '.join(cells)}", file=out)
-    print(f"{len(records)} runs in {time.perf_counter() - total0:.1f} s", file=out)
-    out.flush()
-    return records
 
 
 def _cmd_demo(args):

@@ -23,7 +23,21 @@ import numpy as np
 from . import residual as _residual
 from .network import TermData, stream_plan
 
-__all__ = ["Lowering", "LoweredTerm"]
+__all__ = ["Lowering", "LoweredTerm", "term_loss"]
+
+
+def term_loss(r, w=None):
+    """A term's loss L_a = Σ_c mean_i w_i r_c,i² from its (C, N) residuals (0 without points):
+    the loss definition on the Python side (the kernel and its NumPy twin compute it fused).
+
+    >>> term_loss(np.array([[1.0, 3.0]])), term_loss(np.array([[1.0, 3.0]]), np.array([2.0, 0.0]))
+    (5.0, 1.0)
+    """
+    r = np.asarray(r, dtype=np.float64)
+    if r.size == 0:
+        return 0.0
+    wv = 1.0 if w is None else np.asarray(w, dtype=np.float64)
+    return float((wv * r ** 2).sum() / r.shape[-1])
 
 
 @dataclass

@@ -46,6 +46,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from .layout import Layout
+from .lowering import term_loss
 
 __all__ = [
     "Weighting", "Context", "StepContext", "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Balanced",
@@ -62,8 +63,7 @@ def unweighted_losses(residuals):
     >>> unweighted_losses([np.array([[1.0, 3.0]]), np.zeros((2, 0))]).tolist()
     [5.0, 0.0]
     """
-    return np.array([float(np.sum(np.mean(np.asarray(r, dtype=np.float64) ** 2, axis=1))) if r.size else 0.0
-                     for r in residuals])
+    return np.array([term_loss(r) for r in residuals])
 
 
 def weight_mask(net_or_layers):
