@@ -86,3 +86,16 @@ def test_bad_schemes_are_named():
     a = Audit(["ntk", pc.NTK(every=10)])
     run(pc.Fixed(), 1, audit=a)
     assert a.labels == ["ntk", "ntk#2"] and set(a.weights("ntk#2")) == {"pde", "ic"}
+
+
+def test_audit_figure(tmp_path):
+    pytest.importorskip("matplotlib")
+    from pinncore.plotting import audit_figure
+    r = pc.train(pc.problems.harmonic(), pc.MLP(LAYERS, seed=0), weighting=pc.Fixed({"ic": 10.0}), steps=20,
+                 log_every=5, warn=False, audit=True)
+    path = audit_figure(r.history, str(tmp_path / "audit.png"), driver="Fixed")
+    assert (tmp_path / "audit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.endswith("audit.png")
+    plain = pc.train(pc.problems.harmonic(), pc.MLP(LAYERS, seed=0), steps=5, warn=False)
+    with pytest.raises(ValueError, match="audit=True"):
+        audit_figure(plain.history, str(tmp_path / "none.png"))
