@@ -12,6 +12,7 @@ Subcommands::
     pinncore sweep     --problem NAME --grid ic=1e-3:1e5:17 [--grid ...] [--seeds 3] [--steps N]
                        [--optimizer adam] [--weighting SCHEME] [--workers N] [--scheduler ADDRESS]
                        [--out DIR] [--plot]
+    pinncore serve     [--port P] [--host H] [--open] [--max-fits N]   (needs pinncore[web])
 
 Bad input (unknown problem or scheme, malformed --layers, negative --steps, an unwritable
 --out, layers that do not fit the problem) gives a one-line error on stderr and exit status 2.
@@ -156,7 +157,30 @@ def _build_parser():
     b.add_argument("--repo", default=None, metavar="DIR",
                    help="the source checkout holding bench/ (default: the current directory or its parents)")
     b.add_argument("args", nargs=argparse.REMAINDER)
+
+    w = sub.add_parser("serve", help="serve the Loss Weight Tuner web page (needs pinncore[web])",
+                       description="Serve the Loss Weight Tuner page and its JSON API on a local address "
+                                   "until Ctrl-C. Needs pip install 'pinncore[web]'.")
+    w.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765; 0 picks a free one)")
+    w.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything else warns)")
+    w.add_argument("--open", action="store_true", help="open the page in a web browser")
+    w.add_argument("--max-fits", type=_max_fits, default=4, metavar="N",
+                   help="fits that may run at once, one worker process each (default 4)")
     return p
+
+
+def _port(s):
+    v = _nonneg_int(s)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in [0, 65535], got {s!r}")
+    return v
+
+
+def _max_fits(s):
+    v = _nonneg_int(s)
+    if not 1 <= v <= 16:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, 16], got {s!r}")
+    return v
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -650,6 +674,18 @@ def _sweep_plots(res, out):
     return paths
 
 
+def _cmd_serve(args):
+    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"serve needs {' and '.join(missing)}: pip install 'pinncore[web]'")
+    from .web.server import serve
+    try:
+        return serve(host=args.host, port=args.port, open_browser=args.open, max_fits=args.max_fits)
+    except OSError as e:
+        raise UsageError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}"
+                         f"{' (try --port 0 for a free port)' if e.errno == 98 else ''}") from None
+
+
 def main(argv=None) -> int:
     """Entry point of the ``pinncore`` command; returns the exit status."""
     parser = _build_parser()
@@ -662,7 +698,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     cmd = {"demo": _cmd_demo, "train": _cmd_train, "diagnose": _cmd_diagnose, "problems": _cmd_problems,
-           "bench": _cmd_bench, "sweep": _cmd_sweep}[args.command]
+           "bench": _cmd_bench, "sweep": _cmd_sweep, "serve": _cmd_serve}[args.command]
     try:
         return cmd(args)
     except UsageError as e:

@@ -1,6 +1,7 @@
 """Every docstring example in the package runs (STYLE: docstrings carry a runnable example)."""
 import doctest
 import importlib
+import importlib.util
 import warnings
 
 import numpy as np
@@ -9,6 +10,9 @@ import pytest
 MODULES = ["backend", "network", "reference", "residual", "problem", "problems", "objective", "optim", "weighting",
            "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
            "jacobian", "lm", "sweep", "geometry", "conditions", "resampling", "audit"]
+MODULES += ["web", "web.spec", "web.worker", "web.jobs"]
+if importlib.util.find_spec("starlette") and importlib.util.find_spec("uvicorn"):  # the optional web stack
+    MODULES += ["web.app", "web.server"]
 
 
 @pytest.mark.parametrize("name", MODULES)
