@@ -13,7 +13,7 @@ one file per idea:
     optim        Adam (fused, compiled) and L-BFGS (strong Wolfe)
     jacobian     the residual Jacobian r, J = ∂r/∂θ (dense, Gram, matrix-free) for Gauss–Newton
     lm           pc.LevenbergMarquardt on that Jacobian (optimizer="lm")
-    weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo
+    weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo, Balanced
     trainer      pc.train, History, TrainResult
     diagnostics  pc.diagnose, LossBalanceWarning
     io           versioned, checksummed, atomic files (no pickle)
@@ -40,7 +40,7 @@ from .lm import LevenbergMarquardt
 from .run import Run, TrainResult
 from .state import load_state
 from .trainer import train
-from .weighting import NTK, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
+from .weighting import NTK, Balanced, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
 from .sweep import SweepResult, sweep  # noqa: E402 - after the names it uses; shadows the module name
 
 __version__ = "0.1.0"
@@ -48,7 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP", "Jet", "Problem", "Term", "problems", "train", "Run", "Observer", "TrainResult", "History", "load_state",
     "LBFGS", "LevenbergMarquardt",
-    "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Weighting", "Adam",
+    "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Balanced", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
     "FourierFeatures", "Periodic",

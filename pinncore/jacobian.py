@@ -95,16 +95,20 @@ class ResidualJacobian:
         pw = [None] * len(names) if point_weights is None else problem.check_point_weights(point_weights, np.float64)
         self.scales, self.blocks, row = [], [], 0
         for a, lw in enumerate(problem.lowering.terms):
-            w = np.ones(lw.n) if pw[a] is None else np.asarray(pw[a], dtype=np.float64)
+            n = lw.n_loss   # rows per component: points, or point pairs of a paired (periodic) term
+            w = np.ones(n) if pw[a] is None else np.asarray(pw[a], dtype=np.float64)
             if (w < 0).any():
                 raise ValueError(f"point_weights[{a}] (term {names[a]!r}) must be >= 0 (rows are scaled by sqrt(w))")
-            s = np.sqrt(self.weights[a] * w / max(lw.n, 1))
+            s = np.sqrt(self.weights[a] * w / max(n, 1))
             self.scales.append(np.ascontiguousarray(s, dtype=self.dtype))
-            self.blocks.append((names[a], row, lw.table.n_components, lw.n))
-            row += lw.table.n_components * lw.n
+            self.blocks.append((names[a], row, lw.table.n_components, n))
+            row += lw.table.n_components * n
         self.rows = row
         self.n_params = net.n_params
-        self.polynomial = [lw.table.polynomial for lw in problem.lowering.terms]
+        # fused: the kernel's own residual/Jacobian rows; else the NumPy table path (which also
+        # forms a paired term's rows r(x_j) − r(x_M+j))
+        self.polynomial = [lw.fused for lw in problem.lowering.terms]
+        self.paired = [lw.paired for lw in problem.lowering.terms]
 
     def nbytes(self, what):
         """Bytes of one array: "J" (rows × n_params), "JJt" (rows²) or "JtJ" (n_params²).
@@ -158,8 +162,8 @@ class Linearization:
             if poly:
                 _, _, R = self.be.losses_grads(self.params, [jac.data[a] for a in poly], [None] * len(poly), True)
                 res = dict(zip(poly, R))
-            parts = [((np.asarray(res[a], dtype=np.float64) if a in res else self._table(a)[1]) * jac.scales[a])
-                     .reshape(-1) for a in range(len(jac.blocks))]
+            parts = [((np.asarray(res[a], dtype=np.float64) if a in res else self._pair(a, self._table(a)[1]))
+                      * jac.scales[a]).reshape(-1) for a in range(len(jac.blocks))]
             self._r = np.concatenate(parts).astype(jac.dtype) if parts else np.zeros(0, jac.dtype)
         return self._r
 
@@ -177,6 +181,11 @@ class Linearization:
             self._dr[a] = (J, r, dr)
         return self._dr[a]
 
+    def _pair(self, a, v):
+        """A paired term's per-point quantity (..., 2M) as pair differences (..., M); else v."""
+        M = self.jac.paired[a]
+        return v[..., :M] - v[..., M:] if M else v
+
     def _adjoints(self, a, seed):
         """Output-jet adjoints Σ_c seed[k, c] ∂r_c/∂J (K, S, N, m) of term a for seeds (K, C, N)."""
         lw = self.jac.problem.lowering.terms[a]
@@ -190,15 +199,23 @@ class Linearization:
         """Rows of term a for its points [begin, end): J block (C·nb, n_params), row c·nb + i."""
         jac = self.jac
         lw = jac.problem.lowering.terms[a]
-        end = lw.n if end is None else end
+        M = jac.paired[a]
+        end = lw.n_loss if end is None else end
         td = jac.data[a]
         if jac.polynomial[a]:
             return self.be.jacobian_rows(self.params, td, jac.scales[a], None, begin, end)[1]
         C = lw.table.n_components
         seed = np.zeros((C, C, lw.n))
         for c in range(C):
-            seed[c, c] = jac.scales[a]
-        return self.be.jacobian_rows(self.params, td, None, self._adjoints(a, seed), begin, end)[1]
+            seed[c, c] = np.concatenate([jac.scales[a]] * 2) if M else jac.scales[a]
+        adj = self._adjoints(a, seed)
+        rows = self.be.jacobian_rows(self.params, td, None, adj, begin, end)[1]
+        if M:   # row of pair j: ∂(r(x_j) − r(x_M+j))/∂θ, both rows scaled by the pair's weight
+            P = rows.shape[1]
+            rows = (rows.reshape(C, end - begin, P)
+                    - self.be.jacobian_rows(self.params, td, None, adj, M + begin, M + end)[1].reshape(C, end - begin, P)
+                    ).reshape(C * (end - begin), P)
+        return rows
 
     def dense(self, out=None):
         """``(r, J)``: J (rows, n_params) in the network's dtype; ``out`` may supply its storage.
@@ -279,10 +296,10 @@ class Linearization:
             lw = jac.problem.lowering.terms[a]
             _, dr = self._dr_poly(a)
             _, tan = self.be.jets_tangent(self.params, jac.data[a], v)
-            rd = np.zeros((C, n))
+            rd = np.zeros((C, lw.n))
             for k, (s, o) in enumerate(zip(lw.var_stream, lw.var_out)):
                 rd += dr[:, k, :] * tan[s, :, o]
-            out[row:row + C * n] = (rd * jac.scales[a]).reshape(-1)
+            out[row:row + C * n] = (self._pair(a, rd) * jac.scales[a]).reshape(-1)
         return out
 
     def rmatvec(self, u):
@@ -300,6 +317,8 @@ class Linearization:
         g = np.zeros(jac.n_params)
         for a, (_, row, C, n) in enumerate(jac.blocks):
             seed = (u[row:row + C * n].reshape(C, n) * jac.scales[a])[None]
+            if jac.paired[a]:   # the pair difference's adjoint: +seed at x_j, −seed at x_M+j
+                seed = np.concatenate([seed, -seed], axis=2)
             self._dr_poly(a)
             adj = self._adjoints(a, seed)[0]
             g += self.be.vjp(self.params, jac.data[a], adj, False)[0]

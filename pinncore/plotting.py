@@ -9,6 +9,7 @@ global backend switch), so they work headless and do not disturb an interactive 
     sweep_figure(result, path, term)    rel-L2 against one λ of a pc.sweep table, seeds as a band
     sweep_heatmap(result, path, terms)  rel-L2 over two λs of a pc.sweep table
     domain_figure(problem, net, geometry, path)  2-D solutions on a geometry, masked outside
+    audit_figure(history, path)         shadow weights of pc.train(..., audit=True) vs the driving ones
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import math
 import numpy as np
 
 __all__ = ["demo_figure", "train_figure", "history_axes", "solution_axes", "sweep_figure", "sweep_error_axes",
-           "sweep_heatmap", "sweep_heatmap_axes", "domain_figure", "domain_panels"]
+           "sweep_heatmap", "sweep_heatmap_axes", "domain_figure", "domain_panels", "audit_figure", "audit_axes"]
 
 CLEAN = 0.05
 
@@ -232,14 +233,14 @@ def sweep_error_axes(ax, result, term=None, threshold=CLEAN):
     median over seeds as a line, the min..max over seeds as a band, one curve per combination of
     the other grid keys; failed fits are left out; for a λ key the Goldilocks interval (rel-L2 <
     ``threshold`` around the best) is shaded."""
-    from .sweep import _err, _key
+    from .sweep import hashable, record_error
 
     key = _numeric_key(result, term)
     others = [k for k in result.keys if k != key]
     groups = {}
     for r in result.records:
-        g = groups.setdefault(tuple(_key(r.get(k)) for k in others), {})
-        g.setdefault(r[key], []).append(_err(r))
+        g = groups.setdefault(tuple(hashable(r.get(k)) for k in others), {})
+        g.setdefault(r[key], []).append(record_error(r))
     for i, (combo, by) in enumerate(groups.items()):
         xs = np.array(sorted(by), dtype=np.float64)
         e = [np.where(np.isfinite(by[x]), by[x], np.nan) for x in sorted(by)]
@@ -394,4 +395,61 @@ def domain_figure(problem, net, geometry, path, shape=(201, 201), fixed=None, ou
         ax.set_aspect("equal")
     if title or fixed:
         fig.suptitle(title or ", ".join(f"{k} = {v:g}" for k, v in fixed.items()))
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ audit
+
+def _shadow_labels(history):
+    """Shadow scheme labels in column order (``<label>:<term>_weight`` columns)."""
+    labels = []
+    for key in history.keys():
+        if ":" in key and key.endswith("_weight"):
+            label = key.split(":", 1)[0]
+            if label not in labels:
+                labels.append(label)
+    return labels
+
+
+def audit_axes(history, ax, term, driver="driving scheme"):
+    """One term's weight over the steps: the driving scheme's λ (thick black) and every
+    shadow scheme's choice (``<scheme>:<term>_weight``) on a log axis."""
+    steps = history["step"]
+    ax.semilogy(steps, _positive(history[f"{term}_weight"]), "k-", lw=2.6, alpha=0.75, label=f"{driver} (drives)")
+    for i, label in enumerate(_shadow_labels(history)):
+        col = f"{label}:{term}_weight"
+        if col in history:
+            ax.semilogy(steps, _positive(history[col]), "--", color=f"C{i}", lw=1.4, label=label)
+    ax.set_title(f"λ_{term}: driving vs shadow schemes")
+    ax.set_xlabel("step")
+    ax.set_ylabel("weight")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def audit_figure(history, path, terms=None, driver="driving scheme", title=None):
+    """The weighting audit of a run (``pc.train(..., audit=True)``): per term, the driving
+    weight against the weights every shadow scheme would have chosen at the same steps.
+    ``terms`` defaults to every term whose weights differ anywhere (else all). Returns ``path``.
+
+    >>> import pinncore as pc, tempfile, os
+    >>> r = pc.train(pc.problems.harmonic(), pc.MLP([1, 8, 1]), weighting=pc.Fixed({"ic": 10.0}), steps=20,
+    ...              log_every=5, warn=False, audit=True)
+    >>> path = audit_figure(r.history, os.path.join(tempfile.mkdtemp(), "audit.png"), driver="Fixed")
+    >>> os.path.getsize(path) > 1000
+    True
+    """
+    labels = _shadow_labels(history)
+    if not labels:
+        raise ValueError("history has no shadow weights; train with audit=True")
+    if terms is None:
+        terms = [t for t in history.terms
+                 if any(not np.allclose(history[f"{l}:{t}_weight"], history[f"{t}_weight"], equal_nan=True)
+                        for l in labels if f"{l}:{t}_weight" in history)] or list(history.terms)
+    fig = _figure((5.2 * len(terms), 4.2))
+    axes = fig.subplots(1, len(terms), squeeze=False)[0]
+    for ax, term in zip(axes, terms):
+        audit_axes(history, ax, term, driver)
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)

@@ -225,7 +225,10 @@ class _Resampler(Observer):
         run.replace_points(self.term, new)
         if not getattr(run.optimizer, "adapts_weights", True):
             # a second-order phase's curvature model (L-BFGS pairs and its cached loss and
-            # gradient, LM's damping) describes the old objective: start it afresh
+            # gradient, LM's damping and its linearisation cached by parameters) describes the
+            # old objective: the phase restarts with a fresh optimizer of the same settings
+            opt = run.optimizer
+            run.optimizer = type(opt)(**opt.config())
             run.opt_state = run.optimizer.init(run.net.params)
         self.events.append({"step": count, "term": self.term, "n_points": int(new.shape[0]),
                             "max_residual": float(eps.max()), "mean_residual": float(eps.mean())})

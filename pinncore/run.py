@@ -40,7 +40,7 @@ import numpy as np
 from . import io as _io
 from . import optim as _optim
 from . import weighting as _weighting
-from .diagnostics import THRESHOLD, LossBalanceWarning, balance_ratio
+from .diagnostics import CrisisMonitor, LossBalanceWarning, conflict_stats
 from .history import History
 from .network import MLP
 from .objective import Objective
@@ -184,6 +184,8 @@ class Run:
         self._first_row, self._adapting = not len(self.history), False
         self._wall0 = self.history.columns["wall_time"][-1] if len(self.history) else 0.0
         self._elapsed, self._t_loop = 0.0, None   # seconds in finished step() calls; start of the current one
+        self._crisis = CrisisMonitor.from_history(self.history)   # episodes continue across a resume
+        self._update_obs = []
         self._mask = _weighting.weight_mask(self.net)  # the net's own layout (embedding, encoders)
         self._prev, self._spare = self.net.params.copy(), self.net.params.copy()
         self._needs_res = bool(getattr(self.scheme, "needs_residuals", False))
@@ -417,6 +419,9 @@ class Run:
         for obs in self._observers:
             obs.on_start(self)
         step_obs = [o for o in self._observers if o.every == "step"]
+        # Observers that replay weighting updates (the audit), while the weights adapt.
+        self._update_obs = [o for o in self._observers if callable(getattr(o, "on_update", None))] \
+            if self.optimizer.adapts_weights else []
         # A static scheme (Fixed) never changes its weights: no context, no update call per step.
         self._adapting = self.optimizer.adapts_weights and not getattr(self.scheme, "static", False)
         self._first_row = not len(self.history)
@@ -466,6 +471,8 @@ class Run:
                 self.w_state = new
                 obj.weights = self._lam()
                 pw_next = self._pw()
+        for obs in self._update_obs:   # e.g. the audit's shadow schemes, on this step's context
+            obs.on_update(self, step)
         total = float(np.dot(obj.weights, L))
         if not math.isfinite(total):  # a NaN/inf loss, or finite terms whose weighted sum overflows
             return self._diverged(L, G, overflow=bool(np.isfinite(L).all()), w_state=w_before)
@@ -537,10 +544,15 @@ class Run:
             row[f"{k}_weight"] = rw[k]
         if self.problem.exact is not None:
             row["rel_l2"] = self.problem.rel_l2(self.net)
+        warning = self._balance_columns(row, G)
+        for obs in self._observers:
+            columns = getattr(obs, "row_columns", None)
+            if columns is not None:
+                row.update(columns(self))
         self.history.append(row)
         self._first_row = False
-        if step == 0 and self.warn:
-            self._warn_imbalance(row)
+        if warning and self.warn:
+            warnings.warn(warning, LossBalanceWarning, stacklevel=4)
         stop = False
         for obs in self._observers:
             if obs.on_log(self, row):
@@ -557,16 +569,18 @@ class Run:
         running = 0.0 if self._t_loop is None else time.perf_counter() - self._t_loop
         return self._wall0 + self._elapsed + running
 
-    def _warn_imbalance(self, row):
+    def _balance_columns(self, row, G):
+        """Gradient cosines, shares, the norm ratio and the ``crisis`` episode column (reusing
+        the row's gradient norms); returns the warning text when a crisis episode starts."""
+        norms = [row[f"{k}_grad_norm"] for k in self.names]
         lam = self.objective.weights
-        ratio, hi, lo = balance_ratio({k: lam[a] * row[f"{k}_grad_norm"] for a, k in enumerate(self.names)})
-        if ratio > THRESHOLD:
-            adaptive = type(self.scheme).__name__ != "Fixed"
-            advice = (f"{type(self.scheme).__name__} will adapt the weights from here" if adaptive else
-                      "See pc.diagnose() or use an adaptive weighting (pc.weighting.default())")
-            warnings.warn(f"loss imbalance at step 0: λ·‖∇L‖ of '{hi}' is {ratio:.3g}x that of '{lo}' "
-                          f"(> {THRESHOLD:g}); training will neglect '{lo}'. {advice}.", LossBalanceWarning,
-                          stacklevel=5)
+        stats = conflict_stats(self.names, G, lam, norms)
+        row.update(stats)
+        adaptive = type(self.scheme).__name__ != "Fixed"
+        advice = (f"{type(self.scheme).__name__} will adapt the weights from here" if adaptive else
+                  "See pc.diagnose() or use an adaptive weighting (pc.weighting.default())")
+        warning, row["crisis"] = self._crisis.observe(row["step"], self.names, G, lam, stats, norms, advice)
+        return warning
 
     def _close_row(self):
         """A history row at the current step, unless the last row is already there."""

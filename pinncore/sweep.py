@@ -54,7 +54,7 @@ worker is identified; after ``retries`` lost attempts it is a record with status
 function runs as Dask tasks (``pip install 'pinncore[dask]'``; Dask is imported only then); the
 scheduler reschedules the fits of a lost worker, and ``retries`` is passed to ``client.submit``.
 Every fit is deterministic per seed, so a record's numbers do not depend on where it ran (only
-``wall_time`` and ``worker`` do).
+``wall_time``, ``cpu_time`` and ``worker`` do).
 """
 from __future__ import annotations
 
@@ -68,7 +68,6 @@ import json
 import math
 import multiprocessing
 import os
-import pickle
 import signal
 import socket
 import sys
@@ -224,8 +223,22 @@ def _resolve_problem(problem):
     else:
         raise TypeError(f"problem must be a library name, a factory 'package.module:function', a (name, kwargs) "
                         f"pair or a pc.Problem, got {type(problem).__name__}")
-    spec["token"] = uuid.uuid4().hex
+    # The same problem gets the same key, so persistent workers (Dask) build it once across sweeps;
+    # arguments whose repr may not identify them (arrays, objects) get a key of this sweep only.
+    spec["token"] = (repr((spec["kind"], spec.get("name", spec.get("path")), sorted(spec["kwargs"].items())))
+                     if _is_plain(spec["kwargs"]) else uuid.uuid4().hex)
     return spec, _build_problem(spec, {})
+
+
+def _is_plain(v):
+    """True for None, bool, int, float, str and lists/tuples/dicts of them (repr identifies them)."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_is_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _is_plain(x) for k, x in v.items())
+    return False
 
 
 def _check_problem(obj, what):
@@ -267,8 +280,8 @@ def _build_problem(spec, args):
     cache = getattr(_LOCAL, "problems", None)
     if cache is None:
         cache = _LOCAL.problems = collections.OrderedDict()
-    key = (spec["token"], pickle.dumps(sorted(args.items())))  # an in-memory key only
-    if key in cache:
+    key = (spec["token"], repr(sorted(args.items()))) if _is_plain(args) else None
+    if key is not None and key in cache:
         cache.move_to_end(key)
         return cache[key]
     kwargs = {**spec["kwargs"], **args}
@@ -278,7 +291,8 @@ def _build_problem(spec, args):
     else:
         factory = _import_factory(spec["path"], spec.get("sys_path"))
         problem = _check_problem(factory(**kwargs), f"problem factory {spec['path']!r}")
-    cache[key] = problem
+    if key is not None:
+        cache[key] = problem
     while len(cache) > 8:
         cache.popitem(last=False)
     return problem
@@ -333,25 +347,27 @@ def _optimizer_spec(optimizer):
 
 
 def _make_scheme(base, params, kinds):
+    """The weighting scheme of a fit: the sweep's (or the grid's "weighting") with the grid's
+    scheme arguments and, for Fixed, the grid's λs."""
     from . import weighting as W
     spec = base["weighting"]
-    name = params.get("weighting", spec["name"])
-    if not isinstance(name, str) and not isinstance(name, W.Weighting):
-        raise TypeError(f"weighting must be a scheme name, got {name!r}")
-    if isinstance(name, W.Weighting):
-        name, spec = type(name).__name__.lower(), {"name": type(name).__name__.lower(), "config": name.config()}
-    same = name.lower() == spec["name"]
-    if same and "instance" in spec and not any(kinds[k][0] in ("weighting_arg", "lambda") for k in params):
-        return spec["instance"]
-    cfg = dict(spec["config"]) if same else {}
-    cfg.update({kinds[k][1]: v for k, v in params.items() if kinds[k][0] == "weighting_arg"})
+    if "weighting" in params:
+        v = params["weighting"]
+        if not isinstance(v, (str, W.Weighting, type)):
+            raise TypeError(f"weighting must be a scheme name, got {v!r}")
+        if not (isinstance(v, str) and v.lower() == spec["name"]):
+            spec = _scheme_spec(v, False)
+    args = {kinds[k][1]: v for k, v in params.items() if kinds[k][0] == "weighting_arg"}
     lams = {kinds[k][1]: v for k, v in params.items() if kinds[k][0] == "lambda"}
+    if "instance" in spec and not (args or lams):
+        return spec["instance"]
+    cfg = {**spec["config"], **args}
     if lams:
-        if _scheme_class(name) is not W.Fixed:
-            raise ValueError(f"λ for term(s) {', '.join(sorted(lams))} needs weighting 'fixed', got {name!r} "
-                             f"(an adaptive scheme sets its own weights)")
+        if _scheme_class(spec["name"]) is not W.Fixed:
+            raise ValueError(f"λ for term(s) {', '.join(sorted(lams))} needs weighting 'fixed', got "
+                             f"{spec['name']!r} (an adaptive scheme sets its own weights)")
         cfg["weights"] = {**(cfg.get("weights") or {}), **lams}
-    return W.get(name, **cfg)
+    return W.get(spec["name"], **cfg)
 
 
 def _make_optimizer(base, params, kinds, lr):
@@ -375,13 +391,14 @@ def _make_optimizer(base, params, kinds, lr):
 def _run_fit(job):
     """Run one fit and return its record (a dict of plain values). Module-level and fed plain
     data, so a process pool or a Dask worker runs it by reference; never raises."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     out = {}
     try:
         out = _fit(job)
     except Exception as e:  # noqa: BLE001 - a failing fit is a record, never the end of the sweep
         out = {"status": "error", "error": f"{type(e).__name__}: {e}"}
     out["wall_time"] = time.perf_counter() - t0
+    out["cpu_time"] = time.thread_time() - c0  # below wall_time when the machine is shared
     out["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     return out
 
@@ -453,10 +470,15 @@ class _LocalPool:
         self.executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.ctx, initializer=_init_worker)
 
     def _submit(self, i):
-        self.attempts[i] += 1
         with warnings.catch_warnings():  # Python >= 3.12 warns on fork with threads; workers start fresh
             warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-            self.inflight[self.executor.submit(_run_fit, self.jobs[i])] = i
+            try:
+                fut = self.executor.submit(_run_fit, self.jobs[i])
+            except BrokenProcessPool:  # a worker died while idle: nothing of this fit is lost
+                self._recover([])
+                fut = self.executor.submit(_run_fit, self.jobs[i])
+        self.attempts[i] += 1
+        self.inflight[fut] = i
 
     def _fill(self):
         while self.pending and len(self.inflight) < self.workers:
@@ -669,7 +691,7 @@ def _jobs(spec, local, grid, seeds, weighting, optimizer, steps, layers, client,
         if client is not None:
             raise ValueError("pc.sweep(client=...): " + _NEEDS_FACTORY)
     base = {"problem": spec, "weighting": wspec, "optimizer": ospec, "steps": steps, "layers": layers,
-            "train": dict(train_kwargs)}
+            "train": dict(train_kwargs), "seeds": seeds}
     jobs = [{"base": base, "kinds": kinds, "params": dict(zip(keys, combo)), "seed": s}
             for combo in itertools.product(*values) for s in seeds]
     return jobs, keys, kinds, terms, base
@@ -708,12 +730,12 @@ def sweep(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=
     Record fields: index, seed, the grid keys, weighting, optimizer, steps, status ("completed",
     "diverged", "error", "lost", ...), error, rel_l2, grad_ratio0 (max/min over terms of
     λ_a‖∇L_a‖ at step 0), <term>_loss (final, unweighted), <term>_weight (final λ), step,
-    wall_time (s, in the worker), worker ("host:pid").
+    wall_time and cpu_time (s, of the fit in its worker), worker ("host:pid").
 
     >>> import pinncore as pc
     >>> res = pc.sweep("harmonic", {"ic": [1.0, 100.0]}, steps=20, workers=1, progress=False)
-    >>> [(r["ic"], r["status"]) for r in res.records], sorted(res.records[0])[:4]
-    ([(1.0, 'completed'), (100.0, 'completed')], ['error', 'grad_ratio0', 'ic', 'ic_loss'])
+    >>> [(r["ic"], r["status"]) for r in res.records], res.records[1]["ic_weight"], res.records[1]["step"]
+    ([(1.0, 'completed'), (100.0, 'completed')], 100.0, 20)
     """
     jobs, keys, kinds, terms, base = _plan(problem, grid, seeds, weighting, optimizer, steps, layers, client,
                                            train_kwargs)
@@ -739,7 +761,7 @@ def sweep(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=
     info = {"backend": "dask" if client is not None else "local", "workers": workers, "restarts": 0}
     try:
         if client is not None:
-            info["workers"] = len(client.scheduler_info().get("workers", {}))
+            info["workers"] = len(client.nthreads())
             _run_dask(client, jobs, retries, on_record)
         elif workers == 1 or len(jobs) == 1:
             info.update(backend="inline", workers=1)
@@ -757,7 +779,7 @@ def sweep(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=
         _INHERITED.pop(base["problem"].get("key"), None)
     info["wall_time"] = time.perf_counter() - t0
     return SweepResult(records, keys=keys, kinds={k: v[0] for k, v in kinds.items()}, terms=terms,
-                       seeds=_check_seeds(seeds), info=info, problem=_describe(base["problem"]))
+                       seeds=base["seeds"], info=info, problem=_describe(base["problem"]))
 
 
 def _describe(spec):
@@ -788,7 +810,7 @@ def _record(job, index, rec, terms):
         r[f"{t}_loss"] = rec.get(f"{t}_loss")
     for t in terms:
         r[f"{t}_weight"] = rec.get(f"{t}_weight")
-    for f in ("step", "wall_time", "worker"):
+    for f in ("step", "wall_time", "cpu_time", "worker"):
         r[f] = rec.get(f)
     return r
 
@@ -801,7 +823,7 @@ class Goldilocks:
 
     term: str
     values: np.ndarray         # the grid's λ values, sorted
-    errors: np.ndarray         # per value: the best seed-aggregated rel-L2 over the other grid keys
+    errors: np.ndarray         # per value: the seed-aggregated rel-L2 (other keys: see ``around``)
     best: float                # λ with the smallest error
     best_rel_l2: float
     factor: float
@@ -841,7 +863,7 @@ class GoldilocksVolume:
                 f"{self.total:.3g} decades^{d} ({self.volume_fraction:.1%})")
 
 
-def _err(rec):
+def record_error(rec):
     """A record's rel-L2 for the analysis: +inf unless the fit completed with a finite error."""
     v = rec.get("rel_l2")
     if rec.get("status") != "completed" or v is None or not math.isfinite(v):
@@ -849,8 +871,9 @@ def _err(rec):
     return float(v)
 
 
-def _key(v):
-    return tuple(_key(x) for x in v) if isinstance(v, list) else v
+def hashable(v):
+    """A grid value usable as a dict key (lists, such as layers, become tuples)."""
+    return tuple(hashable(x) for x in v) if isinstance(v, list) else v
 
 
 def _aggregate(errs, agg):
@@ -925,7 +948,7 @@ class SweepResult:
     def where(self, conditions=None, **kw):
         """The records whose fields equal ``conditions`` (a dict, for dotted keys) and ``kw``."""
         cond = {**(conditions or {}), **kw}
-        keep = [r for r in self.records if all(_key(r.get(k)) == _key(v) for k, v in cond.items())]
+        keep = [r for r in self.records if all(hashable(r.get(k)) == hashable(v) for k, v in cond.items())]
         return SweepResult(keep, self.keys, self.kinds, self.terms, self.seeds, self.info, self.problem)
 
     def __repr__(self):
@@ -984,7 +1007,7 @@ class SweepResult:
         """[(grid point as a dict, seed-aggregated rel-L2)] in grid order; a failed fit counts as +inf."""
         groups = collections.OrderedDict()
         for r in self.records:
-            groups.setdefault(tuple(_key(r.get(k)) for k in self.keys), []).append(_err(r))
+            groups.setdefault(tuple(hashable(r.get(k)) for k in self.keys), []).append(record_error(r))
         return [(dict(zip(self.keys, k)), _aggregate(e, agg)) for k, e in groups.items()]
 
     def best(self, agg="median"):
@@ -1003,16 +1026,25 @@ class SweepResult:
                 return k
         raise ValueError(f"the grid does not sweep λ of {term!r}; λ keys: {self.lambda_keys}")
 
-    def goldilocks(self, term=None, factor=10.0, threshold=CLEAN, agg="median"):
-        """The Goldilocks interval of ``term``'s λ: per grid value of λ the best seed-aggregated
-        rel-L2 over the other grid keys, the best value, and the runs of neighbouring grid values
-        around it whose error is within ``factor`` × the best and under ``threshold``. Without
-        ``term``: a dict term -> Goldilocks for every λ key."""
+    def goldilocks(self, term=None, factor=10.0, threshold=CLEAN, agg="median", around="best"):
+        """The Goldilocks interval of ``term``'s λ: the seed-aggregated rel-L2 per grid value of
+        λ, the best value, and the runs of neighbouring grid values around it whose error is
+        within ``factor`` × the best and under ``threshold``. With several grid keys the other
+        keys are held at the best grid point (``around="best"``, a slice through it) or take
+        their best value for each λ (``around="any"``, a projection: with Adam, scaling every λ
+        by one factor changes little, so projections of a multi-term grid tend to span it all).
+        Without ``term``: a dict term -> Goldilocks for every λ key."""
         if term is None:
-            return {k: self.goldilocks(k, factor, threshold, agg) for k in self.lambda_keys}
+            return {k: self.goldilocks(k, factor, threshold, agg, around) for k in self.lambda_keys}
         key = self._lambda_key(term)
+        if around not in ("best", "any"):
+            raise ValueError(f"around must be 'best' or 'any', got {around!r}")
+        pts = self.points(agg)
+        if around == "best" and pts:
+            bp = min(pts, key=lambda p: p[1])[0]
+            pts = [(p, e) for p, e in pts if all(hashable(p[k]) == hashable(bp[k]) for k in self.keys if k != key)]
         by = {}
-        for params, e in self.points(agg):
+        for params, e in pts:
             by[params[key]] = min(e, by.get(params[key], math.inf))
         vals = sorted(by)
         errs = np.array([by[v] for v in vals])

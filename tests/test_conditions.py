@@ -238,3 +238,33 @@ def test_paired_points_must_match():
 def test_bad_arguments_raise_clear_errors(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+def test_periodic_rows_in_the_residual_jacobian_and_lm():
+    from pinncore.jacobian import ResidualJacobian
+    box = geo.Box([0, -1], [1, 1])
+    lo, hi = box.sample_face(12, 1, "lo", seed=2), box.sample_face(12, 1, "hi", seed=2)
+    p = pc.Problem(["t", "x"], ["u"], domain={"t": (0, 1), "x": (-1, 1)},
+                   terms={"pde": pc.Term(box.sample_interior(20, seed=0), lambda x, u: u.t + 0.5 * u.x),
+                          "per": bc.periodic(lo, hi, derivatives=["x"])})
+    net = _net(2)
+    w = np.array([1.0, 3.0])
+    jac = ResidualJacobian(p, net, weights=w)
+    lin = jac.linearize()
+    r, J = lin.dense()
+    assert r.shape == (20 + 2 * 12,) and J.shape == (44, net.n_params)
+    assert np.isclose(float(r @ r), float(w @ p.value_and_grad(net)[0]), rtol=1e-12)
+    # rows against central differences of r(θ)
+    for k in (0, 5, net.n_params - 2):
+        e = np.zeros(net.n_params)
+        e[k] = 1e-6
+        fd = (jac.linearize(net.params + e).r - jac.linearize(net.params - e).r) / 2e-6
+        assert np.allclose(J[:, k], fd, rtol=1e-6, atol=1e-8)
+    v = np.random.default_rng(0).normal(size=net.n_params)
+    u = np.random.default_rng(1).normal(size=44)
+    assert np.allclose(lin.matvec(v), J @ v, rtol=1e-10, atol=1e-12)
+    assert np.allclose(lin.rmatvec(u), J.T @ u, rtol=1e-10, atol=1e-12)
+    A, g = lin.gram("JtJ")
+    assert np.allclose(A, J.T @ J, rtol=1e-10, atol=1e-12) and np.allclose(g, J.T @ r, rtol=1e-10, atol=1e-12)
+    res = pc.train(p, _net(2), weighting=pc.Fixed(), optimizer="lm", steps=5, log_every=1, warn=False)
+    assert res.history["per_loss"][-1] < res.history["per_loss"][0]

@@ -184,3 +184,20 @@ def test_resampling_during_lbfgs_restarts_its_curvature_model():
     # the L-BFGS state was re-initialised at step 8: no stale cached loss, no curvature pairs
     assert run.opt_state["valid"] is False and run.opt_state["count"] == 0
     assert run.status == "completed" and np.isfinite(run.history["total_loss"]).all()
+
+
+def test_resampling_during_lm_continues_like_a_fresh_lm_on_the_new_points():
+    p = _bump_problem(60)
+    run = pc.Run(p, pc.MLP([2, 8, 1], seed=0), weighting=pc.Fixed(), log_every=1, warn=False,
+                 observers=[RAD("pde", every=3, n_candidates=400, seed=0)])
+    run.step(1)
+    run.step(2, optimizer="lm")                 # the event at step 3 replaces the points
+    params3, points3 = run.net.params.copy(), run.problem.terms["pde"].points.copy()
+    assert not np.array_equal(points3, p.terms["pde"].points)
+    run.step(1)
+    net = pc.MLP([2, 8, 1], seed=0)
+    net.params[...] = params3
+    fresh = pc.Run(p.with_points("pde", points3), net, weighting=pc.Fixed(), optimizer="lm", warn=False)
+    fresh.step(1)
+    # no linearisation of the old points survives the change (LM caches it by parameters)
+    assert np.array_equal(run.net.params, fresh.net.params)

@@ -217,7 +217,7 @@ def test_ntk_on_harmonic_problem_mean_vs_sum():
 
 def test_selfadaptive_first_step_is_adam_ascent():
     p = fake_problem({"pde": 3, "ic": 1}, {"pde": 1, "ic": 2})
-    s = W.SelfAdaptive(lr=0.01)
+    s = W.SelfAdaptive(lr=0.01, mask="identity")
     st = s.init(p)
     assert s.weights(st) == {"pde": 1.0, "ic": 1.0}
     res = {"pde": np.array([[0.0, 1e-6, 2.0]]), "ic": np.array([[1.0], [2.0]])}
@@ -247,7 +247,7 @@ def test_selfadaptive_weights_grow_monotonically_and_more_where_residuals_stay_l
 
 def test_selfadaptive_terms_subset_and_errors():
     p = fake_problem({"pde": 3, "ic": 1})
-    s = W.SelfAdaptive(terms=["ic"], init={"ic": 2.0})
+    s = W.SelfAdaptive(terms=["ic"], init={"ic": 2.0}, mask="identity")
     st = s.init(p)
     pw = s.point_weights(st)
     np.testing.assert_array_equal(pw["pde"], np.ones(3))
