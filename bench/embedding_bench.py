@@ -7,7 +7,7 @@ Two measurements, both on the library problems (``pc.problems``) that motivate t
   embedding and the modified MLP of the same widths, in alternating rounds; medians and the ratio
   to the plain step. The answer is checked first: each network's per-term gradients equal the
   NumPy reference's (1e-12 relative).
-* ``--fit``: train each network on a problem with a CPU-time budget — Adam (lr 1e-3, decay 0.9
+* ``--fit``: train each network on a problem with a CPU-time budget — NTK weighting, Adam (lr 1e-3, decay 0.9
   every 1000 steps) for ``--adam-frac`` of the budget, then L-BFGS with the weights frozen — and
   print the rel-L2 reached (CPU time of the one compute thread: what the run costs on an idle
   core, whatever else shares the machine).
@@ -133,7 +133,7 @@ def fit(pname, name, hidden, budget, adam_frac, seed, log_every, lr):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         adam = pc.Adam(lr=lr, decay_rate=0.9, decay_steps=1000)
-        r1 = pc.train(problem, net, optimizer=adam, steps=10 ** 7, log_every=log_every,
+        r1 = pc.train(problem, net, optimizer=adam, steps=10 ** 7, log_every=log_every, weighting=pc.NTK(),
                       callback=Budget(budget * adam_frac), warn=False)
         c1 = time.process_time() - c0
         weights = {k: float(v) for k, v in r1.weights.items()}
