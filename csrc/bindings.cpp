@@ -80,6 +80,26 @@ template <class T> std::shared_ptr<Term<T>> make_term(Arr<T> x, Arr<T> scale, IA
     return t;
 }
 
+// A model with the architecture of pinncore.embedding.NetSpec: B (M, d) the embedding's
+// frequencies (None: no embedding), used as the initial/fixed values.
+template <class T> std::unique_ptr<Model<T>> make_model(const std::vector<int>& widths, bool modified, py::object B,
+                                                       bool trainable, std::vector<int> passthrough) {
+    ArchSpec<T> ar;
+    ar.modified = modified;
+    if (!B.is_none()) {
+        Arr<T> b = py::cast<Arr<T>>(B);
+        require(!widths.empty() && b.ndim() == 2 && b.shape(1) == widths[0] && b.shape(0) >= 1,
+                "B must be 2-D (features, inputs)");
+        ar.features = static_cast<int>(b.shape(0));
+        ar.B.assign(b.data(), b.data() + b.size());
+        ar.trainable = trainable;
+        ar.passthrough = std::move(passthrough);
+    } else {
+        require(!trainable && passthrough.empty(), "trainable/passthrough need an embedding B");
+    }
+    return std::make_unique<Model<T>>(widths, ar);
+}
+
 template <class T> void check_params(const Model<T>& m, const Arr<T>& params) {
     require(params.ndim() == 1 && static_cast<std::size_t>(params.shape(0)) == m.n_params(),
             "params must be 1-D of length " + std::to_string(m.n_params()));
@@ -100,7 +120,8 @@ template <class T> void bind(py::module_& mod, const char* model_name, const cha
         .def_property_readonly("components", [](const Term<T>& t) { return t.table.components; });
 
     py::class_<Model<T>>(mod, model_name)
-        .def(py::init<const std::vector<int>&>(), py::arg("widths"))
+        .def(py::init(&make_model<T>), py::arg("widths"), py::arg("modified") = false, py::arg("B") = py::none(),
+             py::arg("trainable") = false, py::arg("passthrough") = std::vector<int>())
         .def_property_readonly("n_params", &Model<T>::n_params)
         .def_readwrite("chunk_points", &Model<T>::chunk_points)
         .def("jets",

@@ -8,6 +8,10 @@
 //   * stream 0 is the value, streams 1..F first-order directions, then P second-order pairs;
 //   * weights are packed per call into W^T (in x out_pad) for the forward product and into
 //     W (out_pad x in_pad) for the adjoint product; padding is zero, so padded units stay zero.
+// Architectures (embedding.hpp): an input embedding (Fourier features, periodic) computes the
+// jets the first dense layer reads; arch "modified" adds two encoders U, V (matrices L+1, L+2)
+// and gates every hidden layer, h = U + z ⊙ (V − U). Parameters: the dense chain, then W_u, b_u,
+// W_v, b_v, then a trainable embedding's B (M x d) — the layout of pinncore/embedding.py.
 // Points are processed in cache-sized chunks so that all stored jets of a chunk stay in L2,
 // and each thread owns a contiguous, fixed range of points and its own accumulators; the
 // accumulators are reduced in thread order, so results are identical run to run.
@@ -29,6 +33,7 @@
 
 #include <unistd.h>  // getpid: the worker pool must not wait for threads lost in a fork()
 
+#include "embedding.hpp"
 #include "simd.hpp"
 
 namespace pinncore {
@@ -204,38 +209,79 @@ class WorkerPool {
 
 template <class T> class Model {
   public:
-    explicit Model(const std::vector<int>& widths) : widths_(widths) {
-        if (widths_.size() < 2) throw std::invalid_argument("layers needs at least an input and an output width");
-        for (int w : widths_)
+    // widths = layers as given (widths[0] = d inputs); arch adds the input embedding (its width
+    // replaces d as the dense chain's input width) and the modified MLP's encoders.
+    explicit Model(const std::vector<int>& widths, const ArchSpec<T>& arch = ArchSpec<T>()) : arch_(arch) {
+        if (widths.size() < 2) throw std::invalid_argument("layers needs at least an input and an output width");
+        for (int w : widths)
             if (w < 1) throw std::invalid_argument("every layer width must be >= 1");
-        L_ = static_cast<int>(widths_.size()) - 1;
-        pad_.resize(L_ + 1);
-        pad_[0] = widths_[0];
-        for (int l = 1; l <= L_; ++l) pad_[l] = round_up_lanes<T>(widths_[l]);
-        w_off_.resize(L_ + 1);
-        b_off_.resize(L_ + 1);
-        std::size_t off = 0;
-        for (int l = 1; l <= L_; ++l) {
-            w_off_[l] = off;
-            off += static_cast<std::size_t>(widths_[l]) * widths_[l - 1];
-            b_off_[l] = off;
-            off += widths_[l];
+        d_ = widths[0];
+        L_ = static_cast<int>(widths.size()) - 1;
+        if (arch_.features < 0) throw std::invalid_argument("features must be >= 0");
+        if (arch_.features > 0) {
+            if (arch_.B.size() != static_cast<std::size_t>(arch_.features) * d_)
+                throw std::invalid_argument("B must have features x d entries");
+            for (int k : arch_.passthrough)
+                if (k < 0 || k >= d_) throw std::invalid_argument("passthrough input out of range");
         }
-        n_params_ = off;
-        WT_.resize(L_ + 1);
-        Wp_.resize(L_ + 1);
-        B_.resize(L_ + 1);
+        if (arch_.modified) {
+            if (L_ < 2) throw std::invalid_argument("arch 'modified' needs a hidden layer");
+            for (int l = 2; l < L_; ++l)
+                if (widths[l] != widths[1]) throw std::invalid_argument("arch 'modified' needs equal hidden widths");
+        }
+        widths_ = widths;
+        widths_[0] = arch_.width(d_);
+        emb_ = arch_.features > 0;
+        nm_ = L_ + (arch_.modified ? 2 : 0);
+        iw_.assign(nm_ + 1, 0);
+        ow_.assign(nm_ + 1, 0);
         for (int l = 1; l <= L_; ++l) {
-            WT_[l].reserve(static_cast<std::size_t>(pad_[l - 1]) * pad_[l]);
-            if (l >= 2) Wp_[l].reserve(static_cast<std::size_t>(pad_[l]) * pad_[l - 1]);
-            B_[l].reserve(pad_[l]);
+            iw_[l] = widths_[l - 1];
+            ow_[l] = widths_[l];
+        }
+        for (int j = L_ + 1; j <= nm_; ++j) {
+            iw_[j] = widths_[0];
+            ow_[j] = widths_[1];
+        }
+        pad0_ = emb_ ? round_up_lanes<T>(widths_[0]) : d_;
+        ip_.assign(nm_ + 1, 0);
+        op_.assign(nm_ + 1, 0);
+        for (int j = 1; j <= nm_; ++j) {
+            op_[j] = round_up_lanes<T>(ow_[j]);
+            ip_[j] = (j == 1 || j > L_) ? pad0_ : op_[j - 1];
+        }
+        pad_.assign(L_ + 1, pad0_);
+        for (int l = 1; l <= L_; ++l) pad_[l] = op_[l];
+        w_off_.assign(nm_ + 1, 0);
+        b_off_.assign(nm_ + 1, 0);
+        std::size_t off = 0;
+        for (int j = 1; j <= nm_; ++j) {
+            w_off_[j] = off;
+            off += static_cast<std::size_t>(ow_[j]) * iw_[j];
+            b_off_[j] = off;
+            off += ow_[j];
+        }
+        B_off_ = off;
+        if (arch_.trainable) off += static_cast<std::size_t>(arch_.features) * d_;
+        n_params_ = off;
+        padM_ = round_up_lanes<T>(std::max(arch_.features, 1));
+        omega_.resize(static_cast<std::size_t>(arch_.features) * d_);
+        for (std::size_t q = 0; q < omega_.size(); ++q) omega_[q] = T(2 * M_PI) * arch_.B[q];
+        WT_.resize(nm_ + 1);
+        Wp_.resize(nm_ + 1);
+        B_.resize(nm_ + 1);
+        for (int j = 1; j <= nm_; ++j) {
+            WT_[j].reserve(static_cast<std::size_t>(ip_[j]) * op_[j]);
+            if (needs_input_adjoint(j)) Wp_[j].reserve(static_cast<std::size_t>(op_[j]) * ip_[j]);
+            B_[j].reserve(op_[j]);
         }
     }
 
     std::size_t n_params() const { return n_params_; }
-    int inputs() const { return widths_[0]; }
+    int inputs() const { return d_; }
     int outputs() const { return widths_[L_]; }
     const std::vector<int>& widths() const { return widths_; }
+    const ArchSpec<T>& arch() const { return arch_; }
     int chunk_points = 0;  // 0: automatic
     double min_parallel_flops = 2e6;  // below this a sweep runs on one thread
 
@@ -248,6 +294,20 @@ template <class T> class Model {
         for (std::size_t t = 0; t < terms.size(); ++t) sweep(*terms[t], mode, outs[t], nthreads);
     }
 
+    // Parameter blocks a backward visitor sees (see backward_chunk): matrices j = 1..L are the
+    // dense chain, L+1 and L+2 the encoders U and V (arch "modified"); kEmbed is B.
+    static constexpr int kEmbed = -1;
+    int matrices() const { return nm_; }
+    std::size_t weight_offset(int j) const { return w_off_[j]; }
+    std::size_t bias_offset(int j) const { return b_off_[j]; }
+    std::size_t embedding_offset() const { return B_off_; }
+    int in_width(int j) const { return iw_[j]; }
+    int out_width(int j) const { return ow_[j]; }
+    int in_pad(int j) const { return ip_[j]; }     // row stride of block j's input jets
+    int out_pad(int j) const { return op_[j]; }    // row stride of block j's adjoint jets
+    int embedding_pad() const { return padM_; }    // row stride of the phase adjoints ā
+    bool has_embedding_params() const { return arch_.trainable; }
+
   private:
     // A second-order pair that contains a first-order stream: offsets of the pair's block and
     // of the other factor's block, and the multiplicity (2 for a repeated direction).
@@ -255,89 +315,134 @@ template <class T> class Model {
         std::size_t gp, zo;
         T c;
     };
+  public:
+    // A thread's workspace: every stored jet of a chunk and the gradient accumulators.
     struct Work {
-        std::vector<Buffer<T>> Z, H;  // per hidden layer: pre-activation jets (value row holds sech^2), activations
+        // Per matrix j (hidden layers 1..L-1, encoders L+1, L+2): pre-activation jets (the
+        // value row holds sech^2 after activate) and activations; O: gated outputs ("modified").
+        std::vector<Buffer<T>> Z, H, O;
+        Buffer<T> E, Ebar, A;            // embedding output jets, their adjoint, the phase adjoint
+        Buffer<T> Ub, Vb;                // encoder adjoints ("modified")
+        std::vector<T> om, af;           // the phases Ω (M x d) and seeds a_f (F x M)
         Buffer<T> out, gbar0, gbar1, tmp;
         std::vector<Buffer<T>> gWT, gb;  // gradient accumulators, packed layout
+        std::vector<T> gB;               // embedding gradient (M x d)
         std::vector<double> rsum;        // residual scratch (C x cn)
         std::vector<Link> links;         // adjoint_activate: pairs touching each first-order stream
         std::vector<int> link_off;
         Buffer<T> r, dr;
         double loss = 0;
     };
-    // Called by backward_chunk at every layer l with that layer's z̄ (G, R x pad[l]) and the
-    // forward jets in w: extensions that need per-point parameter gradients instead of their
-    // sum (the residual Jacobian, csrc/jacobian.hpp) read them here.
+    // Called by backward_chunk at every layer l of the dense chain with that layer's z̄ (G,
+    // R x pad[l]) and the forward jets in w: the residual Jacobian (csrc/jacobian.hpp) reads
+    // per-point gradients there. Plain networks only (the input of layer l is w.H[l-1], or the
+    // raw jet for l = 1); other architectures hand every block to a backward visitor instead.
     struct LayerHook {
         virtual ~LayerHook() = default;
         virtual void layer(const Term<T>& tm, int l, int i0, int cn, const T* G, const Work& w) = 0;
     };
     template <class U> friend class Jacobian;
 
-    std::vector<int> widths_, pad_;
-    int L_ = 0;
+  private:
+    ArchSpec<T> arch_;
+    std::vector<int> widths_;           // the dense chain: widths_[0] = embedding width (or d)
+    std::vector<int> iw_, ow_, ip_, op_;  // per matrix j: in/out widths and padded widths
+    std::vector<int> pad_;              // padded widths of the dense chain, pad_[0] = its input's
+    int d_ = 0, L_ = 0, nm_ = 0, pad0_ = 0, padM_ = 0;
+    bool emb_ = false;
     std::vector<std::size_t> w_off_, b_off_;
-    std::size_t n_params_ = 0;
+    std::size_t B_off_ = 0, n_params_ = 0;
     std::vector<Buffer<T>> WT_, Wp_, B_;
+    std::vector<T> omega_;              // 2π B (fixed, or packed from the parameters)
     std::vector<Work> work_;
     std::mutex mutex_;
     WorkerPool pool_;  // declared last: destroyed (workers joined) first
 
+    // The adjoint must leave matrix j towards its input: always inside the chain, and at the
+    // first layer / encoders only when a trainable embedding is behind them.
+    bool needs_input_adjoint(int j) const { return (j >= 2 && j <= L_) || (arch_.trainable && (j == 1 || j > L_)); }
+    bool hidden(int j) const { return (j >= 1 && j < L_) || j > L_; }
+
     void pack(const T* params) {
-        for (int l = 1; l <= L_; ++l) {
-            const int out = widths_[l], in = widths_[l - 1], po = pad_[l];
-            const T* W = params + w_off_[l];
-            T* WT = WT_[l].data();
+        for (int j = 1; j <= nm_; ++j) {
+            const int out = ow_[j], in = iw_[j], po = op_[j];
+            const T* W = params + w_off_[j];
+            T* WT = WT_[j].data();
             for (int o = 0; o < out; ++o)
                 for (int k = 0; k < in; ++k) WT[static_cast<std::size_t>(k) * po + o] = W[static_cast<std::size_t>(o) * in + k];
-            if (l >= 2) {
-                const int pi = pad_[l - 1];
-                T* Wp = Wp_[l].data();
+            if (needs_input_adjoint(j)) {
+                const int pi = ip_[j];
+                T* Wp = Wp_[j].data();
                 for (int o = 0; o < out; ++o)
                     std::memcpy(Wp + static_cast<std::size_t>(o) * pi, W + static_cast<std::size_t>(o) * in, sizeof(T) * in);
             }
-            std::memcpy(B_[l].data(), params + b_off_[l], sizeof(T) * out);
+            std::memcpy(B_[j].data(), params + b_off_[j], sizeof(T) * out);
         }
+        if (arch_.trainable)
+            for (std::size_t q = 0; q < omega_.size(); ++q) omega_[q] = T(2 * M_PI) * params[B_off_ + q];
     }
 
     int chunk_for(int S) const {
         if (chunk_points > 0) return chunk_points;
-        // Keep the stored jets of a chunk (Z and H of every hidden layer) within ~384 KiB of L2.
+        // Keep the stored jets of a chunk (Z and H of every hidden layer, the gated outputs
+        // and the embedding) within ~384 KiB of L2.
         std::size_t per_point = 0;
-        for (int l = 1; l <= L_; ++l) per_point += 2 * static_cast<std::size_t>(pad_[l]);
+        for (int j = 1; j <= nm_; ++j) per_point += 2 * static_cast<std::size_t>(op_[j]);
+        if (arch_.modified) per_point += static_cast<std::size_t>(L_ + 1) * op_[1];
+        if (emb_) per_point += 2 * static_cast<std::size_t>(pad0_) + padM_;
         per_point *= static_cast<std::size_t>(S) * sizeof(T);
         int c = static_cast<int>((384 * 1024) / std::max<std::size_t>(per_point, 1));
         return std::max(8, std::min(64, c));
     }
 
+  public:
+    // Size w for chunks of up to cn points with S streams and C residual components; then, per
+    // term, embed_phases(...) into w.om / w.af before the first forward_chunk (sweep_range does).
     void prepare(Work& w, int S, int cn, int C) {
         const std::size_t R = static_cast<std::size_t>(S) * cn;
-        int maxpad = 0;
-        for (int l = 1; l <= L_; ++l) maxpad = std::max(maxpad, pad_[l]);
-        w.Z.resize(L_);
-        w.H.resize(L_);
-        for (int l = 1; l < L_; ++l) {
-            w.Z[l].reserve(R * pad_[l]);
-            w.H[l].reserve(R * pad_[l]);
+        int maxpad = pad0_;
+        for (int j = 1; j <= nm_; ++j) maxpad = std::max(maxpad, op_[j]);
+        w.Z.resize(nm_ + 1);
+        w.H.resize(nm_ + 1);
+        w.O.resize(L_);
+        for (int j = 1; j <= nm_; ++j)
+            if (hidden(j)) {
+                w.Z[j].reserve(R * op_[j]);
+                w.H[j].reserve(R * op_[j]);
+            }
+        if (arch_.modified) {
+            for (int l = 1; l < L_; ++l) w.O[l].reserve(R * op_[l]);
+            w.Ub.reserve(R * op_[1]);
+            w.Vb.reserve(R * op_[1]);
         }
-        w.out.reserve(R * pad_[L_]);
+        if (emb_) {
+            w.E.reserve(R * pad0_);
+            if (arch_.trainable) {
+                w.Ebar.reserve(R * pad0_);
+                w.A.reserve(R * padM_);
+            }
+        }
+        w.out.reserve(R * op_[L_]);
         w.gbar0.reserve(R * maxpad);
         w.gbar1.reserve(R * maxpad);
         w.tmp.reserve(3 * static_cast<std::size_t>(maxpad));
-        w.gWT.resize(L_ + 1);
-        w.gb.resize(L_ + 1);
-        for (int l = 1; l <= L_; ++l) {
-            w.gWT[l].reserve(static_cast<std::size_t>(pad_[l - 1]) * pad_[l]);
-            w.gb[l].reserve(pad_[l]);
+        w.gWT.resize(nm_ + 1);
+        w.gb.resize(nm_ + 1);
+        for (int j = 1; j <= nm_; ++j) {
+            w.gWT[j].reserve(static_cast<std::size_t>(ip_[j]) * op_[j]);
+            w.gb[j].reserve(op_[j]);
         }
+        w.gB.resize(arch_.trainable ? omega_.size() : 0);
         w.rsum.resize(static_cast<std::size_t>(std::max(C, 1)) * cn);
     }
 
+  private:
     void zero_grad(Work& w) {
-        for (int l = 1; l <= L_; ++l) {
-            std::memset(w.gWT[l].data(), 0, sizeof(T) * pad_[l - 1] * pad_[l]);
-            std::memset(w.gb[l].data(), 0, sizeof(T) * pad_[l]);
+        for (int j = 1; j <= nm_; ++j) {
+            std::memset(w.gWT[j].data(), 0, sizeof(T) * ip_[j] * op_[j]);
+            std::memset(w.gb[j].data(), 0, sizeof(T) * op_[j]);
         }
+        std::fill(w.gB.begin(), w.gB.end(), T(0));
     }
 
     // ---------------------------------------------------------------- forward
@@ -347,15 +452,16 @@ template <class T> class Model {
     // one block offset and the loop runs over cn*ld contiguous elements (no per-point short
     // loops, whose prologues/epilogues cost as much as the arithmetic at width 50).
     // `bias` (or null) is added to the value pre-activation first, saving a pass.
-    void activate(Work& w, int l, const StreamSpec& sp, int cn, const T* bias) {
+    // Rows [ib, ie) of the chunk only (ie < 0: all), so a caller can fuse a pass per row.
+    void activate(Work& w, int l, const StreamSpec& sp, int cn, const T* bias, int ib = 0, int ie = -1) {
         using V = typename Vec<T>::type;
         constexpr int vw = Vec<T>::width;
-        const int ld = pad_[l], F = sp.F(), P = sp.P();
+        const int ld = op_[l], F = sp.F(), P = sp.P();
         const std::size_t blk = static_cast<std::size_t>(cn) * ld;
         T* Z = w.Z[l].data();
         T* H = w.H[l].data();
         auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
-        for (int i = 0; i < cn; ++i) {
+        for (int i = ib; i < (ie < 0 ? cn : ie); ++i) {
             const std::size_t row = static_cast<std::size_t>(i) * ld;
             for (int k = 0; k < ld; k += vw) {
                 const std::size_t q = row + k;
@@ -380,47 +486,79 @@ template <class T> class Model {
         }
     }
 
+    // Z (S*cn rows of op_[j]) = the jets of W_j · input. The input is the raw jet (in == null:
+    // (x_hat, scale_k e_k, 0), a broadcast over the d inputs, starting from the bias) or stored
+    // jets (S*cn rows of ip_[j]: the embedding, a hidden layer; one matrix product, no bias).
+    // Returns whether the bias is in.
+    bool dense_forward(const Term<T>& tm, int i0, int cn, int j, const T* in, T* Z) {
+        const StreamSpec& sp = tm.streams;
+        const int F = sp.F(), ld = op_[j], d = tm.d;
+        const T* WT = WT_[j].data();
+        if (in) {
+            gemm<T>(sp.S() * cn, gemm_cols<T>(ow_[j]), iw_[j], in, ip_[j], 1, WT, ld, Z, ld, false);
+            return false;
+        }
+        for (int i = 0; i < cn; ++i) {
+            T* z = Z + static_cast<std::size_t>(i) * ld;
+            std::memcpy(z, B_[j].data(), sizeof(T) * ld);
+            const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * d;
+            for (int k = 0; k < d; ++k) {
+                const T xk = x[k];
+                const T* wk = WT + static_cast<std::size_t>(k) * ld;
+                for (int o = 0; o < ld; ++o) z[o] += xk * wk[o];
+            }
+        }
+        for (int f = 0; f < F; ++f) {
+            const int k = sp.first[f];
+            const T sc = tm.scale[k];
+            const T* wk = WT + static_cast<std::size_t>(k) * ld;
+            for (int i = 0; i < cn; ++i) {
+                T* z = Z + (static_cast<std::size_t>(1 + f) * cn + i) * ld;
+                for (int o = 0; o < ld; ++o) z[o] = sc * wk[o];
+            }
+        }
+        if (sp.P() > 0)
+            std::memset(Z + static_cast<std::size_t>(1 + F) * cn * ld, 0, sizeof(T) * static_cast<std::size_t>(sp.P()) * cn * ld);
+        return true;
+    }
+
+    // The jets feeding matrix j: the embedding's (or the raw jet, null) for the first layer and
+    // the encoders, else the previous hidden layer's (gated, for "modified").
+    const T* input_of(const Work& w, int j) const {
+        if (j == 1 || j > L_) return emb_ ? w.E.data() : nullptr;
+        return arch_.modified ? w.O[j - 1].data() : w.H[j - 1].data();
+    }
+
+  public:
+    // Forward jets of points [i0, i0 + cn) of a term: the output jets land in w.out (S*cn rows
+    // of the padded output width); every stored jet a backward sweep needs stays in w.
+    // (A per-row Jacobian sweep calls forward_chunk, then backward_chunk with its own visitor.)
     void forward_chunk(const Term<T>& tm, int i0, int cn, Work& w) {
         const StreamSpec& sp = tm.streams;
-        const int S = sp.S(), F = sp.F(), d = tm.d;
-        const int R = S * cn;
-        // Layer 1: the input jet is (x_hat, scale_k e_k, 0), so the product is a broadcast.
-        {
-            const int ld = (L_ == 1) ? pad_[1] : pad_[1];
-            T* Z = (L_ == 1) ? w.out.data() : w.Z[1].data();
-            const T* WT = WT_[1].data();
-            const T* b = B_[1].data();
-            for (int i = 0; i < cn; ++i) {
-                T* z = Z + static_cast<std::size_t>(i) * ld;
-                std::memcpy(z, b, sizeof(T) * ld);
-                const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * d;
-                for (int k = 0; k < d; ++k) {
-                    const T xk = x[k];
-                    const T* wk = WT + static_cast<std::size_t>(k) * ld;
-                    for (int o = 0; o < ld; ++o) z[o] += xk * wk[o];
-                }
+        if (emb_)
+            embed_forward(arch_, tm.xhat.data(), d_, tm.scale.data(), sp.first, sp.pairs, w.om, w.af, i0, cn, pad0_,
+                          w.E.data());
+        if (arch_.modified)
+            for (int j = L_ + 1; j <= nm_; ++j) {
+                const bool biased = dense_forward(tm, i0, cn, j, input_of(w, j), w.Z[j].data());
+                activate(w, j, sp, cn, biased ? nullptr : B_[j].data());
             }
-            for (int f = 0; f < F; ++f) {
-                const int k = sp.first[f];
-                const T sc = tm.scale[k];
-                const T* wk = WT + static_cast<std::size_t>(k) * ld;
-                for (int i = 0; i < cn; ++i) {
-                    T* z = Z + (static_cast<std::size_t>(1 + f) * cn + i) * ld;
-                    for (int o = 0; o < ld; ++o) z[o] = sc * wk[o];
-                }
-            }
-            if (sp.P() > 0)
-                std::memset(Z + static_cast<std::size_t>(1 + F) * cn * ld, 0, sizeof(T) * static_cast<std::size_t>(sp.P()) * cn * ld);
-            if (L_ > 1) activate(w, 1, sp, cn, nullptr);
-        }
-        for (int l = 2; l <= L_; ++l) {
-            const int ldi = pad_[l - 1], ldo = pad_[l];
+        for (int l = 1; l <= L_; ++l) {
             T* Z = (l == L_) ? w.out.data() : w.Z[l].data();
-            gemm<T>(R, gemm_cols<T>(widths_[l]), widths_[l - 1], w.H[l - 1].data(), ldi, 1, WT_[l].data(), ldo, Z, ldo, false);
-            if (l < L_) {
-                activate(w, l, sp, cn, B_[l].data());
-            } else {
+            const bool biased = dense_forward(tm, i0, cn, l, input_of(w, l), Z);
+            if (l < L_ && !arch_.modified) {
+                activate(w, l, sp, cn, biased ? nullptr : B_[l].data());
+            } else if (l < L_) {
+                // Row by row, so the gate reads the activations while they are in L1.
+                const std::size_t ld = op_[l], blk = static_cast<std::size_t>(cn) * ld;
+                for (int i = 0; i < cn; ++i) {
+                    activate(w, l, sp, cn, biased ? nullptr : B_[l].data(), i, i + 1);
+                    gate_forward(sp.pairs, sp.F(), blk, i * ld, (i + 1) * ld, w.H[l].data(), w.H[L_ + 1].data(),
+                                 w.H[L_ + 2].data(), w.O[l].data());
+                }
+            } else if (!biased) {
                 const T* b = B_[l].data();
+                const int ldo = op_[l];
                 for (int i = 0; i < cn; ++i) {
                     T* z = Z + static_cast<std::size_t>(i) * ldo;
                     for (int o = 0; o < ldo; ++o) z[o] += b[o];
@@ -429,16 +567,18 @@ template <class T> class Model {
         }
     }
 
+  private:
     // ---------------------------------------------------------------- backward
     // In place on gbar (rows of h-bar become rows of z-bar):
     //   z̄ = s1 h̄ + Σ_f s2 z_f h̄_f + Σ_ab (s3 z_a z_b + s2 z_ab) h̄_ab
     //   z̄_f = s1 h̄_f + Σ_{ab ∋ f} s2 z_other h̄_ab (twice for a = b)      z̄_ab = s1 h̄_ab
     // (s2 = -2 h s1, s3 = -2 s1 (1 - 3h²)). Whole vectors over the chunk, as in activate; the
     // order (value, first, pairs) makes the in-place update safe.
-    void adjoint_activate(Work& w, int l, const StreamSpec& sp, int cn, T* G) {
+    // Offsets [q0, q1) of each stream block only (q1 = 0: all), to fuse a pass per row.
+    void adjoint_activate(Work& w, int l, const StreamSpec& sp, int cn, T* G, std::size_t q0 = 0, std::size_t q1 = 0) {
         using V = typename Vec<T>::type;
-        const int ld = pad_[l], F = sp.F(), P = sp.P();
-        const std::size_t blk = static_cast<std::size_t>(cn) * ld, n = blk;
+        const int ld = op_[l], F = sp.F(), P = sp.P();
+        const std::size_t blk = static_cast<std::size_t>(cn) * ld, n = q1 ? q1 : blk;
         T* Z = w.Z[l].data();
         T* H = w.H[l].data();
         auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
@@ -455,7 +595,7 @@ template <class T> class Model {
             }
             link_off[f + 1] = static_cast<int>(links.size());
         }
-        for (std::size_t q = 0; q < n; q += Vec<T>::width) {
+        for (std::size_t q = q0; q < n; q += Vec<T>::width) {
             const V s1 = at(Z, q), h = at(H, q);
             const V s2 = T(-2) * h * s1;
             const V s3 = T(-2) * s1 * (T(1) - T(3) * h * h);
@@ -485,24 +625,27 @@ template <class T> class Model {
         }
     }
 
+
     static T dot(const T* a, const T* b, int n) {
         T s = 0;
         for (int k = 0; k < n; ++k) s += a[k] * b[k];
         return s;
     }
 
-    // Per-point squared norm of this layer's parameter gradient, by the Gram identity
+    // Per-point squared norm of matrix j's parameter gradient, by the Gram identity
     // ||Σ_s z̄_s h_sᵀ||² = Σ_{s,t} (z̄_s·z̄_t)(h_s·h_t), plus ||z̄_0||² for the bias (docs/design.md §2).
-    void layer_norms(const Term<T>& tm, int l, int i0, int cn, const T* G, const Work& w, T* norms) {
+    // `in` are the input jets of matrix j (null: the raw input jet). Every block of the
+    // modified MLP (chain and encoders) enters as W·(input jet), so the identity holds for each.
+    void layer_norms(const Term<T>& tm, int j, const T* in, int i0, int cn, const T* G, T* norms) const {
         const StreamSpec& sp = tm.streams;
-        const int S = sp.S(), F = sp.F(), ldo = pad_[l];
+        const int S = sp.S(), F = sp.F(), ldo = op_[j], ldi = ip_[j];
         for (int i = 0; i < cn; ++i) {
             T acc = 0;
             for (int s = 0; s < S; ++s) {
                 const T* gs = G + (static_cast<std::size_t>(s) * cn + i) * ldo;
                 for (int t = s; t < S; ++t) {
                     T hh;
-                    if (l == 1) {
+                    if (!in) {
                         const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * tm.d;
                         // Input jet: h_0 = x_hat, h_f = scale e_dir, h_pair = 0.
                         auto in_dot = [&](int a, int b) -> T {
@@ -514,80 +657,143 @@ template <class T> class Model {
                         };
                         hh = in_dot(s, t);
                     } else {
-                        const int ldi = pad_[l - 1];
-                        const T* H = w.H[l - 1].data();
-                        hh = dot(H + (static_cast<std::size_t>(s) * cn + i) * ldi,
-                                 H + (static_cast<std::size_t>(t) * cn + i) * ldi, widths_[l - 1]);
+                        hh = dot(in + (static_cast<std::size_t>(s) * cn + i) * ldi, in + (static_cast<std::size_t>(t) * cn + i) * ldi,
+                                 iw_[j]);
                     }
                     if (hh == T(0)) continue;
-                    const T gg = dot(gs, G + (static_cast<std::size_t>(t) * cn + i) * ldo, widths_[l]);
+                    const T gg = dot(gs, G + (static_cast<std::size_t>(t) * cn + i) * ldo, ow_[j]);
                     acc += (s == t ? T(1) : T(2)) * gg * hh;
                 }
             }
             const T* g0 = G + static_cast<std::size_t>(i) * ldo;
-            acc += dot(g0, g0, widths_[l]);
+            acc += dot(g0, g0, ow_[j]);
             norms[i0 + i] += acc;
         }
     }
 
-    // G holds z̄ of the output layer on entry (R x pad[L]).
-    void backward_chunk(const Term<T>& tm, int i0, int cn, Work& w, bool want_grad, T* norms, LayerHook* hook = nullptr) {
+    // gW_j^T += Σ_s in_sᵀ z̄_s over the chunk, gb_j += Σ_i z̄_0.
+    void block_grad(const Term<T>& tm, int j, const T* in, int i0, int cn, const T* G, Work& w) const {
+        const StreamSpec& sp = tm.streams;
+        const int F = sp.F(), ldo = op_[j], R = sp.S() * cn;
+        T* gWT = w.gWT[j].data();
+        if (in) {
+            // gW^T (in x out) += H^T Z̄: A = H read transposed.
+            gemm<T>(iw_[j], gemm_cols<T>(ow_[j]), R, in, 1, ip_[j], G, ldo, gWT, ldo, true);
+        } else {
+            for (int i = 0; i < cn; ++i) {
+                const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * tm.d;
+                const T* g = G + static_cast<std::size_t>(i) * ldo;
+                for (int k = 0; k < tm.d; ++k) {
+                    T* row = gWT + static_cast<std::size_t>(k) * ldo;
+                    const T xk = x[k];
+                    for (int o = 0; o < ldo; ++o) row[o] += xk * g[o];
+                }
+            }
+            for (int f = 0; f < F; ++f) {
+                const int k = sp.first[f];
+                T* row = gWT + static_cast<std::size_t>(k) * ldo;
+                const T sc = tm.scale[k];
+                for (int i = 0; i < cn; ++i) {
+                    const T* g = G + (static_cast<std::size_t>(1 + f) * cn + i) * ldo;
+                    for (int o = 0; o < ldo; ++o) row[o] += sc * g[o];
+                }
+            }
+        }
+        T* gb = w.gb[j].data();
+        for (int i = 0; i < cn; ++i) {
+            const T* g = G + static_cast<std::size_t>(i) * ldo;
+            for (int o = 0; o < ldo; ++o) gb[o] += g[o];
+        }
+    }
+
+    // The default backward visitor: accumulate gradients and/or per-point squared norms.
+    struct Accumulate {
+        const Model& m;
+        const Term<T>& tm;
+        int i0, cn;
+        Work& w;
+        bool grad;
+        T* norms;
+        LayerHook* hook;
+        void block(int j, const T* G, const T* in) {
+            if (grad) m.block_grad(tm, j, in, i0, cn, G, w);
+            if (norms) m.layer_norms(tm, j, in, i0, cn, G, norms);
+            if (hook && j <= m.L_) hook->layer(tm, j, i0, cn, G, w);
+        }
+        void embed(const T* A) {
+            embed_grad<T>(m.arch_.features, tm.xhat.data(), tm.d, tm.scale.data(), tm.streams.first, i0, cn, A, m.padM_,
+                          grad ? w.gB.data() : nullptr, norms);
+        }
+    };
+
+  public:
+    // The reverse sweep of one chunk. G = w.gbar0 holds z̄ of the output layer on entry
+    // (S*cn rows of the padded output width). For every parameter block the visitor gets
+    //   vis.block(j, G_j, in_j): G_j the adjoint jets of matrix j's pre-activation (S*cn rows of
+    //     op_[j] columns), in_j its input jets (S*cn rows of ip_[j]; null = the raw input jet
+    //     (x̂, scale e_k, 0)); point i's gradient is Σ_s G_j,s,i in_j,s,iᵀ and G_j,0,i for b_j;
+    //   vis.embed(A) (trainable embedding only): A the phase adjoints ā (streams 0..F, cn rows of
+    //     padM columns); point i's gradient of B is 2π (ā_0 x̂ᵀ + Σ_f ā_f scale_{k_f} e_{k_f}ᵀ).
+    // A per-row Jacobian sweep passes a visitor that writes these per point instead of summing.
+    template <class Visitor> void backward_chunk(const Term<T>& tm, int cn, Work& w, Visitor& vis) {
         const StreamSpec& sp = tm.streams;
         const int S = sp.S(), F = sp.F(), R = S * cn;
         T* G = w.gbar0.data();
         T* Gnext = w.gbar1.data();
+        const T* in0 = input_of(w, 1);
+        if (arch_.modified) {
+            std::memset(w.Ub.data(), 0, sizeof(T) * R * op_[1]);
+            std::memset(w.Vb.data(), 0, sizeof(T) * R * op_[1]);
+        }
         for (int l = L_; l >= 1; --l) {
-            const int ldo = pad_[l];
-            if (want_grad) {
-                T* gWT = w.gWT[l].data();
-                if (l >= 2) {
-                    const int ldi = pad_[l - 1];
-                    // gW^T (in x out) += H_{l-1}^T Z̄_l: A = H read transposed.
-                    gemm<T>(widths_[l - 1], gemm_cols<T>(widths_[l]), R, w.H[l - 1].data(), 1, ldi, G, ldo, gWT, ldo, true);
-                } else {
-                    for (int i = 0; i < cn; ++i) {
-                        const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * tm.d;
-                        const T* g = G + static_cast<std::size_t>(i) * ldo;
-                        for (int k = 0; k < tm.d; ++k) {
-                            T* row = gWT + static_cast<std::size_t>(k) * ldo;
-                            const T xk = x[k];
-                            for (int o = 0; o < ldo; ++o) row[o] += xk * g[o];
-                        }
-                    }
-                    for (int f = 0; f < F; ++f) {
-                        const int k = sp.first[f];
-                        T* row = gWT + static_cast<std::size_t>(k) * ldo;
-                        const T sc = tm.scale[k];
-                        for (int i = 0; i < cn; ++i) {
-                            const T* g = G + (static_cast<std::size_t>(1 + f) * cn + i) * ldo;
-                            for (int o = 0; o < ldo; ++o) row[o] += sc * g[o];
-                        }
-                    }
-                }
-                T* gb = w.gb[l].data();
-                for (int i = 0; i < cn; ++i) {
-                    const T* g = G + static_cast<std::size_t>(i) * ldo;
-                    for (int o = 0; o < ldo; ++o) gb[o] += g[o];
-                }
-            }
-            if (norms) layer_norms(tm, l, i0, cn, G, w, norms);
-            if (hook) hook->layer(tm, l, i0, cn, G, w);
+            vis.block(l, G, input_of(w, l));
             if (l >= 2) {
-                const int ldi = pad_[l - 1];
-                gemm<T>(R, gemm_cols<T>(widths_[l - 1]), widths_[l], G, ldo, 1, Wp_[l].data(), ldi, Gnext, ldi, false);
-                adjoint_activate(w, l - 1, sp, cn, Gnext);
+                const int ldi = op_[l - 1];
+                gemm<T>(R, gemm_cols<T>(ow_[l - 1]), ow_[l], G, op_[l], 1, Wp_[l].data(), ldi, Gnext, ldi, false);
+                if (arch_.modified) {
+                    // Row by row: the gate's z̄ goes through the activation while in L1.
+                    const std::size_t blk = static_cast<std::size_t>(cn) * ldi;
+                    for (int i = 0; i < cn; ++i) {
+                        const std::size_t q0 = static_cast<std::size_t>(i) * ldi, q1 = q0 + ldi;
+                        gate_adjoint(sp.pairs, F, blk, q0, q1, w.H[l - 1].data(), w.H[L_ + 1].data(), w.H[L_ + 2].data(), Gnext,
+                                     w.Ub.data(), w.Vb.data());
+                        adjoint_activate(w, l - 1, sp, cn, Gnext, q0, q1);
+                    }
+                } else {
+                    adjoint_activate(w, l - 1, sp, cn, Gnext);
+                }
                 std::swap(G, Gnext);
+            } else if (arch_.trainable) {
+                gemm<T>(R, gemm_cols<T>(widths_[0]), ow_[1], G, op_[1], 1, Wp_[1].data(), pad0_, w.Ebar.data(), pad0_, false);
             }
+        }
+        if (arch_.modified)
+            for (int j = L_ + 1; j <= nm_; ++j) {
+                T* Gj = (j == L_ + 1) ? w.Ub.data() : w.Vb.data();
+                adjoint_activate(w, j, sp, cn, Gj);
+                vis.block(j, Gj, in0);
+                if (arch_.trainable)
+                    gemm<T>(R, gemm_cols<T>(widths_[0]), ow_[j], Gj, op_[j], 1, Wp_[j].data(), pad0_, w.Ebar.data(), pad0_, true);
+            }
+        if (arch_.trainable) {
+            embed_adjoint(arch_, sp.first, sp.pairs, w.af, cn, pad0_, w.E.data(), w.Ebar.data(), padM_, w.A.data());
+            vis.embed(w.A.data());
         }
     }
 
+    void backward_chunk(const Term<T>& tm, int i0, int cn, Work& w, bool want_grad, T* norms, LayerHook* hook = nullptr) {
+        Accumulate acc{*this, tm, i0, cn, w, want_grad, norms, hook};
+        backward_chunk(tm, cn, w, acc);
+    }
+
+  private:
     // ---------------------------------------------------------------- residual tables
     // r_c = Σ_m coef_m Π J_f ; for the loss, J̄ += (2 w_i / N) r_c ∂r_c/∂J.
     // For the NTK pass of component c, J̄ = ∂r_c/∂J.
     void table_adjoint(const Term<T>& tm, int i0, int cn, Work& w, Mode mode, int ntk_comp,
                        SweepOut<T>& out) {
         const Table<T>& tb = tm.table;
-        const int ldo = pad_[L_], C = tb.components, M = tb.monomials();
+        const int ldo = op_[L_], C = tb.components, M = tb.monomials();
         const T* J = w.out.data();
         T* G = w.gbar0.data();
         const int S = tm.streams.S();
@@ -643,9 +849,10 @@ template <class T> class Model {
 
     // ---------------------------------------------------------------- driver
     void sweep_range(const Term<T>& tm, Mode mode, SweepOut<T>& out, Work& w, int begin, int end) {
-        const int S = tm.streams.S(), m = widths_[L_], ldo = pad_[L_];
+        const int S = tm.streams.S(), m = widths_[L_], ldo = op_[L_];
         const int cn_max = chunk_for(S);
         prepare(w, S, cn_max, tm.table.components);
+        if (emb_) embed_phases(arch_, omega_.data(), d_, tm.scale.data(), tm.streams.first, w.om, w.af);
         w.loss = 0;
         const bool grad = out.want_grad && (mode == Mode::Loss || mode == Mode::Adjoint);
         if (grad) zero_grad(w);
@@ -692,7 +899,7 @@ template <class T> class Model {
         if (out.want_norms && out.norms) std::fill(out.norms, out.norms + n, T(0));
         // Threads pay off above ~2 Mflop (~40 µs of work); waking a polling worker costs ~1 µs.
         double flops = 0;
-        for (int l = 1; l <= L_; ++l) flops += 2.0 * widths_[l] * widths_[l - 1];
+        for (int j = 1; j <= nm_; ++j) flops += 2.0 * ow_[j] * iw_[j];
         flops *= double(n) * tm.streams.S() * (mode == Mode::Forward ? 1.0 : 3.0);
         int T_ = std::max(1, std::min(nthreads, n));
         if (flops < min_parallel_flops) T_ = 1;
@@ -721,24 +928,27 @@ template <class T> class Model {
         }
         if (!grad) return;
         // Reduce per-thread accumulators in thread order, then unpack to the flat layout.
-        for (int t = 1; t < T_; ++t)
-            for (int l = 1; l <= L_; ++l) {
-                const std::size_t nw = static_cast<std::size_t>(pad_[l - 1]) * pad_[l];
-                T* a = work_[0].gWT[l].data();
-                const T* b = work_[t].gWT[l].data();
+        for (int t = 1; t < T_; ++t) {
+            for (int j = 1; j <= nm_; ++j) {
+                const std::size_t nw = static_cast<std::size_t>(ip_[j]) * op_[j];
+                T* a = work_[0].gWT[j].data();
+                const T* b = work_[t].gWT[j].data();
                 for (std::size_t q = 0; q < nw; ++q) a[q] += b[q];
-                T* ga = work_[0].gb[l].data();
-                const T* gb = work_[t].gb[l].data();
-                for (int o = 0; o < pad_[l]; ++o) ga[o] += gb[o];
+                T* ga = work_[0].gb[j].data();
+                const T* gb = work_[t].gb[j].data();
+                for (int o = 0; o < op_[j]; ++o) ga[o] += gb[o];
             }
-        for (int l = 1; l <= L_; ++l) {
-            const int out_w = widths_[l], in_w = widths_[l - 1], po = pad_[l];
-            const T* gWT = work_[0].gWT[l].data();
-            T* gW = out.grad + w_off_[l];
+            for (std::size_t q = 0; q < work_[0].gB.size(); ++q) work_[0].gB[q] += work_[t].gB[q];
+        }
+        for (int j = 1; j <= nm_; ++j) {
+            const int out_w = ow_[j], in_w = iw_[j], po = op_[j];
+            const T* gWT = work_[0].gWT[j].data();
+            T* gW = out.grad + w_off_[j];
             for (int o = 0; o < out_w; ++o)
                 for (int k = 0; k < in_w; ++k) gW[static_cast<std::size_t>(o) * in_w + k] = gWT[static_cast<std::size_t>(k) * po + o];
-            std::memcpy(out.grad + b_off_[l], work_[0].gb[l].data(), sizeof(T) * out_w);
+            std::memcpy(out.grad + b_off_[j], work_[0].gb[j].data(), sizeof(T) * out_w);
         }
+        if (arch_.trainable) std::memcpy(out.grad + B_off_, work_[0].gB.data(), sizeof(T) * work_[0].gB.size());
     }
 };
 

@@ -4,10 +4,12 @@ The public names (docs/design.md §4) live here; everything else is an implement
 one file per idea:
 
     network      pc.MLP, jets, and the narrow boundary to the compiled kernel (pinncore._core)
+    embedding    pc.FourierFeatures, pc.Periodic (input embeddings), the architecture spec/layout
     reference    the NumPy twin of the kernel (backend="numpy"), the test oracle
     residual     the residual tracer: Python functions -> polynomial tables over jets
     problem      pc.Problem / pc.Term: per-term losses, gradients, NTK traces, errors
-    problems     the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d)
+    problems     the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d,
+                 klein_gordon, advection)
     optim        Adam (fused, compiled) and L-BFGS (strong Wolfe)
     jacobian     the residual Jacobian r, J = ∂r/∂θ (dense, Gram, matrix-free) for Gauss–Newton
     lm           pc.LevenbergMarquardt on that Jacobian (optimizer="lm")
@@ -22,9 +24,10 @@ one file per idea:
     conditions   Dirichlet, Neumann, Robin, initial, periodic and data terms
     resampling   adaptive collocation points (RAD, RAR-G) as run observers
 
-The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, adam.hpp, bindings.cpp).
+The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, embedding.hpp, adam.hpp, bindings.cpp).
 """
 from . import problems
+from .embedding import FourierFeatures, Periodic
 from .diagnostics import Diagnosis, LossBalanceWarning, diagnose
 from .network import MLP, Jet, get_num_threads, set_num_threads
 from .optim import Adam
@@ -48,6 +51,7 @@ __all__ = [
     "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Balanced", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
+    "FourierFeatures", "Periodic",
     "sweep", "SweepResult",
 ]
 

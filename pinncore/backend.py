@@ -2,7 +2,7 @@
 
 It owns the kernel's thread count, the compiled twins of the term data (``compile_term``),
 the compiled backend of a network (``CppBackend``: jets, vector-Jacobian products, fused
-losses and gradients, per-point NTK norms) and the fused Adam update (``adam_step``).
+losses and gradients, per-point NTK norms; plain, embedded or modified — ``embedding.NetSpec``) and the fused Adam update (``adam_step``).
 Everything above it — the network, the problem, the optimizers, the benchmarks — calls
 these functions; nothing else touches ``_core``. The kernel's maths is docs/design.md §2.
 
@@ -109,7 +109,16 @@ class CppBackend:
 
     def __init__(self, widths, dtype):
         self.dtype = np.dtype(dtype)
-        self.model = (_core.Model64 if self.dtype == np.float64 else _core.Model32)(list(widths))
+        cls = _core.Model64 if self.dtype == np.float64 else _core.Model32
+        spec = getattr(widths, "dense", None) and widths  # an embedding.NetSpec, or a list of widths
+        self.spec = spec
+        if spec is None:
+            self.model = cls(list(widths))
+        else:
+            emb = spec.embedding
+            self.model = cls(list(spec.layers), modified=spec.modified,
+                             B=None if emb is None else np.ascontiguousarray(spec.B, dtype=self.dtype),
+                             trainable=bool(emb is not None and emb.trainable), passthrough=list(spec.passthrough))
 
     def jets(self, params, term):
         return self.model.jets(params, term.compiled(self.dtype), get_num_threads())
@@ -129,22 +138,36 @@ class CppBackend:
         return StepFunction(self.model, params, [t.compiled(self.dtype) for t in terms])
 
     # -- residual Jacobian (csrc/jacobian.hpp) --
+    # csrc/jacobian.hpp sweeps the plain dense chain; for an input embedding or the modified
+    # MLP the rows and tangents come from the NumPy twin (exact, slower): ``_twin``.
+    def _twin(self):
+        if getattr(self, "_ref", None) is None:
+            from .reference import NumpyBackend
+            self._ref = NumpyBackend(self.spec, self.dtype)
+        return self._ref
+
     def residual_jacobian(self, params, terms, scales, out=None, want_jacobian=True):
         """Stacked ``(r, J)`` of polynomial terms over all their points: rows (term, component,
         point), each row scaled by ``scales[a][i]``; ``out`` (rows, n_params) may supply J's storage.
         ``want_jacobian=False``: ``(r, None)`` from the forward pass alone."""
+        if self.spec is not None:
+            return self._twin().residual_jacobian(params, terms, scales, out, want_jacobian)
         return _core.residual_jacobian(self.model, params, [t.compiled(self.dtype) for t in terms], list(scales), out,
                                        want_jacobian, get_num_threads())
 
     def jacobian_rows(self, params, term, scale=None, adjoint=None, begin=0, end=None):
         """``(r, J)`` of one term's points [begin, end), row c*nb + i: from the polynomial table
         (rows scaled by ``scale``) or, with ``adjoint`` (K, S, N, m), ∂<adjoint_k, jets>/∂θ per point."""
+        if self.spec is not None:
+            return self._twin().jacobian_rows(params, term, scale, adjoint, begin, end)
         t = term.compiled(self.dtype)
         return _core.jacobian_rows(self.model, params, t, scale, adjoint, int(begin), t.n if end is None else int(end),
                                    get_num_threads())
 
     def jets_tangent(self, params, term, v):
         """``(jets, tangents)``: output jets (S, N, m) and their derivative along the direction v."""
+        if self.spec is not None:
+            return self._twin().jets_tangent(params, term, v)
         return _core.jets_tangent(self.model, params, term.compiled(self.dtype), v, get_num_threads())
 
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend as _kernel
-from . import layout as _layout
 from . import reference
+from .embedding import NetSpec
 from .backend import get_num_threads, set_num_threads
 
 __all__ = ["MLP", "Jet", "TermData", "set_num_threads", "get_num_threads", "check_points", "parse_derivs"]
@@ -186,8 +186,14 @@ class MLP:
     dtype : np.float64 or np.float32.
     backend : "cpp" (compiled kernel) or "numpy" (the reference implementation).
 
+    embedding : ``pc.FourierFeatures``, ``pc.Periodic`` or None — an input embedding applied
+        before the first dense layer, with exact jets (``pinncore.embedding``).
+    arch : "plain" (tanh MLP) or "modified" (two encoders U, V and gated hidden layers
+        h ← (1 − z) ⊙ U + z ⊙ V, Wang, Teng & Perdikaris 2021, eq. 2.36–2.38; equal hidden widths).
+
     ``net.params`` is the flat parameter vector, layer by layer W_l (out×in, row-major) then
-    b_l. It is writable: optimizers update it in place.
+    b_l; with arch="modified" Wu, bu, Wv, bv follow, then a trainable embedding's B (``net.layout``).
+    It is writable: optimizers update it in place.
 
     >>> import numpy as np, pinncore as pc
     >>> net = pc.MLP([2, 16, 1], seed=1)
@@ -195,7 +201,7 @@ class MLP:
     (3, 1)
     """
 
-    def __init__(self, layers, seed=0, dtype=np.float64, backend="cpp"):
+    def __init__(self, layers, seed=0, dtype=np.float64, backend="cpp", *, embedding=None, arch="plain"):
         if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
             raise TypeError(f"layers must be a list of positive ints, got {layers!r}")
         layers = list(layers)
@@ -218,7 +224,8 @@ class MLP:
             raise TypeError(f"seed must be an int, got {seed!r}")
         if seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed}")
-        n_params = _layout.n_params(layers)
+        spec = NetSpec(layers, arch=arch, embedding=embedding)
+        n_params = spec.n_params
         if n_params > MAX_PARAMS:
             raise ValueError(f"layers {layers} describe {n_params:.3g} parameters; pinncore supports at most "
                              f"{MAX_PARAMS:.0e} (a PINN needs far fewer)")
@@ -226,15 +233,8 @@ class MLP:
         self.dtype = dt
         self.seed = int(seed)
         self.backend_name = backend
-        self.layout = _layout.Layout(self.layers)
-        # Xavier-normal weights (Glorot & Bengio 2010), zero biases, drawn block by block.
-        rng = np.random.default_rng(seed)
-        params = np.zeros(self.layout.n_params)
-        for blk in self.layout.blocks:
-            if blk.is_weight:
-                n_out, n_in = blk.shape
-                params[blk.offset:blk.offset + blk.size] = rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=blk.size)
-        self._params = np.ascontiguousarray(params, dtype=dt)
+        self.spec = self.layout = spec  # the layout (pinncore.layout) of this architecture
+        self._params = np.ascontiguousarray(spec.init_params(seed), dtype=dt)
         self._backend = None
 
     # -- parameters -------------------------------------------------------------------
@@ -264,7 +264,7 @@ class MLP:
     def backend(self):
         if self._backend is None:
             cls = _kernel.CppBackend if self.backend_name == "cpp" else reference.NumpyBackend
-            self._backend = cls(self.layers, self.dtype)
+            self._backend = cls(self.layers if self.spec.plain else self.spec, self.dtype)
         return self._backend
 
     def check_params(self, p, name="params"):
@@ -285,9 +285,32 @@ class MLP:
 
     def copy(self):
         """An independent network with the same architecture and parameters."""
-        other = MLP(self.layers, seed=self.seed, dtype=self.dtype, backend=self.backend_name)
+        other = MLP(self.layers, seed=self.seed, dtype=self.dtype, backend=self.backend_name,
+                    embedding=self.embedding, arch=self.arch)
+        if other.spec.B is not None:
+            other.spec.B[...] = self.spec.B
         other._params[...] = self._params
         return other
+
+    @property
+    def embedding(self):
+        """The input embedding (``pc.FourierFeatures``, ``pc.Periodic``) or None."""
+        return self.spec.embedding
+
+    @property
+    def arch(self):
+        """``"plain"`` or ``"modified"`` (Wang, Teng & Perdikaris 2021, eq. 2.36–2.38)."""
+        return self.spec.arch
+
+    def weight_mask(self):
+        """Boolean mask over ``params``: True on dense weight-matrix entries (the layout is in
+        ``pinncore.embedding``).
+
+        >>> import pinncore as pc
+        >>> pc.MLP([1, 2, 1]).weight_mask().astype(int).tolist()
+        [1, 1, 0, 0, 1, 1, 0]
+        """
+        return self.spec.weight_mask()
 
     # -- evaluation ---------------------------------------------------------------------
     def _term(self, x, derivs, scale=None, shift=None, name="x"):
@@ -401,8 +424,36 @@ class MLP:
         np.True_
         """
         from . import io
-        io.save(path, {"layers": list(self.layers), "dtype": self.dtype.name, "seed": self.seed,
-                       "backend": self.backend_name, "params": self._params}, kind=MLP_KIND)
+        tree = {"layers": list(self.layers), "dtype": self.dtype.name, "seed": self.seed,
+                "backend": self.backend_name, "params": self._params}
+        tree.update(self.spec_state())
+        io.save(path, tree, kind=MLP_KIND)
+
+    def spec_state(self):
+        """The architecture fields of a saved network or training state: ``arch``, ``embedding``
+        (its config or None) and ``embedding_B`` (the fixed frequencies, saved so a file rebuilds
+        the same function whatever NumPy's generator does), only when not plain."""
+        if self.spec.plain:
+            return {}
+        return {"arch": self.arch, "embedding": None if self.embedding is None else self.embedding.config(),
+                "embedding_B": None if self.spec.B is None else self.spec.B.copy()}
+
+    @classmethod
+    def from_spec_state(cls, tree, layers, seed, dtype, backend, source="state"):
+        """The network ``spec_state`` describes (fields absent: a plain MLP); errors name ``source``."""
+        from .embedding import embedding_from_config
+        arch = tree.get("arch", "plain")
+        try:
+            emb = embedding_from_config(tree.get("embedding"))
+            net = cls(layers, seed=seed, dtype=dtype, backend=backend, embedding=emb, arch=arch)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{source}: invalid network: {e}") from e
+        B = tree.get("embedding_B")
+        if net.spec.B is not None:
+            if not isinstance(B, np.ndarray) or B.dtype != np.float64 or B.shape != net.spec.B.shape or not np.isfinite(B).all():
+                raise ValueError(f"{source}: embedding_B must be a finite float64 array of shape {net.spec.B.shape}")
+            net.spec.B[...] = B
+        return net
 
     @classmethod
     def load(cls, path, backend=None):
@@ -419,18 +470,20 @@ class MLP:
             raise io.FormatError(f"{path}: invalid layers {layers!r}")
         if dtype not in ("float64", "float32"):
             raise io.FormatError(f"{path}: invalid dtype {dtype!r}")
-        n = _layout.n_params(layers)
+        try:
+            net = cls.from_spec_state(tree, layers, seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0,
+                                      np.dtype(dtype), backend or (saved_backend if saved_backend in ("cpp", "numpy") else "cpp"),
+                                      source=str(path))
+        except (TypeError, ValueError) as e:
+            raise io.FormatError(str(e) if str(e).startswith(str(path)) else f"{path}: invalid network: {e}") from e
+        n = net.n_params
         if not isinstance(params, np.ndarray) or params.dtype != np.dtype(dtype) or params.shape != (n,):
             raise io.FormatError(f"{path}: params must be a {dtype} array of shape ({n},) for layers {layers}")
         if not np.isfinite(params).all():
             raise io.FormatError(f"{path}: params contain NaN or infinite values")
-        try:
-            net = cls(layers, seed=seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0,
-                      dtype=np.dtype(dtype), backend=backend or (saved_backend if saved_backend in ("cpp", "numpy") else "cpp"))
-        except (TypeError, ValueError) as e:
-            raise io.FormatError(f"{path}: invalid network: {e}") from e
         net._params[...] = params
         return net
 
     def __repr__(self):
-        return f"MLP({self.layers}, dtype={self.dtype.name}, backend={self.backend_name!r})"
+        extra = "" if self.spec.plain else f", embedding={self.embedding!r}, arch={self.arch!r}"
+        return f"MLP({self.layers}, dtype={self.dtype.name}, backend={self.backend_name!r}{extra})"

@@ -45,6 +45,11 @@ __all__ = [
     "poisson1d_source",
     "helmholtz2d_exact",
     "helmholtz2d_source",
+    "klein_gordon",
+    "klein_gordon_exact",
+    "klein_gordon_source",
+    "advection",
+    "advection_exact",
     "poisson_lshape",
     "poisson_lshape_reference",
     "poisson_holes",
@@ -81,6 +86,11 @@ def _lazy_sin():
     from .residual import sin
 
     return sin
+
+
+def _lazy_cos():
+    from .residual import cos
+    return cos
 
 
 def _is_int(v):
@@ -491,6 +501,110 @@ def helmholtz2d(a1=1, a2=4, k=1.0, n_collocation=2000, n_bc=400, seed=0):
     )
 
 
+# ----------------------------------------------------------------------------- 7. Klein-Gordon
+
+def klein_gordon_exact(points):
+    """x cos(5 pi t) + (x t)^3; ``points`` (M, 2) columns (t, x) -> (M, 1)."""
+    p = _points(points, 2)
+    t, x = p[:, 0], p[:, 1]
+    return (x * np.cos(5.0 * PI * t) + (x * t) ** 3)[:, None]
+
+
+def klein_gordon_source(points):
+    """f = u_tt - u_xx + u^3 of the exact solution; (M, 2) columns (t, x) -> (M, 1)."""
+    p = _points(points, 2)
+    t, x = p[:, 0], p[:, 1]
+    u = x * np.cos(5.0 * PI * t) + (x * t) ** 3
+    return (-25.0 * PI ** 2 * x * np.cos(5.0 * PI * t) + 6.0 * x ** 3 * t - 6.0 * x * t ** 3 + u ** 3)[:, None]
+
+
+def klein_gordon(n_collocation=2000, n_ic=256, n_bc=256, seed=0):
+    """Nonlinear Klein-Gordon benchmark of Wang, Teng & Perdikaris (2021), "Understanding and
+    mitigating gradient flow pathologies in physics-informed neural networks", SIAM J. Sci.
+    Comput. 43(5), §4.3 (alpha = -1, beta = 0, gamma = 1, k = 3).
+
+    PDE      u_tt - u_xx + u^3 = f(t, x),   t in [0, 1], x in [-1, 1]
+    IC       u(0, x) = x,  u_t(0, x) = 0
+    BC       u(t, -1) = -cos(5 pi t) - t^3,  u(t, 1) = cos(5 pi t) + t^3 (the exact solution)
+    Solution u = x cos(5 pi t) + (x t)^3;  f = :func:`klein_gordon_source`
+    Inputs   ["t", "x"]; outputs ["u"].
+    Terms    "pde": residual u.tt - u.xx + u^3 - f; "ic" (two components) [u - x, u.t] at
+             t = 0; "bc": u - u_exact, first half at x = -1, the rest at x = 1.  Uniform
+             points from ``default_rng(seed)`` in the order pde, ic, bc.
+
+    >>> klein_gordon(n_collocation=10, n_ic=4, n_bc=4).term_names
+    ['pde', 'ic', 'bc']
+    """
+    Problem, Term = _lazy_api()
+    cos = _lazy_cos()
+    pde, ic, bc = _space_time_points(seed, 1.0, -1.0, 1.0, n_collocation, n_ic, n_bc)
+    k = 5.0 * PI
+
+    def source(x):
+        u = x.x * cos(k * x.t) + x.x ** 3 * x.t ** 3
+        return -k * k * x.x * cos(k * x.t) + 6.0 * x.x ** 3 * x.t - 6.0 * x.x * x.t ** 3 + u * u * u
+
+    return Problem(
+        inputs=["t", "x"],
+        outputs=["u"],
+        domain={"t": (0.0, 1.0), "x": (-1.0, 1.0)},
+        terms={
+            "pde": Term(points=pde, residual=lambda x, u: u.tt - u.xx + u * u * u - source(x)),
+            "ic": Term(points=ic, residual=lambda x, u: [u - x.x, u.t]),
+            "bc": Term(points=bc, residual=lambda x, u: u - x.x * cos(k * x.t) - x.x ** 3 * x.t ** 3),
+        },
+        exact=klein_gordon_exact,
+        test_points=None,
+        transform=None,
+    )
+
+
+# ----------------------------------------------------------------------------- 8. periodic advection
+
+def advection_exact(points, c=30.0):
+    """sin(x - c t) (characteristics of u_t + c u_x = 0 from u(0, x) = sin x); (M, 2) (t, x) -> (M, 1)."""
+    p = _points(points, 2)
+    return np.sin(p[:, 1] - float(c) * p[:, 0])[:, None]
+
+
+def advection(c=30.0, n_collocation=2000, n_ic=256, n_bc=256, bc="dirichlet", seed=0):
+    """Periodic 1-D advection, the failure mode of Krishnapriyan et al. (2021), "Characterizing
+    possible failure modes in physics-informed neural networks", NeurIPS 34 (c >= 30).
+
+    PDE      u_t + c u_x = 0,               t in [0, 1], x in [0, 2 pi], periodic in x
+    IC       u(0, x) = sin x
+    Solution u = sin(x - c t) (by characteristics)
+    Inputs   ["t", "x"]; outputs ["u"].
+    Terms    "pde": residual u.t + c u.x; "ic": u - sin x at t = 0; with bc="dirichlet" also
+             "bc": u - sin(x - c t) at x = 0 and x = 2 pi (first half, rest) — the values the
+             periodic condition u(t, 0) = u(t, 2 pi) takes on the exact solution, since a
+             residual is evaluated point by point and cannot pair two boundary points. With
+             bc="none" there is no boundary term: use ``pc.Periodic(inputs={1: 2 * pi})``,
+             which makes the network exactly 2π-periodic in x (a hard constraint).
+    Uniform points from ``default_rng(seed)`` in the order pde, ic, bc.
+
+    >>> advection(n_collocation=10, n_ic=4, n_bc=4, bc="none").term_names
+    ['pde', 'ic']
+    """
+    Problem, Term = _lazy_api()
+    sin = _lazy_sin()
+    if bc not in ("dirichlet", "none"):
+        raise ValueError(f"bc must be 'dirichlet' or 'none', got {bc!r}")
+    c = float(c)
+    pde, ic, bcp = _space_time_points(seed, 1.0, 0.0, 2.0 * PI, n_collocation, n_ic, n_bc)
+    terms = {"pde": Term(points=pde, residual=lambda x, u: u.t + c * u.x),
+             "ic": Term(points=ic, residual=lambda x, u: u - sin(x.x))}
+    if bc == "dirichlet":
+        terms["bc"] = Term(points=bcp, residual=lambda x, u: u - sin(x.x - c * x.t))
+    return Problem(
+        inputs=["t", "x"],
+        outputs=["u"],
+        domain={"t": (0.0, 1.0), "x": (0.0, 2.0 * PI)},
+        terms=terms,
+        exact=lambda X: advection_exact(X, c),
+        test_points=None,
+        transform=None,
+    )
 # ----------------------------------------------------------------------------- 7. domains
 # Problems on non-rectangular domains (pinncore.geometry), with conditions from
 # pinncore.conditions. Their test points lie inside the domain.
@@ -717,6 +831,8 @@ REGISTRY = {
     "wave1d": wave1d,
     "poisson1d": poisson1d,
     "helmholtz2d": helmholtz2d,
+    "klein_gordon": klein_gordon,
+    "advection": advection,
     "poisson_lshape": poisson_lshape,
     "poisson_holes": poisson_holes,
     "heat_disk": heat_disk,
@@ -729,6 +845,8 @@ _DESCRIPTIONS = {
     "wave1d": "wave u_tt = 4 u_xx on [0,1]^2, two modes (Wang, Yu & Perdikaris 2022)",
     "poisson1d": "Poisson u_xx = f on [0,1], u = sin(4 pi x) (Wang, Yu & Perdikaris 2022)",
     "helmholtz2d": "Helmholtz on [-1,1]^2, u = sin(pi x) sin(4 pi y) (Wang, Teng & Perdikaris 2021)",
+    "klein_gordon": "Klein-Gordon u_tt - u_xx + u^3 = f on [0,1]x[-1,1], u = x cos(5 pi t) + (xt)^3 (Wang 2021)",
+    "advection": "periodic advection u_t + 30 u_x = 0 on [0,1]x[0,2pi], u = sin(x - 30t) (Krishnapriyan 2021)",
     "poisson_lshape": "Poisson -lap u = 1 on the L-shape [-1,1]^2 minus (0,1]^2, finite-difference reference",
     "poisson_holes": "Poisson on [-1,1]^2 with four circular holes, u = sin(pi x) sin(pi y)",
     "heat_disk": "heat u_t = 0.1 lap u on the unit disk, u = exp(-0.1 j^2 t) J0(j r)",

@@ -6,6 +6,10 @@ forward pass carries *jets* — the value, the first-order input derivatives in 
 each layer is one matrix product; and the reverse sweep through the same streams, giving
 the parameter gradient and, via the Gram identity, each point's squared gradient norm.
 
+The same functions evaluate the input embeddings (``embed_forward``/``embed_backward``: Fourier
+features and the periodic embedding) and the modified MLP (``forward`` with an
+``embedding.NetSpec``), whose gate h = U + z ⊙ (V − U) carries jets by the Leibniz rule.
+
 Nothing here is optimised: no chunking, no padding, no threads. Select it with
 ``pc.MLP(..., backend="numpy")``.
 
@@ -20,49 +24,168 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout import Layout
+__all__ = ["NumpyBackend", "unpack", "forward", "backward", "backward_rows", "forward_tangent",
+           "embed_forward", "embed_backward"]
 
-__all__ = ["NumpyBackend", "unpack", "forward", "backward", "backward_rows", "forward_tangent"]
+
+def _spec(widths):
+    """A ``NetSpec`` from a spec or a plain list of layer widths (the seed network)."""
+    from .embedding import NetSpec
+    return widths if isinstance(widths, NetSpec) else NetSpec(list(widths))
 
 
 def unpack(params, widths):
-    """Views (W_l, b_l) into the flat parameter vector (``layout.Layout``)."""
-    return Layout(widths).unpack(params)
+    """Views (W_l, b_l) of the dense chain in the flat parameter vector: W_l (out x in,
+    row-major), then b_l (``widths``: a list of layer widths or an ``embedding.NetSpec``;
+    the layout is ``layout.Layout``'s)."""
+    return _spec(widths).unpack(params)
+
+
+def input_jet(term, dtype):
+    """The raw input jet (S, N, d): (x_hat, scale_k e_k, 0) — the scaling x_hat = scale*x + shift
+    folded into the seeds, so every derivative is with respect to the physical input x."""
+    first, pairs = term.first, term.pairs
+    S, N, d = 1 + len(first) + len(pairs), term.xhat.shape[0], term.xhat.shape[1]
+    h = np.zeros((S, N, d), dtype=dtype)
+    h[0] = term.xhat
+    for f, k in enumerate(first):
+        h[1 + f, :, k] = term.scale[k]
+    return h
+
+
+def frequencies(spec, params):
+    """Ω = 2πB (M, d) in the params' dtype: the phase a = Ω x̂ of the network input."""
+    B = spec.views(params)["B"] if spec.trainable_embedding else spec.B.astype(params.dtype)
+    return params.dtype.type(2 * np.pi) * B
+
+
+def embed_forward(spec, params, term):
+    """The embedding's output jet (S, N, E) = [cos a, sin a, x̂_pass] and the cache for
+    ``embed_backward``. a = Ω x̂ is linear, so a_f = Ω[:, k_f] scale_{k_f} is the same at
+    every point and a_ab = 0: γ_f = [−sin a, cos a] a_f, γ_ab = −[cos a, sin a] a_a a_b."""
+    first, pairs = term.first, term.pairs
+    F = len(first)
+    h = input_jet(term, params.dtype)
+    om = frequencies(spec, params)
+    M = om.shape[0]
+    a0 = term.xhat @ om.T
+    af = np.array([om[:, k] * term.scale[k] for k in first], dtype=params.dtype).reshape(F, M)
+    c, s = np.cos(a0), np.sin(a0)
+    S, N = h.shape[0], h.shape[1]
+    E = np.zeros((S, N, 2 * M + len(spec.passthrough)), dtype=params.dtype)
+    E[0, :, :M], E[0, :, M:2 * M] = c, s
+    for f in range(F):
+        E[1 + f, :, :M], E[1 + f, :, M:2 * M] = -s * af[f], c * af[f]
+    for p, (a, b) in enumerate(pairs):
+        t = af[a] * af[b]
+        E[1 + F + p, :, :M], E[1 + F + p, :, M:2 * M] = -c * t, -s * t
+    E[:, :, 2 * M:] = h[:, :, spec.passthrough]
+    return E, (c, s, af, M)
+
+
+def embed_backward(term, cache, ebar):
+    """(gB, per-point squared norms) of a trainable Fourier embedding from the output-jet
+    adjoint ebar (S, N, E): ā from the cos/sin jets, then dΩ/dB = 2π."""
+    c, s, af, M = cache
+    first, pairs = term.first, term.pairs
+    F = len(first)
+    cb, sb = ebar[:, :, :M], ebar[:, :, M:2 * M]
+    a0bar = -s * cb[0] + c * sb[0]
+    afbar = [-s * cb[1 + f] + c * sb[1 + f] for f in range(F)]
+    for f in range(F):
+        a0bar += af[f] * (-c * cb[1 + f] - s * sb[1 + f])
+    for p, (a, b) in enumerate(pairs):
+        cp, sp = cb[1 + F + p], sb[1 + F + p]
+        a0bar += (af[a] * af[b]) * (s * cp - c * sp)
+        w = -c * cp - s * sp
+        afbar[a] = afbar[a] + af[b] * w
+        afbar[b] = afbar[b] + af[a] * w  # a == b: both lines together give 2 a_a w
+    # Per point: dΩ_i = ā_0,i x̂_iᵀ + Σ_f ā_f,i scale_{k_f} e_{k_f}ᵀ  (N, M, d).
+    per = a0bar[:, :, None] * term.xhat[:, None, :]
+    for f, k in enumerate(first):
+        per[:, :, k] += afbar[f] * term.scale[k]
+    per = per * per.dtype.type(2 * np.pi)
+    return per.sum(axis=0), (per * per).sum(axis=(1, 2))
+
+
+def _tanh_jet(z, first, pairs):
+    """h = tanh z through the jet map: h_f = σ' z_f, h_ab = σ'' z_a z_b + σ' z_ab."""
+    F = len(first)
+    # σ = tanh: σ' = 1 - h², σ'' = -2hσ'  (docs/design.md §2); σ' as sech² (see _sech2).
+    t = np.tanh(z[0])
+    s1 = _sech2(z[0])
+    s2 = -2 * t * s1
+    hn = np.empty_like(z)
+    hn[0] = t
+    hn[1:1 + F] = s1 * z[1:1 + F]
+    for p, (a, c) in enumerate(pairs):
+        hn[1 + F + p] = s2 * z[1 + a] * z[1 + c] + s1 * z[1 + F + p]
+    return hn, t
+
+
+def _prod_jet(g, D, first, pairs):
+    """The jet of the product g ⊙ D by the Leibniz rule:
+    (gD)_f = g_f D + g D_f,  (gD)_ab = g_ab D + g_a D_b + g_b D_a + g D_ab."""
+    F = len(first)
+    out = np.empty_like(g)
+    out[0] = g[0] * D[0]
+    for f in range(F):
+        out[1 + f] = g[1 + f] * D[0] + g[0] * D[1 + f]
+    for p, (a, b) in enumerate(pairs):
+        q = 1 + F + p
+        out[q] = g[q] * D[0] + g[1 + a] * D[1 + b] + g[1 + b] * D[1 + a] + g[0] * D[q]
+    return out
+
+
+def _prod_adjoint(obar, other, first, pairs):
+    """The adjoint of one factor of ``_prod_jet`` given the other factor's jet (symmetric)."""
+    F = len(first)
+    xbar = other[0] * obar
+    for f in range(F):
+        xbar[0] += other[1 + f] * obar[1 + f]
+    for p, (a, b) in enumerate(pairs):
+        q = 1 + F + p
+        xbar[0] += other[q] * obar[q]
+        xbar[1 + a] += other[1 + b] * obar[q]
+        xbar[1 + b] += other[1 + a] * obar[q]
+    return xbar
 
 
 def forward(params, widths, term):
     """Jets of the network outputs: array (S, N, m), and the cache for ``backward``.
 
     Streams: 0 = value, 1..F = d/dx_first[f], then the pairs (a, b) = d²/dx_first[a]dx_first[b].
-    The input jet is (x_hat, scale_k e_k, 0): the scaling x_hat = scale * x + shift is folded
-    into the seeds, so every derivative is with respect to the physical input x.
+    ``widths``: a list of layer widths (the plain tanh MLP) or an ``embedding.NetSpec`` (input
+    embedding, modified MLP: h ← U + z ⊙ (V − U), Wang, Teng & Perdikaris 2021, eq. 2.36–2.38).
     """
+    spec = _spec(widths)
     first, pairs = term.first, term.pairs
-    F, P = len(first), len(pairs)
-    S, N, d = 1 + F + P, term.xhat.shape[0], term.xhat.shape[1]
-    h = np.zeros((S, N, d), dtype=term.xhat.dtype)
-    h[0] = term.xhat
-    for f, k in enumerate(first):
-        h[1 + f, :, k] = term.scale[k]
-    layers = unpack(params, widths)
-    cache = []
-    for l, (W, b) in enumerate(layers):
-        z = h @ W.T
-        z[0] += b
-        if l == len(layers) - 1:
-            cache.append((h, None, None))
+    blocks = spec.views(params)
+    cache = {"emb": None, "layers": [], "enc": []}
+    if spec.embedding is not None:
+        h, cache["emb"] = embed_forward(spec, params, term)
+    else:
+        h = input_jet(term, params.dtype)
+    cache["h0"] = h
+    if spec.modified:
+        for name in ("u", "v"):
+            z = h @ blocks[f"W{name}"].T
+            z[0] += blocks[f"b{name}"]
+            g, t = _tanh_jet(z, first, pairs)
+            cache["enc"].append((z, t, g))
+        U, V = cache["enc"][0][2], cache["enc"][1][2]
+        D = V - U
+        cache["D"] = D
+    L = len(spec.dense) - 1
+    for l in range(1, L + 1):
+        z = h @ blocks[f"W{l - 1}"].T
+        z[0] += blocks[f"b{l - 1}"]
+        if l == L:
+            cache["layers"].append((h, None, None, None))
             return z, cache
-        # σ = tanh: σ' = 1 - h², σ'' = -2hσ'  (docs/design.md §2); σ' as sech² (see _sech2).
-        t = np.tanh(z[0])
-        s1 = _sech2(z[0])
-        s2 = -2 * t * s1
-        hn = np.empty_like(z)
-        hn[0] = t
-        hn[1:1 + F] = s1 * z[1:1 + F]
-        for p, (a, c) in enumerate(pairs):
-            hn[1 + F + p] = s2 * z[1 + a] * z[1 + c] + s1 * z[1 + F + p]
-        cache.append((h, z, t))
-        h = hn
+        g, t = _tanh_jet(z, first, pairs)
+        cache["layers"].append((h, z, t, g))
+        h = U + _prod_jet(g, D, first, pairs) if spec.modified else g
     raise AssertionError("unreachable")
 
 
@@ -94,32 +217,65 @@ def _adjoint_activate(hbar, z, t, first, pairs):
     return zbar
 
 
+def _dense_adjoint(zbar, h, gW, gb, norms, want_grad, want_norms):
+    """One dense block's gradient and, by the Gram identity, its per-point squared norms:
+    per point i the weight gradient is Σ_s z̄_s,i h_s,iᵀ, so ‖·‖² = Σ_{s,t} (z̄_s·z̄_t)(h_s·h_t)."""
+    if want_grad:
+        gW += np.einsum("sno,sni->oi", zbar, h)
+        gb += zbar[0].sum(axis=0)
+    if want_norms:
+        gz = np.einsum("sno,tno->nst", zbar, zbar)
+        gh = np.einsum("sni,tni->nst", h, h)
+        norms += (gz * gh).sum(axis=(1, 2)) + (zbar[0] ** 2).sum(axis=1)
+
+
 def backward(params, widths, term, cache, adjoint, want_grad=True, want_norms=False):
     """Parameter gradient of <adjoint, jets> and per-point squared gradient norms.
 
-    Per point i the weight gradient of a layer is Σ_s z̄_s,i h_s,iᵀ, so its squared Frobenius
-    norm is Σ_{s,t} (z̄_s·z̄_t)(h_s·h_t): an S×S Gram product, no per-point backward pass.
+    Every dense block (the chain, the encoders W_u, W_v) enters as W·(input jet), so its
+    per-point norm is an S×S Gram product (``_dense_adjoint``); the gate h = U + z ⊙ (V − U)
+    sends h̄ to z̄ and D̄ = V̄ = −(Ū − h̄) by the product rule; a trainable B is done directly.
     """
-    layers = unpack(params, widths)
+    spec = _spec(widths)
+    first, pairs = term.first, term.pairs
+    blocks = spec.views(params)
     grad = np.zeros_like(params)
-    glayers = unpack(grad, widths)
+    gblocks = spec.views(grad)
     norms = np.zeros(term.xhat.shape[0], dtype=params.dtype)
+    L = len(spec.dense) - 1
+    if spec.modified:
+        Ubar = np.zeros_like(cache["enc"][0][2])
+        Vbar = np.zeros_like(Ubar)
     zbar = adjoint
-    for l in range(len(layers) - 1, -1, -1):
-        W, _ = layers[l]
-        h, _, _ = cache[l]
+    h0bar = None
+    for l in range(L, 0, -1):
+        h = cache["layers"][l - 1][0]
+        _dense_adjoint(zbar, h, gblocks[f"W{l - 1}"], gblocks[f"b{l - 1}"], norms, want_grad, want_norms)
+        if l == 1 and not (spec.modified or spec.trainable_embedding):
+            break
+        hbar = zbar @ blocks[f"W{l - 1}"]
+        if l == 1:
+            h0bar = hbar
+            break
+        _, z, t, g = cache["layers"][l - 2]
+        if spec.modified:
+            Dbar = _prod_adjoint(hbar, g, first, pairs)
+            Ubar += hbar - Dbar
+            Vbar += Dbar
+            hbar = _prod_adjoint(hbar, cache["D"], first, pairs)
+        zbar = _adjoint_activate(hbar, z, t, first, pairs)
+    if spec.modified:
+        for name, bar, (z, t, _) in (("u", Ubar, cache["enc"][0]), ("v", Vbar, cache["enc"][1])):
+            zb = _adjoint_activate(bar, z, t, first, pairs)
+            _dense_adjoint(zb, cache["h0"], gblocks[f"W{name}"], gblocks[f"b{name}"], norms, want_grad, want_norms)
+            if spec.trainable_embedding:
+                h0bar = h0bar + zb @ blocks[f"W{name}"]
+    if spec.trainable_embedding:
+        gB, nB = embed_backward(term, cache["emb"], h0bar)
         if want_grad:
-            gW, gb = glayers[l]
-            gW += np.einsum("sno,sni->oi", zbar, h)
-            gb += zbar[0].sum(axis=0)
+            gblocks["B"] += gB
         if want_norms:
-            gz = np.einsum("sno,tno->nst", zbar, zbar)
-            gh = np.einsum("sni,tni->nst", h, h)
-            norms += (gz * gh).sum(axis=(1, 2)) + (zbar[0] ** 2).sum(axis=1)
-        if l > 0:
-            hbar = zbar @ W
-            _, z, t = cache[l - 1]
-            zbar = _adjoint_activate(hbar, z, t, term.first, term.pairs)
+            norms += nB
     return grad, norms
 
 
@@ -127,7 +283,7 @@ def table_residuals(term, jets):
     """r (C, N): r_c = Σ_m coef_m Π_f J[stream_f, :, out_f]."""
     r = np.zeros((term.components, jets.shape[1]), dtype=jets.dtype)
     for m in range(len(term.comp)):
-        v = term.coef[m].copy()
+        v = term.coef[m].astype(jets.dtype)  # a copy (complex for the tests' complex steps)
         for f in range(term.fac_off[m], term.fac_off[m + 1]):
             v *= jets[term.fac_stream[f], :, term.fac_out[f]]
         r[term.comp[m]] += v
@@ -154,7 +310,7 @@ class NumpyBackend:
     name = "numpy"
 
     def __init__(self, widths, dtype):
-        self.widths = list(widths)
+        self.widths = _spec(widths)
         self.dtype = np.dtype(dtype)
 
     def jets(self, params, term):
@@ -243,21 +399,30 @@ def backward_rows(params, widths, term, cache, adjoint):
     """Per-point parameter gradients of <adjoint_i, jets_i>: array (N, n_params).
 
     The same reverse sweep as ``backward``, but each layer keeps point i's own outer product
-    Σ_s z̄_s,i h_s,iᵀ (and z̄_0,i for the bias) instead of summing it over the points.
+    Σ_s z̄_s,i h_s,iᵀ (and z̄_0,i for the bias) instead of summing it over the points. For an
+    embedding or the modified MLP (``embedding.NetSpec``) each row is its own ``backward``
+    with the adjoint of that point alone (slow, exact: the oracle).
     """
-    layers = unpack(params, widths)
+    spec = _spec(widths)
     N = term.xhat.shape[0]
     rows = np.zeros((N, params.size), dtype=params.dtype)
+    if not spec.plain:
+        for i in range(N):
+            a = np.zeros_like(adjoint)
+            a[:, i] = adjoint[:, i]
+            rows[i] = backward(params, spec, term, cache, a)[0]
+        return rows
+    layers = unpack(params, spec)
     off = np.cumsum([0] + [W.size + b.size for W, b in layers])
     zbar = adjoint
     for l in range(len(layers) - 1, -1, -1):
         W, b = layers[l]
-        h, _, _ = cache[l]
+        h = cache["layers"][l][0]
         gW = np.einsum("sno,sni->noi", zbar, h).reshape(N, -1)
         rows[:, off[l]:off[l] + W.size] = gW
         rows[:, off[l] + W.size:off[l + 1]] = zbar[0]
         if l > 0:
-            _, z, t = cache[l - 1]
+            _, z, t, _ = cache["layers"][l - 1]
             zbar = _adjoint_activate(zbar @ W, z, t, term.first, term.pairs)
     return rows
 
@@ -267,20 +432,27 @@ def forward_tangent(params, widths, term, v):
 
     Forward tangents through the jet map (csrc/jacobian.hpp, ``tangent_activate``):
     ż = W ḣ + V h (+ ḃ on the value); ḣ = s1 ż, ḣ_f = s2 ż z_f + s1 ż_f,
-    ḣ_ab = s3 ż z_a z_b + s2 (ż_a z_b + z_a ż_b + ż z_ab) + s1 ż_ab.
+    ḣ_ab = s3 ż z_a z_b + s2 (ż_a z_b + z_a ż_b + ż z_ab) + s1 ż_ab. For an embedding or the
+    modified MLP: the complex-step derivative Im J(θ + i h v)/h (exact to rounding).
     """
+    spec = _spec(widths)
     first, pairs = term.first, term.pairs
     F = len(first)
-    jets, cache = forward(params, widths, term)
-    hd = np.zeros_like(cache[0][0])
-    layers, vlayers = unpack(params, widths), unpack(np.asarray(v, dtype=params.dtype), widths)
+    jets, cache = forward(params, spec, term)
+    if not spec.plain:
+        h = 1e-30 if params.dtype == np.float64 else 1e-20
+        cplx = np.complex128 if params.dtype == np.float64 else np.complex64
+        pc_ = params.astype(cplx) + 1j * h * np.asarray(v, dtype=params.dtype)
+        return jets, (forward(pc_, spec, term)[0].imag / h).astype(params.dtype)
+    hd = np.zeros_like(cache["layers"][0][0])
+    layers, vlayers = unpack(params, spec), unpack(np.asarray(v, dtype=params.dtype), spec)
     for l, ((W, b), (Wd, bd)) in enumerate(zip(layers, vlayers)):
-        h = cache[l][0]
+        h = cache["layers"][l][0]
         zd = hd @ W.T + h @ Wd.T
         zd[0] += bd
         if l == len(layers) - 1:
             return jets, zd
-        _, z, t = cache[l]
+        _, z, t, _ = cache["layers"][l]
         s1 = _sech2(z[0])
         s2 = -2 * t * s1
         s3 = -2 * s1 * (1 - 3 * t * t)

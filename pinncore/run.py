@@ -186,7 +186,7 @@ class Run:
         self._elapsed, self._t_loop = 0.0, None   # seconds in finished step() calls; start of the current one
         self._crisis = CrisisMonitor.from_history(self.history)   # episodes continue across a resume
         self._update_obs = []
-        self._mask = _weighting.weight_mask(self.net.layers)
+        self._mask = _weighting.weight_mask(self.net)  # the net's own layout (embedding, encoders)
         self._prev, self._spare = self.net.params.copy(), self.net.params.copy()
         self._needs_res = bool(getattr(self.scheme, "needs_residuals", False))
         self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res)
@@ -216,8 +216,8 @@ class Run:
     @staticmethod
     def _network(problem, net, seed, state):
         if net is None and state is not None:
-            net = MLP(state["layers"], seed=int(state.get("seed", 0)), dtype=np.dtype(state["dtype"]),
-                      backend=state.get("backend", "cpp"))
+            net = MLP.from_spec_state(state, state["layers"], int(state.get("seed", 0)), np.dtype(state["dtype"]),
+                                      state.get("backend", "cpp"), source="resume state")
         if net is None:
             net = MLP([len(problem.inputs), 50, 50, 50, len(problem.outputs)], seed=seed)
         if not isinstance(net, MLP):
@@ -226,6 +226,9 @@ class Run:
         if state is not None and (list(net.layers) != list(state["layers"]) or net.dtype != np.dtype(state["dtype"])):
             raise ValueError(f"resume state is for layers {state['layers']} ({state['dtype']}), "
                              f"net is {net.layers} ({net.dtype})")
+        if state is not None and net.spec.config() != {"arch": state.get("arch", "plain"), "embedding": state.get("embedding")}:
+            raise ValueError(f"resume state is for arch {state.get('arch', 'plain')!r}, embedding {state.get('embedding')}; "
+                             f"net has {net.spec.config()}")
         if not np.isfinite(net.params).all():
             raise ValueError("net.params contains NaN or infinite values; cannot train from them")
         return net
@@ -344,7 +347,7 @@ class Run:
         """The full training state (a dict of plain values and arrays, see ``pinncore.state``)."""
         net = self.net
         out = {"layers": list(net.layers), "dtype": net.dtype.name, "seed": net.seed, "backend": net.backend_name,
-               "terms": list(self.names), "params": net.params.copy(), "step": self.step_count,
+               **net.spec_state(), "terms": list(self.names), "params": net.params.copy(), "step": self.step_count,
                "optimizer": _entry(*(self._base or (self.optimizer, self.opt_state))),
                "weighting": {"name": type(self.scheme).__name__, "config": self.scheme.config(),
                              "state": self.w_state},

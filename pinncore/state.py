@@ -73,6 +73,12 @@ def check_state(state):
     if not (isinstance(layers, list) and 2 <= len(layers) <= 1000 and all(_is_int(w, 1) for w in layers)):
         bad(f"layers must be a list of positive ints, got {layers!r}")
     n = n_params(layers)
+    if n <= MAX_PARAMS and ("arch" in state or "embedding" in state):  # pinncore.embedding's layout
+        from .embedding import embedding_from_config, n_params as arch_params
+        try:
+            n = arch_params(layers, state.get("arch", "plain"), embedding_from_config(state.get("embedding")))
+        except (TypeError, ValueError) as e:
+            bad(f"network: {e}")
     if n > MAX_PARAMS:
         bad(f"layers {layers} describe {n:.3g} parameters (at most {MAX_PARAMS:.0e})")
     if not isinstance(state["dtype"], str) or state["dtype"] not in ("float64", "float32"):

@@ -336,6 +336,7 @@ def _fd_field(f, X, inputs, h):
 def fake_api(monkeypatch):
     monkeypatch.setattr(P, "_lazy_api", lambda: (_FakeProblem, _FakeTerm))
     monkeypatch.setattr(P, "_lazy_sin", lambda: np.sin)
+    monkeypatch.setattr(P, "_lazy_cos", lambda: np.cos)
 
 
 # (name, kwargs, FD step, absolute tolerance on every residual component)
@@ -349,6 +350,9 @@ _CASES = [
     ("poisson1d", {"a": 2.5}, 1e-3, 5e-3),
     ("helmholtz2d", {}, 1e-3, 5e-3),
     ("helmholtz2d", {"a1": 1.5, "a2": 2}, 1e-3, 5e-3),
+    ("klein_gordon", {}, 1e-3, 5e-2),    # u_tt carries (5 pi)^4 / 12 h^2 ~ 5e-3
+    ("advection", {}, 1e-4, 1e-2),       # c u_x: c (h^2 / 6) ~ 5e-8, rounding c eps / h ~ 1e-10
+    ("advection", {"c": 5.0, "bc": "none"}, 1e-4, 1e-3),
 ]
 
 
@@ -446,6 +450,7 @@ def test_helmholtz_edges(fake_api):
 
 def test_registry_get_describe():
     assert set(P.REGISTRY) == {"harmonic", "burgers", "heat1d", "wave1d", "poisson1d", "helmholtz2d",
+                               "klein_gordon", "advection",
                                "poisson_lshape", "poisson_holes", "heat_disk"}
     d = P.describe()
     assert [n for n, _ in d] == list(P.REGISTRY)
@@ -477,10 +482,13 @@ _REAL_DOMAINS = {
     "wave1d": {"t": (0.0, 1.0), "x": (0.0, 1.0)},
     "poisson1d": {"x": (0.0, 1.0)},
     "helmholtz2d": {"x": (-1.0, 1.0), "y": (-1.0, 1.0)},
+    "klein_gordon": {"t": (0.0, 1.0), "x": (-1.0, 1.0)},
+    "advection": {"t": (0.0, 1.0), "x": (0.0, 2 * PI)},
 }
 _REAL_TERMS = {
     "harmonic": {"pde", "ic"}, "burgers": {"pde", "ic", "bc"}, "heat1d": {"pde", "ic", "bc"},
     "wave1d": {"pde", "ic", "bc"}, "poisson1d": {"pde", "bc"}, "helmholtz2d": {"pde", "bc"},
+    "klein_gordon": {"pde", "ic", "bc"}, "advection": {"pde", "ic", "bc"},
 }
 
 
@@ -539,6 +547,7 @@ def test_real_losses_of_zero_network_match_numpy(monkeypatch, name, kw):
     with monkeypatch.context() as m:
         m.setattr(P, "_lazy_api", lambda: (_FakeProblem, _FakeTerm))
         m.setattr(P, "_lazy_sin", lambda: np.sin)
+        m.setattr(P, "_lazy_cos", lambda: np.cos)
         want = _zero_field_losses(P.get(name, **kw))
     assert set(got) == set(want)
     for k in want:
