@@ -316,6 +316,21 @@ class Fixed(Weighting):
 
 # ------------------------------------------------------------------------------ GradNorm
 
+def _balancing_settings(scheme, alpha, every, reference, max_weight):
+    """The checked settings the gradient-balancing schemes share (GradNorm, Balanced)."""
+    a = _fraction(alpha, "alpha")
+    if a == 0.0:
+        raise ValueError("alpha must be in (0, 1], got 0")
+    scheme.alpha = a
+    scheme.every = _positive(every, "every", integer=True)
+    if not isinstance(reference, str):
+        raise ValueError(f"reference must be a term name, got {reference!r}")
+    scheme.reference = reference
+    scheme.max_weight = _positive(max_weight, "max_weight")
+    if scheme.max_weight < 1.0:
+        raise ValueError(f"max_weight must be >= 1, got {max_weight!r}")
+
+
 class GradNorm(Weighting):
     """Learning-rate annealing by gradient statistics (Wang, Teng & Perdikaris 2021).
 
@@ -380,20 +395,10 @@ class GradNorm(Weighting):
     _MODES = ("robust", "released", "paper")
 
     def __init__(self, alpha=0.1, every=10, reference="pde", mode="robust", max_weight=1e6, weights_only=None):
-        a = _fraction(alpha, "alpha")
-        if a == 0.0:
-            raise ValueError("alpha must be in (0, 1], got 0")
-        self.alpha = a
-        self.every = _positive(every, "every", integer=True)
-        if not isinstance(reference, str):
-            raise ValueError(f"reference must be a term name, got {reference!r}")
-        self.reference = reference
+        _balancing_settings(self, alpha, every, reference, max_weight)
         if mode not in self._MODES:
             raise ValueError(f"mode must be one of {list(self._MODES)}, got {mode!r}")
         self.mode = mode
-        self.max_weight = _positive(max_weight, "max_weight")
-        if self.max_weight < 1.0:
-            raise ValueError(f"max_weight must be >= 1, got {max_weight!r}")
         self.weights_only = (mode != "paper") if weights_only is None else bool(weights_only)
 
     def config(self):
@@ -865,17 +870,7 @@ class Balanced(Weighting):
     _FLOORS = ("initial", "one", "none")
 
     def __init__(self, alpha=0.1, every=10, reference="pde", max_weight=1e6, floor="initial"):
-        a = _fraction(alpha, "alpha")
-        if a == 0.0:
-            raise ValueError("alpha must be in (0, 1], got 0")
-        self.alpha = a
-        self.every = _positive(every, "every", integer=True)
-        if not isinstance(reference, str):
-            raise ValueError(f"reference must be a term name, got {reference!r}")
-        self.reference = reference
-        self.max_weight = _positive(max_weight, "max_weight")
-        if self.max_weight < 1.0:
-            raise ValueError(f"max_weight must be >= 1, got {max_weight!r}")
+        _balancing_settings(self, alpha, every, reference, max_weight)
         if floor not in self._FLOORS:
             raise ValueError(f"floor must be one of {list(self._FLOORS)}, got {floor!r}")
         self.floor = floor

@@ -175,6 +175,13 @@ PROBLEMS = {
                                  "n_collocation": Num(2000, 16, 4000, True), "n_bc": Num(400, 4, 1000, True),
                                  "seed": _SEED},
                       "points": ["n_collocation", "n_bc"], "fixed_points": 0, "hard": False},
+    "klein_gordon": {"params": {"n_collocation": Num(2000, 16, 4000, True), "n_ic": Num(256, 2, 1000, True),
+                                "n_bc": Num(256, 2, 1000, True), "seed": _SEED},
+                     "points": ["n_collocation", "n_ic", "n_bc"], "fixed_points": 0, "hard": False},
+    "advection": {"params": {"c": Num(30.0, 0.1, 100.0, help="advection speed c"),
+                             "n_collocation": Num(2000, 16, 4000, True), "n_ic": Num(256, 2, 1000, True),
+                             "n_bc": Num(256, 2, 1000, True), "seed": _SEED},
+                  "points": ["n_collocation", "n_ic", "n_bc"], "fixed_points": 0, "hard": False},
 }
 # (The library's 3-D heat_disk is not offered: the page draws 1-D curves and 2-D heat maps.)
 
