@@ -480,7 +480,7 @@ def catalogue():
     """What the server offers: problems (inputs, terms, parameters), schemes, optimizers, limits.
 
     >>> c = catalogue(); sorted(c["problems"])[:2], c["problems"]["harmonic"]["terms"]
-    (['burgers', 'harmonic'], ['pde', 'ic'])
+    (['advection', 'burgers'], ['pde', 'ic'])
     """
     from pinncore import problems
 
