@@ -255,12 +255,14 @@ def test_a_killed_local_worker_loses_no_record(crisis):
 @pytest.mark.skipif(sw.available_cores() < 2, reason="needs 2 cores for two pool workers")
 def test_a_worker_killed_between_fits_loses_nothing():
     def kill_idle(done, total, record):
-        if done == 2:  # nothing is in flight now: the pool breaks with no fit on it
+        if done == 2:  # the worker of the second fit: idle, or already running the third one
             os.kill(int(record["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
-            time.sleep(0.5)  # let the pool notice before the next fit is submitted
+            time.sleep(0.5)  # let the pool notice before anything else is submitted
 
     res = pc.sweep("harmonic", {"ic": [1.0, 10.0, 100.0]}, steps=50, workers=2, progress=kill_idle)
-    assert [r["status"] for r in res.records] == ["completed"] * 3 and res.info["restarts"] == 1
+    # Which worker the third fit landed on is up to the pool: when it ran on the survivor the
+    # sweep may end before the broken pool is noticed (no restart); never is a record lost.
+    assert [r["status"] for r in res.records] == ["completed"] * 3 and res.info["restarts"] in (0, 1)
     ref = pc.sweep("harmonic", {"ic": [1.0, 10.0, 100.0]}, steps=50, workers=1, progress=False)
     assert errs(res) == errs(ref)
 
