@@ -55,7 +55,7 @@ inline void sincos8(const double* x, double* s, double* c) {
     }
     const double magic = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
     const V t = v * 0.63661977236758134308 + magic;
-    const VU qi = reinterpret_cast<const VU&>(t);  // the integer's low bits are q mod 2^51
+    const VU qi = (VU)t;  // the integer's low bits are q mod 2^51
     const V q = t - magic;
     const V r = ((v - q * 1.57079625129699707031) - q * 7.54978941586159635335E-8) - q * 5.39030285815811905290E-15;
     const V z = r * r;
@@ -73,12 +73,12 @@ inline void sincos8(const double* x, double* s, double* c) {
     const V cr = (1.0 - 0.5 * z) + z * z * pc;
     // sin x = (sr, cr, -sr, -cr)[q & 3], cos x = (cr, -sr, -cr, sr)[q & 3].
     const VU swap = -(qi & 1ULL);
-    const VU su = (reinterpret_cast<const VU&>(cr) & swap) | (reinterpret_cast<const VU&>(sr) & ~swap);
-    const VU cu = (reinterpret_cast<const VU&>(sr) & swap) | (reinterpret_cast<const VU&>(cr) & ~swap);
+    const VU su = ((VU)cr & swap) | ((VU)sr & ~swap);
+    const VU cu = ((VU)sr & swap) | ((VU)cr & ~swap);
     const VU ss = su ^ ((qi & 2ULL) << 62);
     const VU cs = cu ^ (((qi + 1ULL) & 2ULL) << 62);
-    *reinterpret_cast<V*>(s) = reinterpret_cast<const V&>(ss);
-    *reinterpret_cast<V*>(c) = reinterpret_cast<const V&>(cs);
+    *reinterpret_cast<V*>(s) = (V)ss;   // GCC vector casts reinterpret the bits (no aliasing)
+    *reinterpret_cast<V*>(c) = (V)cs;
 }
 
 // c = cos a, s = sin a for n values (in double, rounded once to T); a may alias c.
