@@ -11,7 +11,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 import pinncore as pc
 from pinncore import reference as R
@@ -128,7 +128,22 @@ def test_finite_differences_agree_with_the_kernel():
 
 
 # ------------------------------------------------------------------ the kernel vs the reference
+def assert_parity(a, b, rtol, what, dtype):
+    """C++ vs NumPy. float64: relative to the values' size. float32: both sides round O(1)
+    intermediates at ~6e-8, so an output that cancels to ~1e-3 carries ~1e-7 absolute error on
+    either side (found by hypothesis: a one-point modified net, 1.1e-3 ± 1.2e-7); compare it
+    against a unit floor instead of its own size."""
+    if np.dtype(dtype) != np.float32:
+        assert_rel(a, b, rtol, what)
+        return
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = max(float(np.max(np.abs(b), initial=0.0)), 1.0)
+    err = float(np.max(np.abs(a - b), initial=0.0)) / scale
+    assert err <= rtol, f"{what}: error {err:.3e} (relative to max(|b|, 1)) > {rtol:.1e}"
+
+
 @settings(max_examples=25, deadline=None)
+@example(d=1, width=12, depth=1, m=1, n=1, seed=58, kind="periodic_modified", dtype=np.float32, which=[0])
 @given(d=st.integers(1, 4), width=st.integers(1, 20), depth=st.integers(1, 3), m=st.integers(1, 3),
        n=st.integers(0, 70), seed=st.integers(0, 100), kind=st.sampled_from(list(KINDS)),
        dtype=st.sampled_from([np.float64, np.float32]), which=st.lists(st.integers(0, 14), min_size=1, max_size=5))
@@ -144,11 +159,11 @@ def test_kernel_matches_reference(d, width, depth, m, n, seed, kind, dtype, whic
     kw = dict(scale=np.linspace(0.5, 2.0, d), shift=np.linspace(-0.5, 0.5, d))
     Ja, Jb = a.jets(x, derivs, **kw), b.jets(x, derivs, **kw)
     assert Ja.dtype == Jb.dtype == np.dtype(dtype) and Ja.shape == Jb.shape
-    assert_rel(Ja, Jb, tol(dtype), "jets")
+    assert_parity(Ja, Jb, tol(dtype), "jets", dtype)
     adj = np.random.default_rng(seed).normal(size=Ja.shape)
     (ga, na), (gb, nb) = a.jets_vjp(x, derivs, adj, norms=True, **kw), b.jets_vjp(x, derivs, adj, norms=True, **kw)
-    assert_rel(ga, gb, tol(dtype) * 10, "gradient")
-    assert_rel(na, nb, tol(dtype) * 10, "norms")
+    assert_parity(ga, gb, tol(dtype) * 10, "gradient", dtype)
+    assert_parity(na, nb, tol(dtype) * 10, "norms", dtype)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
