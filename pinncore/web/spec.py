@@ -141,25 +141,24 @@ class Pick:
 _SEED = Num(0, 0, 2 ** 31 - 1, integer=True, help="point sampling seed")
 _PI = math.pi
 
+def _space_time(n_collocation=2000, n_ic=256, **physics):
+    """The entry of a (t, x) library problem: its physical parameters, then the PDE/IC/BC point
+    counts and the sampling seed that all such problems take."""
+    params = dict(physics, n_collocation=Num(n_collocation, 16, 4000, True), n_ic=Num(n_ic, 2, 1000, True),
+                  n_bc=Num(n_ic, 2, 1000, True), seed=_SEED)
+    return {"params": params, "points": ["n_collocation", "n_ic", "n_bc"], "fixed_points": 0, "hard": False}
+
+
 # Parameters a client may set per library problem (names = the constructor's keywords).
 # "points" lists the parameters that count collocation/IC/BC points (bounded in total).
 PROBLEMS = {
     "harmonic": {"params": {"omega": Num(2 * _PI, 0.1, 40.0, help="angular frequency ω"),
                             "n_collocation": Num(50, 2, 2000, True, help="collocation points")},
                  "points": ["n_collocation"], "fixed_points": 1, "hard": True},
-    "burgers": {"params": {"nu": Num(0.01 / _PI, 1e-3, 1.0, help="viscosity ν"),
-                           "n_collocation": Num(2048, 16, 4000, True), "n_ic": Num(256, 2, 1000, True),
-                           "n_bc": Num(256, 2, 1000, True), "seed": _SEED},
-                "points": ["n_collocation", "n_ic", "n_bc"], "fixed_points": 0, "hard": False},
-    "heat1d": {"params": {"kappa": Num(0.1, 1e-3, 10.0, help="diffusivity κ"),
-                          "t_max": Num(1.0, 0.1, 10.0, help="final time"),
-                          "n_collocation": Num(1000, 16, 4000, True), "n_ic": Num(128, 2, 1000, True),
-                          "n_bc": Num(128, 2, 1000, True), "seed": _SEED},
-               "points": ["n_collocation", "n_ic", "n_bc"], "fixed_points": 0, "hard": False},
-    "wave1d": {"params": {"c": Num(2.0, 0.1, 10.0, help="wave speed c"),
-                          "n_collocation": Num(2000, 16, 4000, True), "n_ic": Num(256, 2, 1000, True),
-                          "n_bc": Num(256, 2, 1000, True), "seed": _SEED},
-               "points": ["n_collocation", "n_ic", "n_bc"], "fixed_points": 0, "hard": False},
+    "burgers": _space_time(2048, nu=Num(0.01 / _PI, 1e-3, 1.0, help="viscosity ν")),
+    "heat1d": _space_time(1000, 128, kappa=Num(0.1, 1e-3, 10.0, help="diffusivity κ"),
+                          t_max=Num(1.0, 0.1, 10.0, help="final time")),
+    "wave1d": _space_time(c=Num(2.0, 0.1, 10.0, help="wave speed c")),
     "poisson1d": {"params": {"a": Num(4.0, 0.1, 20.0, help="wave number a in sin(aπx)"),
                              "n_collocation": Num(128, 4, 2000, True)},
                   "points": ["n_collocation"], "fixed_points": 2, "hard": False},
@@ -175,13 +174,8 @@ PROBLEMS = {
                                  "n_collocation": Num(2000, 16, 4000, True), "n_bc": Num(400, 4, 1000, True),
                                  "seed": _SEED},
                       "points": ["n_collocation", "n_bc"], "fixed_points": 0, "hard": False},
-    "klein_gordon": {"params": {"n_collocation": Num(2000, 16, 4000, True), "n_ic": Num(256, 2, 1000, True),
-                                "n_bc": Num(256, 2, 1000, True), "seed": _SEED},
-                     "points": ["n_collocation", "n_ic", "n_bc"], "fixed_points": 0, "hard": False},
-    "advection": {"params": {"c": Num(30.0, 0.1, 100.0, help="advection speed c"),
-                             "n_collocation": Num(2000, 16, 4000, True), "n_ic": Num(256, 2, 1000, True),
-                             "n_bc": Num(256, 2, 1000, True), "seed": _SEED},
-                  "points": ["n_collocation", "n_ic", "n_bc"], "fixed_points": 0, "hard": False},
+    "klein_gordon": _space_time(),
+    "advection": _space_time(c=Num(30.0, 0.1, 100.0, help="advection speed c")),
 }
 # (The library's 3-D heat_disk is not offered: the page draws 1-D curves and 2-D heat maps.)
 
