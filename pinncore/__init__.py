@@ -13,6 +13,7 @@ one file per idea:
     optim        Adam (fused, compiled) and L-BFGS (strong Wolfe)
     jacobian     the residual Jacobian r, J = ∂r/∂θ (dense, Gram, matrix-free) for Gauss–Newton
     lm           pc.LevenbergMarquardt on that Jacobian (optimizer="lm")
+    bfgs         pc.BFGS: dense self-scaled BFGS / SSBroyden (optimizer="bfgs")
     weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo, Balanced
     trainer      pc.train, History, TrainResult
     diagnostics  pc.diagnose, LossBalanceWarning
@@ -37,6 +38,7 @@ from .history import History
 from .observers import Observer
 from .optim import LBFGS
 from .lm import LevenbergMarquardt
+from .bfgs import BFGS
 from .run import Run, TrainResult
 from .state import load_state
 from .trainer import train
@@ -47,7 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MLP", "Jet", "Problem", "Term", "problems", "train", "Run", "Observer", "TrainResult", "History", "load_state",
-    "LBFGS", "LevenbergMarquardt",
+    "LBFGS", "LevenbergMarquardt", "BFGS",
     "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Balanced", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",

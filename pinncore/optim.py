@@ -26,7 +26,8 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["Optimizer", "NonFiniteGradient", "Adam", "LBFGS", "adam_reference", "lbfgs", "get", "register"]
+__all__ = ["Optimizer", "NonFiniteGradient", "Adam", "LBFGS", "adam_reference", "lbfgs", "minimize", "strong_wolfe", "get",
+           "register"]
 
 
 class NonFiniteGradient(FloatingPointError):
@@ -167,62 +168,86 @@ def _cubic_min(a, fa, ga, b, fb, gb):
     return b - (b - a) * (gb + d2 - d1) / denom
 
 
-def _strong_wolfe(fun, x, f0, g0, d, alpha, c1=1e-4, c2=0.9, max_evals=25):
-    """Line search for the strong Wolfe conditions (Nocedal & Wright, Algorithms 3.5 and 3.6).
+def strong_wolfe(fun, x, f0, g0, d, alpha, c1=1e-4, c2=0.9, max_evals=25):
+    """Line search for the strong Wolfe conditions (Nocedal & Wright, Algorithms 3.5 and 3.6),
+    shared by every quasi-Newton optimizer (L-BFGS, ``pinncore.bfgs.BFGS``).
 
-    A trial point with a non-finite value or gradient is treated as "too far" (the bracket
-    shrinks), so a NaN is never accepted. Returns (alpha, f, g, evals) or (None, ...)."""
-    gd0 = float(g0 @ d)
-    evals = 0
+    ``fun(x) -> (f, g)``; ``d`` a descent direction at x (g0·d < 0); ``alpha`` the first trial
+    step. A trial point with a non-finite value or gradient is treated as "too far" (the
+    bracket shrinks), so a NaN is never accepted. Every step length is evaluated at most once
+    (the zoom's interpolation can land on a step already tried: it is looked up, not
+    re-evaluated). Returns (alpha, f, g, evals) or (None, None, None, evals).
 
-    def phi(a):
-        f, g = fun(x + a * d)
-        ok = math.isfinite(f) and bool(np.isfinite(g).all())
-        return (f if ok else math.inf), g, (float(g @ d) if ok else math.inf), ok
+    >>> import numpy as np
+    >>> fun = lambda x: (float(x @ x), 2 * x)
+    >>> a, f, g, n = strong_wolfe(fun, np.ones(2), 2.0, 2 * np.ones(2), -np.ones(2), 1.0)
+    >>> a, f, n
+    (1.0, 0.0, 1)
+    """
+    return _WolfeSearch(fun, x, f0, g0, d, c1, c2, max_evals).run(alpha)
 
-    def zoom(lo, flo, gdlo, hi, fhi, gdhi):
-        nonlocal evals
-        while evals < max_evals:
+
+class _WolfeSearch:
+    """One strong-Wolfe search along x + a·d (explicit state instead of nested closures)."""
+
+    def __init__(self, fun, x, f0, g0, d, c1, c2, max_evals):
+        self.fun, self.x, self.d, self.f0, self.g0 = fun, x, d, f0, g0
+        self.gd0 = float(g0 @ d)
+        self.c1, self.c2, self.max_evals = c1, c2, max_evals
+        self.evals, self.seen = 0, {}
+        self.best = (0.0, f0, g0)
+
+    def phi(self, a):
+        """(f, g, g·d, finite) at step a; each step length is evaluated once."""
+        if a not in self.seen:
+            f, g = self.fun(self.x + a * self.d)
+            self.evals += 1
+            ok = math.isfinite(f) and bool(np.isfinite(g).all())
+            self.seen[a] = ((f if ok else math.inf), g, (float(g @ self.d) if ok else math.inf), ok)
+        return self.seen[a]
+
+    def sufficient(self, a, fa):
+        return fa <= self.f0 + self.c1 * a * self.gd0
+
+    def run(self, a):
+        a_prev, f_prev, gd_prev = 0.0, self.f0, self.gd0
+        first = True
+        while self.evals < self.max_evals:
+            fa, ga, gda, ok = self.phi(a)
+            if not ok or not self.sufficient(a, fa) or (not first and fa >= f_prev):
+                return (*self.zoom(a_prev, f_prev, gd_prev, a, fa, gda), self.evals)
+            if abs(gda) <= -self.c2 * self.gd0:
+                return a, fa, ga, self.evals
+            if gda >= 0:
+                return (*self.zoom(a, fa, gda, a_prev, f_prev, gd_prev), self.evals)
+            self.best = (a, fa, ga)
+            a_prev, f_prev, gd_prev, first = a, fa, gda, False
+            a = 2 * a
+        a, fa, ga = self.best
+        return (a, fa, ga, self.evals) if a > 0 else (None, None, None, self.evals)
+
+    def zoom(self, lo, flo, gdlo, hi, fhi, gdhi):
+        """Algorithm 3.6: shrink [lo, hi] by safeguarded cubic interpolation (eq. 3.59)."""
+        while self.evals < self.max_evals:
             a = None
             if math.isfinite(fhi) and math.isfinite(gdhi):
                 a = _cubic_min(lo, flo, gdlo, hi, fhi, gdhi)
             width = abs(hi - lo)
             if a is None or not (min(lo, hi) + 0.1 * width <= a <= max(lo, hi) - 0.1 * width):
                 a = 0.5 * (lo + hi)
-            fa, ga, gda, ok = phi(a)
-            evals += 1
-            if not ok or fa > f0 + c1 * a * gd0 or fa >= flo:
+            fa, ga, gda, ok = self.phi(a)
+            if not ok or not self.sufficient(a, fa) or fa >= flo:
                 hi, fhi, gdhi = a, fa, gda
             else:
-                if abs(gda) <= -c2 * gd0:
+                if abs(gda) <= -self.c2 * self.gd0:
                     return a, fa, ga
                 if gda * (hi - lo) >= 0:
                     hi, fhi, gdhi = lo, flo, gdlo
                 lo, flo, gdlo = a, fa, gda
-                best[0] = (a, fa, ga)
+                self.best = (a, fa, ga)
             if width < 1e-16 * max(1.0, abs(lo)):
                 break
-        return best[0] if best[0][0] > 0 else (None, None, None)
-
-    best = [(0.0, f0, g0)]
-    a_prev, f_prev, gd_prev = 0.0, f0, gd0
-    a = alpha
-    while evals < max_evals:
-        fa, ga, gda, ok = phi(a)
-        evals += 1
-        if not ok or fa > f0 + c1 * a * gd0 or (evals > 1 and fa >= f_prev):
-            r = zoom(a_prev, f_prev, gd_prev, a, fa, gda)
-            return (*r, evals)
-        if abs(gda) <= -c2 * gd0:
-            return a, fa, ga, evals
-        if gda >= 0:
-            r = zoom(a, fa, gda, a_prev, f_prev, gd_prev)
-            return (*r, evals)
-        best[0] = (a, fa, ga)
-        a_prev, f_prev, gd_prev = a, fa, gda
-        a = 2 * a
-    a, fa, ga = best[0]
-    return (a, fa, ga, evals) if a > 0 else (None, None, None, evals)
+        return self.best if self.best[0] > 0 else (None, None, None)
 
 
 class LBFGS(Optimizer):
@@ -304,7 +329,7 @@ class LBFGS(Optimizer):
         if gnorm == 0:
             return "converged: zero gradient"
         alpha0 = 1.0 if state["count"] else min(1.0, 1.0 / gnorm)
-        alpha, f_new, g_new, _ = _strong_wolfe(objective.value_and_gradient, x, f, g, d, alpha0)
+        alpha, f_new, g_new, _ = strong_wolfe(objective.value_and_gradient, x, f, g, d, alpha0)
         if alpha is None:
             params[...] = x.astype(params.dtype)
             return "stopped: the line search found no acceptable (finite, decreasing) step"
@@ -343,7 +368,20 @@ def lbfgs(fun, x0, maxiter, callback=None, history_size=20):
     >>> bool(f < 1e-20), msg
     (True, 'converged: zero gradient')
     """
-    opt, obj = LBFGS(history_size), _FunctionObjective(fun)
+    return minimize(fun, x0, maxiter, callback, LBFGS(history_size))
+
+
+def minimize(fun, x0, maxiter, callback=None, optimizer=None):
+    """Minimise ``fun(x) -> (f, g)`` from x0 with a quasi-Newton ``optimizer`` (default
+    ``LBFGS()``; e.g. ``pinncore.bfgs.BFGS()``), outside a training run. ``callback(iteration, x)``
+    returning True stops. Returns the best finite point seen: ``(x, f, iterations, message)``.
+
+    >>> import numpy as np
+    >>> x, f, it, msg = minimize(lambda x: (float(((x - 1) ** 2).sum()), 2 * (x - 1)), np.zeros(2), 20)
+    >>> np.allclose(x, 1), msg
+    (True, 'converged: zero gradient')
+    """
+    opt, obj = (LBFGS() if optimizer is None else optimizer), _FunctionObjective(fun)
     x = np.array(x0, dtype=np.float64)
     L, G, _ = obj.evaluate(x)
     if not (math.isfinite(L[0]) and np.isfinite(G).all()):
