@@ -16,6 +16,8 @@ one file per idea:
     bfgs         pc.BFGS: dense self-scaled BFGS / SSBroyden (optimizer="bfgs")
     weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo, Balanced
     trainer      pc.train, History, TrainResult
+    solve        pc.solve: network, second-order method and resampling chosen for a time limit
+    progress     tqdm progress bars for long phases (an observer)
     diagnostics  pc.diagnose, LossBalanceWarning
     io           versioned, checksummed, atomic files (no pickle)
     cli          the `pinncore` command (demo, train, diagnose, problems, bench)
@@ -42,13 +44,14 @@ from .bfgs import BFGS
 from .run import Run, TrainResult
 from .state import load_state
 from .trainer import train
+from .solve import solve
 from .weighting import NTK, Balanced, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
 from .sweep import SweepResult, sweep  # noqa: E402 - after the names it uses; shadows the module name
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "Jet", "Problem", "Term", "problems", "train", "Run", "Observer", "TrainResult", "History", "load_state",
+    "MLP", "Jet", "Problem", "Term", "problems", "train", "solve", "Run", "Observer", "TrainResult", "History", "load_state",
     "LBFGS", "LevenbergMarquardt", "BFGS",
     "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Balanced", "Weighting", "Adam",
     "diagnose", "Diagnosis", "LossBalanceWarning",

@@ -20,9 +20,10 @@ Reproducible: the candidates and the draw of the event at step s come from the s
 the run's state). Per-point weighting states (``pc.SelfAdaptive``'s λ_i and its Adam
 moments) are carried to the new points by a defined rule: each new point takes the state of
 its nearest old point (in the problem's scaled coordinates); kept points keep theirs.
-First-order optimizer states (Adam's moments) are per parameter and carry over unchanged; a
-second-order phase (L-BFGS, LM) restarts its state, whose curvature model belonged to the old
-points. The history gains the columns
+First-order optimizer states (Adam's moments) are per parameter and carry over unchanged; an
+L-BFGS or LM phase restarts its state, whose curvature model belonged to the old points; a
+dense quasi-Newton phase (``pinncore.bfgs``) keeps its inverse Hessian through the change,
+re-evaluates on the new points and resets it only when the loss jumps there (its rule 3). The history gains the columns
 ``<term>_n_points`` and ``<term>_resampled_at`` (the step of the last change), and
 ``events`` lists every change.
 
@@ -223,7 +224,11 @@ class _Resampler(Observer):
         new, keep = self.select(old, cand, eps, rng)
         run.w_state = carry_point_states(run.w_state, self.term, old, new, problem.scale, keep)
         run.replace_points(self.term, new)
-        if not getattr(run.optimizer, "adapts_weights", True):
+        if callable(getattr(run.optimizer, "objective_changed", None)):
+            # a dense quasi-Newton phase keeps its curvature (pinncore.bfgs, restart rule 3):
+            # it re-evaluates on the new points and resets H only when the loss jumps there
+            run.optimizer.objective_changed(run.opt_state)
+        elif not getattr(run.optimizer, "adapts_weights", True):
             # a second-order phase's curvature model (L-BFGS pairs and its cached loss and
             # gradient, LM's damping and its linearisation cached by parameters) describes the
             # old objective: the phase restarts with a fresh optimizer of the same settings

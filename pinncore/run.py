@@ -416,6 +416,7 @@ class Run:
     def _loop(self, n):
         t0 = self._t_loop = time.perf_counter()
         self.status, self.message, self._stop_request = "running", "", None
+        self.target_step = self.step_count + n   # where this call ends (progress bars read it)
         for obs in self._observers:
             obs.on_start(self)
         step_obs = [o for o in self._observers if o.every == "step"]

@@ -1,0 +1,318 @@
+"""``pc.solve``: an accurate answer within a wall-clock budget, without knowing the PINN literature.
+
+The recipe (choices and the measurements behind them: docs/design.md, "pc.solve"):
+
+1. **Network** (when none is given): a small tanh MLP as in the second-order PINN papers
+   (Urbán, Stefanou & Pons 2025; Kiyani et al. 2025) — three hidden layers of 20 for one input,
+   of 30 otherwise; a periodic embedding (``pc.Periodic``) in every input that a paired
+   (periodic) term of the problem declares periodic, with the period read off its point pairs.
+2. **Weights** fixed at 1 (``pc.Fixed()``): second-order steps are far less sensitive to the
+   loss weights than gradient descent (the crisis of the seed oscillator dissolves under LM).
+3. **Warm-up**: Adam (lr 1e-3) for at most ``WARMUP_STEPS`` steps or ``WARMUP_SHARE`` of the time.
+4. **Second-order method by size**: Levenberg–Marquardt (``optimizer="lm"``) while one iteration
+   — the Gram matrix of the residual Jacobian, rows · P · min(rows, P) flops — stays below
+   ``LM_FLOPS``; beyond that the dense self-scaled BFGS (``pinncore.bfgs``), whose iteration
+   costs about one loss-and-gradient evaluation; L-BFGS only when the P × P matrix would not fit.
+5. **Adaptive resampling** (BFGS phase): RAD (Wu et al. 2023, k = c = 1) of every interior term
+   every ``RAD_EVERY`` iterations from ``RAD_CANDIDATES`` candidates (the papers' setting);
+   the interior term gets at least ``MIN_INTERIOR_POINTS`` points first. Terms on a domain that is
+   not the problem's box and has no ``problem.geometry`` are not resampled.
+6. **Stops** at ``tol`` (rel-L2 when the problem has an exact solution, else the total loss), at
+   stagnation (no 1 % improvement of the loss over ``STALL_ROWS`` logged rows), or at the
+   time limit (checked after every iteration). When the method ends its phase early (LM stalls,
+   the line search fails) the remaining time goes to the other method.
+
+The result is the usual ``TrainResult``; ``result.record`` (also ``result.choices``) says what
+was chosen and why.
+
+>>> import pinncore as pc
+>>> r = pc.solve(pc.problems.harmonic(), time_limit=20, tol=1e-4, progress=False)
+>>> r.record["method"], r.rel_l2 <= 1e-4
+('lm', True)
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .bfgs import BFGS
+from .embedding import Periodic
+from .network import MLP
+from .observers import Observer, StopAtTolerance
+from .problem import Problem
+from .resampling import RAD
+from .run import Run
+from .weighting import Fixed
+
+__all__ = ["solve", "choose_network", "choose_method", "interior_terms", "TimeLimit", "Stagnation"]
+
+WARMUP_STEPS = 1000
+WARMUP_SHARE = 0.1
+LM_FLOPS = 5e8
+RAD_EVERY = 500
+RAD_CANDIDATES = 100_000
+MIN_INTERIOR_POINTS = 4000
+STALL_ROWS = 30
+_FOREVER = 10 ** 9
+
+
+class TimeLimit(Observer):
+    """Stop the run (status "stopped") after the iteration that reaches ``deadline``
+    (``time.perf_counter()`` seconds).
+
+    >>> TimeLimit(0.0).every
+    'step'
+    """
+
+    every = "step"
+
+    def __init__(self, deadline, what="the time limit"):
+        self.deadline, self.what = float(deadline), what
+
+    def on_step(self, run, step):
+        if time.perf_counter() >= self.deadline:
+            run.request_stop("stopped", f"stopped at {self.what} (step {run.step_count})")
+        return None
+
+
+class Stagnation(Observer):
+    """Stop when the total loss at the last ``rows`` history rows of this phase has not fallen
+    below (1 − ``rel``) × the best loss before them.
+
+    >>> Stagnation(rows=10).rows
+    10
+    """
+
+    def __init__(self, rows=STALL_ROWS, rel=1e-2):
+        self.rows, self.rel = int(rows), float(rel)
+        self._losses = []
+
+    def on_start(self, run):
+        self._losses = []
+
+    def on_log(self, run, row):
+        self._losses.append(float(row["total_loss"]))
+        if len(self._losses) <= self.rows:
+            return None
+        before = min(self._losses[:-self.rows])
+        if min(self._losses[-self.rows:]) > (1.0 - self.rel) * before:
+            run.request_stop("stopped", f"stopped at stagnation: the loss fell by less than {self.rel:.0%} over "
+                                        f"{self.rows} logged rows (step {row['step']})")
+            return True
+        return None
+
+
+def _periods(problem):
+    """{input name: period} read off the problem's paired (periodic) terms."""
+    out = {}
+    for term in problem.terms.values():
+        m = getattr(term, "paired", 0)
+        if not m:
+            continue
+        a, b = term.points[:m], term.points[m:]
+        diff = np.abs(b - a)
+        for k, name in enumerate(problem.inputs):
+            if np.all(diff[:, k] > 0) and np.allclose(diff[:, k], diff[0, k], rtol=1e-9):
+                out[name] = float(diff[0, k])
+    return out
+
+
+def choose_network(problem, seed=0):
+    """(net, reason): the small tanh MLP of the papers, periodic where the problem says so.
+
+    >>> net, why = choose_network(__import__("pinncore").problems.harmonic())
+    >>> net.layers, why.split(";")[0]
+    ([1, 20, 20, 20, 1], 'tanh MLP [1, 20, 20, 20, 1]')
+    """
+    d, m = len(problem.inputs), len(problem.outputs)
+    width = 20 if d == 1 else 30
+    layers = [d, width, width, width, m]
+    periods = _periods(problem)
+    why = (f"tanh MLP {layers}; three hidden layers of {width} as in the second-order PINN papers "
+           f"(Urbán et al. 2025, Kiyani et al. 2025)")
+    if periods:
+        emb = Periodic.for_problem(problem, periods, harmonics=1)
+        return MLP(layers, seed=seed, embedding=emb), why + f"; exactly periodic embedding in {sorted(periods)} " \
+                                                           f"(periods {periods}, from the problem's paired terms)"
+    return MLP(layers, seed=seed), why
+
+
+def _rows(problem):
+    return sum(int(v) for v in problem.n_points.values()) * len(problem.outputs)
+
+
+def choose_method(problem, net):
+    """(optimizer name, reason): LM while rows·P·min(rows, P) ≤ LM_FLOPS, dense SSBFGS beyond,
+    L-BFGS when the P × P matrix would not fit BFGS's memory budget.
+
+    >>> import pinncore as pc
+    >>> choose_method(pc.problems.harmonic(), pc.MLP([1, 20, 20, 20, 1]))[0]
+    'lm'
+    """
+    rows, P = _rows(problem), int(net.n_params)
+    flops = rows * P * min(rows, P)
+    if flops <= LM_FLOPS:
+        return "lm", (f"Levenberg–Marquardt: rows × P × min(rows, P) = {rows} × {P} × {min(rows, P)} = {flops:.2g} "
+                      f"flops per iteration <= {LM_FLOPS:.0e} (an iteration takes well under a second)")
+    if BFGS().matrix_bytes(P) > BFGS().memory_budget:
+        return "lbfgs", f"L-BFGS: the dense {P} x {P} inverse Hessian exceeds BFGS's memory budget"
+    return "bfgs", (f"self-scaled BFGS: an LM iteration would cost {flops:.2g} flops (> {LM_FLOPS:.0e}); "
+                    f"a BFGS iteration costs O(P²) = {P * P:.2g} beside one loss-and-gradient evaluation")
+
+
+def _on_box(problem, points):
+    """Whether ``points`` fill the problem's domain box (every cell of a coarse grid holds at
+    least 70 % of its share): only then may RAD draw candidates from the box."""
+    lo = np.array([problem.domain[k][0] for k in problem.inputs], dtype=np.float64)
+    hi = np.array([problem.domain[k][1] for k in problem.inputs], dtype=np.float64)
+    d = lo.size
+    cells = 4 if d <= 3 else 2
+    n = points.shape[0]
+    if n < 20 * cells ** d:
+        return False
+    idx = np.clip(((points - lo) / (hi - lo) * cells).astype(np.int64), 0, cells - 1)
+    flat = np.ravel_multi_index(idx.T, (cells,) * d)
+    counts = np.bincount(flat, minlength=cells ** d)
+    return bool(counts.min() >= 0.7 * n / cells ** d)
+
+
+def interior_terms(problem):
+    """Names of the terms whose points are interior collocation points (not on a face of the
+    domain box, not paired) — the terms adaptive resampling may redraw.
+
+    >>> interior_terms(__import__("pinncore").problems.burgers())
+    ['pde']
+    """
+    lo = np.array([problem.domain[k][0] for k in problem.inputs], dtype=np.float64)
+    hi = np.array([problem.domain[k][1] for k in problem.inputs], dtype=np.float64)
+    tol = 1e-9 * (hi - lo)
+    out = []
+    for name, term in problem.terms.items():
+        pts = np.asarray(term.points, dtype=np.float64)
+        if getattr(term, "paired", 0) or pts.ndim != 2 or pts.shape[0] < 100:
+            continue
+        on_face = ((np.abs(pts - lo) <= tol) | (np.abs(pts - hi) <= tol)).any(axis=1)
+        if on_face.mean() < 0.01:
+            out.append(name)
+    return out
+
+
+def _resamplers(problem, seed):
+    """(problem with enlarged interior terms, RAD observers, reason)."""
+    geom = getattr(problem, "geometry", None)
+    if geom is not None and getattr(geom, "dim", None) != len(problem.inputs):
+        # a spatial geometry inside a space-time problem: candidates from it would be wrong
+        return problem, [], "no resampling: the problem's geometry does not span all its inputs"
+    obs, names = [], []
+    for k, name in enumerate(interior_terms(problem)):
+        pts = problem.terms[name].points
+        if geom is None and not _on_box(problem, pts):
+            continue
+        if pts.shape[0] < MIN_INTERIOR_POINTS:
+            rad = RAD(name, every=RAD_EVERY, n_candidates=RAD_CANDIDATES, geometry=geom, seed=seed + k)
+            more = rad.candidates(problem, 0)[:MIN_INTERIOR_POINTS]
+            problem = problem.with_points(name, more)
+        obs.append(RAD(name, every=RAD_EVERY, n_candidates=RAD_CANDIDATES, geometry=geom, seed=seed + k,
+                       start=1))
+        names.append(name)
+    if not obs:
+        return problem, [], "no resampling: no interior term fills a known domain"
+    return problem, obs, (f"RAD (k = c = 1) of {names} every {RAD_EVERY} iterations from {RAD_CANDIDATES} "
+                          f"candidates, at least {MIN_INTERIOR_POINTS} points; the inverse Hessian is kept "
+                          f"through each change (pinncore.bfgs, restart rule 3)")
+
+
+def _check_args(problem, net, time_limit, tol, seed):
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a pc.Problem, got {type(problem).__name__}")
+    if net is not None and not isinstance(net, MLP):
+        raise TypeError(f"net must be a pc.MLP or None, got {type(net).__name__}")
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not math.isfinite(time_limit) \
+            or time_limit <= 0:
+        raise ValueError(f"time_limit must be a finite number of seconds > 0, got {time_limit!r}")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol)
+                            or tol <= 0):
+        raise ValueError(f"tol must be None or a finite number > 0, got {tol!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+
+
+def solve(problem, net=None, *, time_limit=300.0, tol=None, progress=True, seed=0):
+    """Solve ``problem`` as accurately as ``time_limit`` seconds allow (module docstring).
+
+    net : a pc.MLP to train (a copy), or None to choose one. tol : stop once the rel-L2 error
+    (problems with an exact solution) or else the total loss is at most ``tol``.
+    progress : show a progress bar (tqdm) for phases longer than a few seconds.
+    Returns a ``TrainResult`` with ``record`` (= ``choices``): the network, method, resampling,
+    the phases run and why each ended, each with its reason.
+
+    >>> import pinncore as pc
+    >>> r = pc.solve(pc.problems.harmonic(), time_limit=5, progress=False)
+    >>> sorted(r.record)[:3], r.wall_time < 10
+    (['method', 'method_reason', 'network'], True)
+    """
+    _check_args(problem, net, time_limit, tol, seed)
+    t0 = time.perf_counter()
+    deadline = t0 + float(time_limit)
+    record = {"time_limit": float(time_limit), "tol": tol}
+    if net is None:
+        net, record["network_reason"] = choose_network(problem, seed)
+    else:
+        record["network_reason"] = "given by the caller"
+    record["network"] = {"layers": list(net.layers), "n_params": int(net.n_params), **net.spec.config()}
+    method, record["method_reason"] = choose_method(problem, net)
+    record["method"] = method
+    rad = []
+    if method != "lm":
+        problem, rad, record["resampling"] = _resamplers(problem, seed)
+    else:
+        record["resampling"] = "none: LM's iterations are few and each sees every point"
+    obs = [TimeLimit(deadline), Stagnation()]
+    if tol is not None:
+        obs.append(StopAtTolerance(rel_l2=tol) if problem.exact is not None else StopAtTolerance(loss=tol))
+    if progress:
+        from .progress import Progress
+        obs.append(Progress())
+    run = Run(problem, net, weighting=Fixed(), optimizer="adam", lr=1e-3, seed=seed, log_every=100, warn=False,
+              observers=obs)
+    warm = TimeLimit(t0 + WARMUP_SHARE * float(time_limit), "the warm-up's share of the time")
+    run.add_observer(warm)
+    run.step(WARMUP_STEPS)
+    warm.deadline = math.inf   # the warm-up's limit ends with it
+    record["warmup"] = f"Adam lr 1e-3, {run.step_count} steps ({run.message or 'completed'})"
+    phases = []
+    if run.status in ("completed", "stopped") and time.perf_counter() < deadline and not _converged(run):
+        for obs_ in rad:
+            run.add_observer(obs_)
+        phases = _second_order(run, method, deadline)
+    record["phases"] = phases
+    result = run.result()
+    record["stop"] = run.message or run.status
+    record["wall_time"] = time.perf_counter() - t0
+    result.record = result.choices = record
+    return result
+
+
+def _converged(run):
+    return run.status == "converged"
+
+
+def _second_order(run, method, deadline):
+    """Run second-order phases until tol, stagnation, the time limit or a failure; a phase
+    that ends by its own rule hands the remaining time to the other method (at most 4 phases)."""
+    phases = []
+    for _ in range(4):
+        start = run.step_count
+        status = run.step(_FOREVER, optimizer=method)
+        phases.append({"optimizer": method, "iterations": run.step_count - start, "ended": run.message or status})
+        if status != "completed" or time.perf_counter() >= deadline:
+            break
+        # the optimizer ended its own phase (LM stalled, the line search failed): switch
+        method = "bfgs" if method == "lm" else ("lm" if method == "bfgs" and _lm_fits(run) else method)
+    return phases
+
+
+def _lm_fits(run):
+    return _rows(run.problem) * run.net.n_params * min(_rows(run.problem), run.net.n_params) <= 4 * LM_FLOPS
