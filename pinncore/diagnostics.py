@@ -144,9 +144,10 @@ class CrisisMonitor:
         col = [v for v in (history.columns.get("crisis") or []) if v is not None]
         return cls(threshold, {"episode": int(max(col, default=0)), "active": bool(col and col[-1] > 0)})
 
-    def observe(self, step, names, grads, weights, stats=None, norms=None, advice=None):
+    def observe(self, step, names, grads, weights, stats=None, norms=None, advice=None, first_order=True):
         """(message or None, crisis column value) for one row; ``stats`` from
-        ``conflict_stats`` is reused when given."""
+        ``conflict_stats`` is reused when given; ``first_order=False`` (a second-order phase
+        on frozen weights) drops the claim that training will neglect the small term."""
         st = conflict_stats(names, grads, weights, norms) if stats is None else stats
         if not st["grad_ratio"] > self.threshold:
             self.state["active"] = False
@@ -155,9 +156,9 @@ class CrisisMonitor:
             return None, self.state["episode"]
         self.state["active"] = True
         self.state["episode"] += 1
-        return self.message(step, names, grads, weights, st, norms, advice), self.state["episode"]
+        return self.message(step, names, grads, weights, st, norms, advice, first_order), self.state["episode"]
 
-    def message(self, step, names, grads, weights, stats, norms=None, advice=None):
+    def message(self, step, names, grads, weights, stats, norms=None, advice=None, first_order=True):
         """The warning text: which term dominates, by how much, whether the two terms also
         disagree in direction, and ``advice`` (default: pc.diagnose / the default scheme)."""
         G = np.asarray(grads, dtype=np.float64).reshape(len(names), -1)
@@ -166,8 +167,8 @@ class CrisisMonitor:
         a, b = sorted((names.index(hi), names.index(lo)))
         cos = stats.get(cos_column(names[a], names[b]), float("nan"))
         return (f"loss imbalance at step {step}: λ·‖∇L‖ of '{hi}' is {ratio:.3g}x that of '{lo}' "
-                f"(> {self.threshold:g}); training will neglect '{lo}'. In direction the two gradients "
-                f"{direction_words(cos)}. "
+                f"(> {self.threshold:g})" + (f"; training will neglect '{lo}'" if first_order else "")
+                + f". The two gradients {direction_words(cos)}. "
                 + (advice or "See pc.diagnose() or use an adaptive weighting (pc.weighting.default())") + ".")
 
 
@@ -245,7 +246,7 @@ def diagnose(problem, net, weights=None):
     suggested = {k: (float(ref / norms[k]) if norms[k] > 0 else 1.0) for k in norms}
     a, b = sorted((names.index(dom), names.index(starved)))
     cos = stats.get(cos_column(names[a], names[b]), float("nan")) if a != b else float("nan")
-    direction = f"; in direction the two gradients {direction_words(cos)}" if a != b else ""
+    direction = f"; the two gradients {direction_words(cos)}" if a != b else ""
     if ratio > THRESHOLD:
         verdict = (f"imbalanced: the '{dom}' term's gradient is {ratio:.3g}x the '{starved}' term's; "
                    f"gradient descent will reduce '{dom}' and neglect '{starved}'{direction}")

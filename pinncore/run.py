@@ -578,9 +578,14 @@ class Run:
         stats = conflict_stats(self.names, G, lam, norms)
         row.update(stats)
         adaptive = type(self.scheme).__name__ != "Fixed"
+        first_order = self.optimizer.adapts_weights
         advice = (f"{type(self.scheme).__name__} will adapt the weights from here" if adaptive else
                   "See pc.diagnose() or use an adaptive weighting (pc.weighting.default())")
-        warning, row["crisis"] = self._crisis.observe(row["step"], self.names, G, lam, stats, norms, advice)
+        if not first_order:   # a second-order phase on frozen weights: say what holds there
+            advice = (f"The weights do not change during this {self.optimizer.name} phase, and second-order "
+                      f"steps are far less sensitive to them than gradient descent")
+        warning, row["crisis"] = self._crisis.observe(row["step"], self.names, G, lam, stats, norms, advice,
+                                                      first_order)
         return warning
 
     def _close_row(self):

@@ -95,3 +95,26 @@ def test_diagnose_reports_direction_shares_and_the_schemes_ratios():
     text = str(d)
     assert "tr K / N (what pc.NTK balances)" in text and "direction pde/ic" in text
     assert ("opposing" in d.verdict) == (cos < -0.1)
+
+
+def test_crisis_message_reads_once_per_direction_and_fits_a_second_order_phase():
+    from pinncore.diagnostics import CrisisMonitor
+    g = np.array([[300.0, 0.0], [1.0, 1.0]])
+    msg, _ = CrisisMonitor().observe(0, ["pde", "ic"], g, [1.0, 1.0])
+    assert "in direction" not in msg.lower().replace("agree in direction", "")
+    assert "training will neglect 'ic'" in msg
+    fixed, _ = CrisisMonitor().observe(0, ["pde", "ic"], g, [1.0, 1.0], advice="weights fixed", first_order=False)
+    assert "neglect" not in fixed and fixed.endswith("weights fixed.")
+
+
+def test_second_order_phase_does_not_promise_adaptation():
+    import warnings
+    import pinncore as pc
+    run = pc.Run(pc.problems.harmonic(), pc.MLP([1, 8, 1], seed=0), weighting=pc.Fixed({"ic": 1e-6}),
+                 optimizer="bfgs", log_every=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run.step(1)
+    texts = [str(w.message) for w in caught if issubclass(w.category, pc.LossBalanceWarning)]
+    assert texts and all("do not change during this bfgs phase" in t and "neglect" not in t
+                         and "will adapt" not in t for t in texts)

@@ -1,0 +1,68 @@
+"""pc.solve: the recipe's choices, its stops (tol, time limit) and its argument checks."""
+import time
+
+import numpy as np
+import pytest
+
+import pinncore as pc
+from pinncore.solve import choose_method, choose_network, interior_terms
+
+
+@pytest.mark.parametrize("omega", [np.pi, 3 * np.pi])
+def test_oscillators_reach_1e_5(omega):
+    r = pc.solve(pc.problems.harmonic(omega=omega), time_limit=60, tol=1e-5, progress=False, seed=0)
+    assert r.rel_l2 <= 1e-5, r.record
+    assert r.status == "converged" and r.record["method"] == "lm"
+
+
+def test_time_limit_is_respected():
+    t = time.perf_counter()
+    r = pc.solve(pc.problems.burgers(n_collocation=500, n_ic=50, n_bc=50), time_limit=3.0, progress=False)
+    took = time.perf_counter() - t
+    # the limit is checked after every iteration; allow one iteration and the closing row
+    assert took < 3.0 + 2.0, took
+    assert r.status == "stopped" and "time limit" in r.record["stop"]
+
+
+def test_record_says_what_was_chosen_and_why():
+    r = pc.solve(pc.problems.harmonic(), time_limit=20, tol=1e-4, progress=False)
+    rec = r.record
+    assert rec is r.choices
+    for key in ("network", "network_reason", "method", "method_reason", "resampling", "warmup", "phases", "stop",
+                "time_limit", "tol", "wall_time"):
+        assert key in rec
+    assert rec["network"]["layers"] == [1, 20, 20, 20, 1]
+    assert rec["phases"][0]["optimizer"] == "lm" and rec["phases"][0]["iterations"] >= 1
+    assert "rel-L2" in rec["stop"]
+
+
+def test_large_problems_choose_self_scaled_bfgs_and_resample_the_interior():
+    prob = pc.problems.burgers()
+    net, why = choose_network(prob)
+    assert net.layers == [2, 30, 30, 30, 1]
+    assert choose_method(prob, net)[0] == "bfgs"
+    assert interior_terms(prob) == ["pde"]
+
+
+def test_periodic_terms_give_a_periodic_network():
+    from pinncore import conditions
+    base = pc.problems.advection(bc="none", n_collocation=200, n_ic=20)
+    t = np.linspace(0, 1, 16)[:, None]
+    per = conditions.periodic(np.column_stack([t, np.zeros_like(t)]), np.column_stack([t, np.full_like(t, 2 * np.pi)]))
+    prob = pc.Problem(inputs=base.inputs, outputs=base.outputs, domain=base.domain,
+                      terms={**base.terms, "per": per}, exact=base.exact)
+    net, why = choose_network(prob)
+    assert net.spec.config()["embedding"]["kind"] == "periodic" and "periodic" in why
+
+
+@pytest.mark.parametrize("kw, err", [(dict(time_limit=0), ValueError), (dict(time_limit=float("inf")), ValueError),
+                                     (dict(time_limit="10"), ValueError), (dict(tol=-1.0), ValueError),
+                                     (dict(seed=-1), ValueError), (dict(net="mlp"), TypeError)])
+def test_bad_arguments(kw, err):
+    with pytest.raises(err):
+        pc.solve(pc.problems.harmonic(), **kw)
+
+
+def test_problem_must_be_a_problem():
+    with pytest.raises(TypeError, match="problem"):
+        pc.solve("harmonic")
