@@ -149,6 +149,7 @@ def _build_parser():
 
     sub.add_parser("problems", help="list the problem library")
     _add_sweep_parser(sub)
+    _add_solve_parser(sub)
 
     b = sub.add_parser("bench", help="run the checkout's bench/compare.py against the installed package",
                        description="Runs bench/compare.py of a source checkout (the current directory or the "
@@ -686,6 +687,39 @@ def _cmd_serve(args):
                          f"{' (try --port 0 for a free port)' if e.errno == 98 else ''}") from None
 
 
+def _add_solve_parser(sub):
+    s = sub.add_parser("solve", help="solve a library problem as accurately as a time limit allows (pc.solve)",
+                       description="pc.solve: chooses the network, the second-order method and the resampling, "
+                                   "runs until --tol, stagnation or --time seconds; prints what it chose and why, "
+                                   "and writes DIR/state.pcs and DIR/history.csv.")
+    s.add_argument("--problem", required=True, metavar="NAME", help="a library problem (see 'pinncore problems')")
+    s.add_argument("--time", type=_pos_float, default=300.0, metavar="SECONDS", help="time limit (default 300)")
+    s.add_argument("--tol", type=_pos_float, default=None, help="stop at this rel-L2 (or loss, without an exact solution)")
+    s.add_argument("--seed", type=_nonneg_int, default=0, help="network seed (default 0)")
+    s.add_argument("--out", default=None, metavar="DIR", help="output directory (default ./pinncore-out/<problem>)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _cmd_solve(args):
+    from .solve import solve
+    problem = _problem(args.problem)
+    out = args.out if args.out is not None else os.path.join("pinncore-out", args.problem)
+    _check_out(out)
+    print(f"pinncore solve: {args.problem} {problem.term_names}, time limit {args.time:g} s", flush=True)
+    result = solve(problem, time_limit=args.time, tol=args.tol, progress=not args.quiet, seed=args.seed)
+    for key in ("network_reason", "method_reason", "resampling", "warmup"):
+        print(f"  {key.replace('_reason', '')}: {result.record[key]}")
+    for ph in result.record["phases"]:
+        print(f"  {ph['optimizer']}: {ph['iterations']} iterations, {ph['ended']}")
+    err = "n/a" if result.rel_l2 is None else f"{result.rel_l2:.3e}"
+    print(f"{result.status} at step {result.step} in {result.record['wall_time']:.1f} s: rel-L2 {err}")
+    paths = [os.path.join(out, "history.csv"), os.path.join(out, "state.pcs")]
+    result.history.to_csv(paths[0])
+    result.save(paths[1])
+    print("wrote " + ", ".join(paths))
+    return 0 if result.status in ("completed", "converged", "stopped") else 1
+
+
 def main(argv=None) -> int:
     """Entry point of the ``pinncore`` command; returns the exit status."""
     parser = _build_parser()
@@ -698,7 +732,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     cmd = {"demo": _cmd_demo, "train": _cmd_train, "diagnose": _cmd_diagnose, "problems": _cmd_problems,
-           "bench": _cmd_bench, "sweep": _cmd_sweep, "serve": _cmd_serve}[args.command]
+           "bench": _cmd_bench, "sweep": _cmd_sweep, "serve": _cmd_serve, "solve": _cmd_solve}[args.command]
     try:
         return cmd(args)
     except UsageError as e:

@@ -273,3 +273,12 @@ def test_plot_without_matplotlib_is_a_usage_error(tmp_path, monkeypatch, capsys)
     assert cli.main(["train", "--problem", "harmonic", "--plot", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all("matplotlib" in line for line in err)
+
+
+def test_solve_prints_its_choices_and_writes_the_state(tmp_path, capsys):
+    assert cli.main(["solve", "--problem", "harmonic", "--time", "30", "--tol", "1e-4", "--quiet",
+                     "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "method: Levenberg" in out and "converged" in out
+    assert (tmp_path / "state.pcs").exists() and (tmp_path / "history.csv").exists()
+    assert cli.main(["solve", "--problem", "harmonic", "--time", "-1"]) == 2
