@@ -57,6 +57,8 @@ __all__ = [
     "poisson_holes_geometry",
     "heat_disk",
     "heat_disk_exact",
+    "kovasznay",
+    "kovasznay_exact",
 ]
 
 PI = math.pi
@@ -822,6 +824,70 @@ def heat_disk(kappa=0.1, t_max=1.0, n_collocation=2000, n_ic=400, n_bc=400, seed
     return problem
 
 
+# ----------------------------------------------------------------------------- 9. Kovasznay flow
+
+def kovasznay_exact(points, re=20.0):
+    """Kovasznay's (1948) steady Navier–Stokes flow behind a grid: with λ = Re/2 − √(Re²/4 + 4π²),
+    u = 1 − e^{λx} cos 2πy, v = λ/(2π) e^{λx} sin 2πy, p = (1 − e^{2λx})/2; ``points`` (M, 2)
+    -> (M, 3) columns u, v, p.
+
+    >>> bool(np.allclose(kovasznay_exact(np.array([[0.0, 0.0]])), [[0.0, 0.0, 0.0]]))
+    True
+    """
+    p = _points(points, 2)
+    lam = 0.5 * re - math.sqrt(0.25 * re * re + 4 * PI * PI)
+    e = np.exp(lam * p[:, 0])
+    return np.column_stack([1 - e * np.cos(2 * PI * p[:, 1]), lam / (2 * PI) * e * np.sin(2 * PI * p[:, 1]),
+                            0.5 * (1 - e * e)])
+
+
+def kovasznay(re=20.0, n_collocation=2000, n_bc=400, seed=0):
+    """Kovasznay flow: the steady incompressible Navier–Stokes equations with an exact solution
+    (Kovasznay 1948; the DeepXDE and Jin et al. 2021 "NSFnets" benchmark), a system of three
+    outputs.
+
+    PDE      u u_x + v u_y + p_x − (u_xx + u_yy)/Re = 0,
+             u v_x + v v_y + p_y − (v_xx + v_yy)/Re = 0,   u_x + v_y = 0   (one term, 3 components)
+    Domain   x in [-0.5, 1], y in [-0.5, 1.5]; Re = 20.
+    BC       u, v = exact on the whole boundary ("bc_u", "bc_v"); p = exact on x = 1 ("bc_p",
+             the pressure's additive constant).
+    Solution :func:`kovasznay_exact`. Inputs ["x", "y"]; outputs ["u", "v", "p"].
+    Uniform points from ``default_rng(seed)``; test points a 101 x 101 grid.
+
+    >>> kovasznay(n_collocation=10, n_bc=8).term_names
+    ['pde', 'bc_u', 'bc_v', 'bc_p']
+    """
+    from . import conditions as bc
+    from . import geometry as geo
+    Problem, Term = _lazy_api()
+    re = float(re)
+    box = geo.Box([-0.5, -0.5], [1.0, 1.5])
+    rng = np.random.default_rng(seed)
+    pde = np.column_stack([rng.uniform(-0.5, 1.0, n_collocation), rng.uniform(-0.5, 1.5, n_collocation)])
+    edge = box.sample_boundary(int(n_bc), "uniform", seed + 1)
+    right = np.column_stack([np.ones(max(int(n_bc) // 4, 1)), rng.uniform(-0.5, 1.5, max(int(n_bc) // 4, 1))])
+    ex_edge, ex_right = kovasznay_exact(edge, re), kovasznay_exact(right, re)
+
+    def ns(x, u, v, p):
+        return [u * u.x + v * u.y + p.x - (u.xx + u.yy) / re,
+                u * v.x + v * v.y + p.y - (v.xx + v.yy) / re,
+                u.x + v.y]
+
+    gx, gy = np.meshgrid(np.linspace(-0.5, 1.0, 101), np.linspace(-0.5, 1.5, 101), indexing="ij")
+    return Problem(
+        inputs=["x", "y"],
+        outputs=["u", "v", "p"],
+        domain={"x": (-0.5, 1.0), "y": (-0.5, 1.5)},
+        terms={"pde": Term(points=pde, residual=ns),
+               "bc_u": bc.dirichlet(edge, ex_edge[:, 0], output="u"),
+               "bc_v": bc.dirichlet(edge, ex_edge[:, 1], output="v"),
+               "bc_p": bc.dirichlet(right, ex_right[:, 2], output="p")},
+        exact=lambda X: kovasznay_exact(X, re),
+        test_points=np.column_stack([gx.ravel(), gy.ravel()]),
+        transform=None,
+    )
+
+
 # ----------------------------------------------------------------------------- registry
 
 REGISTRY = {
@@ -836,6 +902,7 @@ REGISTRY = {
     "poisson_lshape": poisson_lshape,
     "poisson_holes": poisson_holes,
     "heat_disk": heat_disk,
+    "kovasznay": kovasznay,
 }
 
 _DESCRIPTIONS = {
@@ -850,6 +917,7 @@ _DESCRIPTIONS = {
     "poisson_lshape": "Poisson -lap u = 1 on the L-shape [-1,1]^2 minus (0,1]^2, finite-difference reference",
     "poisson_holes": "Poisson on [-1,1]^2 with four circular holes, u = sin(pi x) sin(pi y)",
     "heat_disk": "heat u_t = 0.1 lap u on the unit disk, u = exp(-0.1 j^2 t) J0(j r)",
+    "kovasznay": "Kovasznay flow: steady Navier-Stokes (u, v, p) at Re = 20 on [-0.5,1]x[-0.5,1.5], exact",
 }
 
 

@@ -30,15 +30,31 @@ class Progress(Observer):
 
     def __init__(self, delay=3.0, total=None, refresh=0.25):
         self.delay, self.total, self.refresh = float(delay), total, float(refresh)
-        self._bar, self._start, self._last, self._shown = None, 0, 0.0, 0
+        self._bar, self._start, self._last, self._shown, self._t0 = None, 0, 0.0, 0, 0.0
+
+    @staticmethod
+    def wanted():
+        """Whether a bar has a reader: stderr is a terminal, or the code runs in a notebook.
+
+        >>> isinstance(Progress.wanted(), bool)
+        True
+        """
+        import sys
+        if "ipykernel" in sys.modules:
+            return True
+        try:
+            return bool(sys.stderr.isatty())
+        except (AttributeError, ValueError):
+            return False
 
     def on_start(self, run):
         from tqdm.auto import tqdm
         n = self.total if self.total is not None else getattr(run, "target_step", None)
         total = None if n is None else n - run.step_count if n - run.step_count < 10 ** 8 else None
         self._start, self._shown, self._last = run.step_count, 0, time.monotonic()
+        self._t0 = self._last
         self._bar = tqdm(total=total, delay=self.delay, desc=run.optimizer.name, unit="it", leave=False,
-                         dynamic_ncols=True)
+                         dynamic_ncols=True, mininterval=self.refresh)
 
     def on_step(self, run, step):
         now = time.monotonic()
@@ -60,5 +76,7 @@ class Progress(Observer):
     def on_end(self, run):
         if self._bar is not None:
             self._bar.update(run.step_count - self._start - self._shown)
+            if time.monotonic() - self._t0 >= self.delay:   # shown: draw the final count
+                self._bar.refresh()
             self._bar.close()
             self._bar = None

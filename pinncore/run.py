@@ -45,6 +45,7 @@ from .history import History
 from .network import MLP
 from .objective import Objective
 from .observers import Observer, Printer
+from .progress import Progress
 from .problem import Problem
 from .state import STATE_KIND, check_state, load_state, optimizer_state
 
@@ -146,6 +147,8 @@ class Run:
     log_every : a history row every this many steps (and at step 0 and at every phase end).
     warn : issue ``LossBalanceWarning`` at step 0. verbose : print every history row.
     observers : ``pinncore.observers.Observer`` objects (more with ``add_observer``).
+    progress : show a tqdm bar for phases longer than a few seconds (``pinncore.progress``);
+        None (default): when stderr is a terminal or the run is in a notebook.
     resume : a path or state dict saved by ``Run.save`` / ``TrainResult.save``: continue from it.
         With ``weighting=None`` the saved scheme is rebuilt with its saved settings; with
         ``optimizer`` left at "adam" (or naming the saved one) the saved optimizer and its
@@ -157,7 +160,7 @@ class Run:
     """
 
     def __init__(self, problem, net=None, *, weighting=None, optimizer="adam", lr=1e-3, seed=0, log_every=100,
-                 warn=True, verbose=False, observers=(), resume=None):
+                 warn=True, verbose=False, observers=(), resume=None, progress=None):
         if not isinstance(problem, Problem):
             raise TypeError(f"problem must be a pc.Problem, got {type(problem).__name__}")
         self.log_every = check_int("log_every", log_every, 1)
@@ -194,6 +197,10 @@ class Run:
             self.add_observer(obs)
         if verbose:
             self.add_observer(Printer())
+        if progress is None:   # auto: a bar where someone watches (a terminal, a notebook)
+            progress = Progress.wanted()
+        if progress and not any(isinstance(o, Progress) for o in self._observers):
+            self.add_observer(Progress())
 
     # -- construction ---------------------------------------------------------------------
     @staticmethod

@@ -272,11 +272,8 @@ def solve(problem, net=None, *, time_limit=300.0, tol=None, progress=True, seed=
     obs = [TimeLimit(deadline), Stagnation()]
     if tol is not None:
         obs.append(StopAtTolerance(rel_l2=tol) if problem.exact is not None else StopAtTolerance(loss=tol))
-    if progress:
-        from .progress import Progress
-        obs.append(Progress())
     run = Run(problem, net, weighting=Fixed(), optimizer="adam", lr=1e-3, seed=seed, log_every=100, warn=False,
-              observers=obs)
+              observers=obs, progress=bool(progress))
     warm = TimeLimit(t0 + WARMUP_SHARE * float(time_limit), "the warm-up's share of the time")
     run.add_observer(warm)
     run.step(WARMUP_STEPS)
