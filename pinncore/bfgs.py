@@ -65,13 +65,16 @@ from scipy.linalg import blas
 from . import optim as _optim
 from . import registry
 
-__all__ = ["BFGS", "VARIANTS", "update_coefficients"]
+__all__ = ["BFGS", "VARIANTS", "OneBlasThread", "update_coefficients"]
 
 VARIANTS = ("ssbfgs", "ssbroyden", "bfgs")
 
 
-class _OneBlasThread:
+class OneBlasThread:
     """A context running SciPy's BLAS on one thread (threadpoolctl, when installed; else a no-op).
+
+    >>> with OneBlasThread():
+    ...     pass
 
     Why: the two BLAS calls of an iteration are level-2 (memory-bound, 8·P² bytes streamed);
     a second thread gains nothing, and an OpenBLAS pool whose threads find no free core spins:
@@ -275,7 +278,7 @@ class BFGS(_optim.Optimizer):
 
     def step(self, params, state, objective, evaluation):
         """One iteration in place (restart rules in the module docstring); None or the reason to stop."""
-        with _OneBlasThread():
+        with OneBlasThread():
             return self._step(params, state, objective, evaluation)
 
     def _step(self, params, state, objective, evaluation):

@@ -8,7 +8,8 @@ loss definition itself (Σ_c mean_i w_i r²) lives in the kernel and its NumPy t
 
 Evaluating at a trial point writes it into the network's parameter storage (the kernel reads
 the parameters there); an optimizer leaves the accepted point in ``params`` when its step ends.
-The last evaluation is remembered, so the run does not repeat the one the line search ended on.
+The last few evaluations are remembered (``RECENT``), so the run does not repeat the one a line
+search accepted, even when the search evaluated other trial points after it.
 
 >>> import numpy as np, pinncore as pc
 >>> problem, net = pc.problems.harmonic(), pc.MLP([1, 8, 1])
@@ -24,6 +25,8 @@ import numpy as np
 from .residual import DomainError
 
 __all__ = ["Objective"]
+
+RECENT = 4   # evaluations remembered: a strong-Wolfe zoom may accept a point before its last trial
 
 
 class Objective:
@@ -41,7 +44,7 @@ class Objective:
         self.point_weights = point_weights
         self.residuals = bool(residuals)
         self._evaluate = problem.step_function(net)
-        self._last = None   # (params copy, evaluation)
+        self._recent = []   # [(params copy, evaluation)], newest last
         self.undefined = None   # why the last evaluation was undefined (a DomainError's message)
 
     def _load(self, params):
@@ -58,7 +61,11 @@ class Objective:
             ev, self.undefined = self._evaluate(self.point_weights, self.residuals), None
         except DomainError as e:
             ev = self._undefined(e)
-        self._last = (p.copy(), ev) if remember else None
+        if remember:   # copies: a later call must not overwrite a remembered gradient
+            kept = (ev[0].copy(), ev[1].copy(), ev[2])
+            self._recent = self._recent[-(RECENT - 1):] + [(p.copy(), kept)]
+        else:
+            self._recent = []
         return ev
 
     def _undefined(self, error):
@@ -73,13 +80,15 @@ class Objective:
         return L, G, None
 
     def cached(self):
-        """The last evaluation if it was made at the net's current parameters, else None."""
-        if self._last is not None and np.array_equal(self._last[0], self.net.params):
-            return self._last[1]
+        """A remembered evaluation made at the net's current parameters, else None."""
+        p = self.net.params
+        for params, ev in reversed(self._recent):
+            if np.array_equal(params, p):
+                return ev
         return None
 
     def forget(self):
-        self._last = None
+        self._recent = []
 
     def loss(self, params=None):
         """Σ_a λ_a L_a at ``params``."""
