@@ -451,7 +451,7 @@ def test_helmholtz_edges(fake_api):
 def test_registry_get_describe():
     assert set(P.REGISTRY) == {"harmonic", "burgers", "heat1d", "wave1d", "poisson1d", "helmholtz2d",
                                "klein_gordon", "advection",
-                               "poisson_lshape", "poisson_holes", "heat_disk"}
+                               "poisson_lshape", "poisson_holes", "heat_disk", "kovasznay"}
     d = P.describe()
     assert [n for n, _ in d] == list(P.REGISTRY)
     assert all(isinstance(s, str) and s and "\n" not in s for _, s in d)
@@ -564,3 +564,20 @@ def test_real_harmonic_hard_constraint_zero_network():
     net.params[:] = 0.0
     # u = 1 + t^2 * 0 = 1  ->  residual u_tt + omega^2 u = omega^2 everywhere
     assert prob.losses(net)["pde"] == pytest.approx(omega ** 4, rel=1e-12)
+
+
+def test_kovasznay_exact_solves_steady_navier_stokes():
+    # central differences of the closed form: momentum (x, y) and continuity residuals vanish
+    re, h = 20.0, 1e-4
+    X = np.random.default_rng(0).uniform([-0.4, -0.4], [0.9, 1.4], (20, 2))
+    f = lambda Q: P.kovasznay_exact(Q, re)  # noqa: E731
+    e = np.eye(2) * h
+    d = [(f(X + e[k]) - f(X - e[k])) / (2 * h) for k in range(2)]
+    dd = [(f(X + e[k]) - 2 * f(X) + f(X - e[k])) / h ** 2 for k in range(2)]
+    u, v = f(X)[:, 0], f(X)[:, 1]
+    r1 = u * d[0][:, 0] + v * d[1][:, 0] + d[0][:, 2] - (dd[0][:, 0] + dd[1][:, 0]) / re
+    r2 = u * d[0][:, 1] + v * d[1][:, 1] + d[1][:, 2] - (dd[0][:, 1] + dd[1][:, 1]) / re
+    assert np.abs(r1).max() < 1e-6 and np.abs(r2).max() < 1e-6
+    assert np.abs(d[0][:, 0] + d[1][:, 1]).max() < 1e-6
+    prob = P.kovasznay(n_collocation=50, n_bc=40)
+    assert prob.outputs == ["u", "v", "p"] and prob.n_points == {"pde": 50, "bc_u": 40, "bc_v": 40, "bc_p": 10}
