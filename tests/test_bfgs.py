@@ -194,6 +194,6 @@ def test_resampling_keeps_the_curvature_and_resets_it_on_a_jump():
     # rule 3: a loss jump beyond restart_jump on the new points resets H
     opt, st = run.optimizer, run.opt_state
     opt.objective_changed(st)
-    st["f_before"] = st["f"] / 1e3
+    st["f_before"] = st["f"] / (10 * opt.restart_jump)
     run.step(1)
     assert st["restarts"] == 1 and st["pairs"] == 1
