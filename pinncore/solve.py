@@ -18,7 +18,7 @@ The recipe (choices and the measurements behind them: docs/design.md, "pc.solve"
    the interior term gets at least ``MIN_INTERIOR_POINTS`` points first. Terms on a domain that is
    not the problem's box and has no ``problem.geometry`` are not resampled.
 6. **Stops** at ``tol`` (rel-L2 when the problem has an exact solution, else the total loss), at
-   stagnation (no 1 % improvement of the loss over ``STALL_ROWS`` logged rows), or at the
+   stagnation (no 1 % improvement over ``STALL_WINDOW`` iterations of the method), or at the
    time limit (checked after every iteration). When the method ends its phase early (LM stalls,
    the line search fails) the remaining time goes to the other method.
 
@@ -54,7 +54,7 @@ LM_FLOPS = 5e8
 RAD_EVERY = 500
 RAD_CANDIDATES = 100_000
 MIN_INTERIOR_POINTS = 4000
-STALL_ROWS = 30
+STALL_WINDOW = {"lm": 100, "bfgs": 3000, "lbfgs": 3000}
 _FOREVER = 10 ** 9
 
 
@@ -78,29 +78,39 @@ class TimeLimit(Observer):
 
 
 class Stagnation(Observer):
-    """Stop when the total loss at the last ``rows`` history rows of this phase has not fallen
-    below (1 − ``rel``) × the best loss before them.
+    """Stop when the tracked value has not fallen below (1 − ``rel``) × its best value before
+    the last ``window`` iterations of this phase. The value is the rel-L2 error when the
+    problem has an exact solution (it does not depend on the collocation points), else the
+    total loss — and then only rows since the points last changed count (a resample moves the
+    loss onto other points).
 
-    >>> Stagnation(rows=10).rows
-    10
+    >>> Stagnation(window=3000).window
+    3000
     """
 
-    def __init__(self, rows=STALL_ROWS, rel=1e-2):
-        self.rows, self.rel = int(rows), float(rel)
-        self._losses = []
+    def __init__(self, window=3000, rel=1e-2):
+        self.window, self.rel = int(window), float(rel)
+        self._rows = []
 
     def on_start(self, run):
-        self._losses = []
+        self._rows = []
 
     def on_log(self, run, row):
-        self._losses.append(float(row["total_loss"]))
-        if len(self._losses) <= self.rows:
+        err = row.get("rel_l2")
+        if err is None:
+            changed = max(run.points_changed.values(), default=-1)
+            self._rows = [r for r in self._rows if r[0] > changed]
+        value = float(err if err is not None else row["total_loss"])
+        self._rows.append((int(row["step"]), value))
+        cut = self._rows[-1][0] - self.window
+        before = [v for st, v in self._rows if st <= cut]
+        if not before or not math.isfinite(value):
             return None
-        before = min(self._losses[:-self.rows])
-        if min(self._losses[-self.rows:]) > (1.0 - self.rel) * before:
-            run.request_stop("stopped", f"stopped at stagnation: the loss fell by less than {self.rel:.0%} over "
-                                        f"{self.rows} logged rows (step {row['step']})")
-            return True
+        self._rows = [r for r in self._rows if r[0] >= cut - self.window]   # bounded memory
+        if min(v for st, v in self._rows if st > cut) > (1.0 - self.rel) * min(before):
+            what = "rel-L2" if err is not None else "loss"
+            run.request_stop("stopped", f"stopped at stagnation: the {what} fell by less than {self.rel:.0%} over "
+                                        f"{self.window} iterations (step {row['step']})")
         return None
 
 
@@ -269,7 +279,7 @@ def solve(problem, net=None, *, time_limit=300.0, tol=None, progress=True, seed=
         problem, rad, record["resampling"] = _resamplers(problem, seed)
     else:
         record["resampling"] = "none: LM's iterations are few and each sees every point"
-    obs = [TimeLimit(deadline), Stagnation()]
+    obs = [TimeLimit(deadline)]
     if tol is not None:
         obs.append(StopAtTolerance(rel_l2=tol) if problem.exact is not None else StopAtTolerance(loss=tol))
     run = Run(problem, net, weighting=Fixed(), optimizer="adam", lr=1e-3, seed=seed, log_every=100, warn=False,
@@ -300,8 +310,11 @@ def _second_order(run, method, deadline):
     """Run second-order phases until tol, stagnation, the time limit or a failure; a phase
     that ends by its own rule hands the remaining time to the other method (at most 4 phases)."""
     phases = []
+    stall = Stagnation()
+    run.add_observer(stall)
     for _ in range(4):
         start = run.step_count
+        stall.window = STALL_WINDOW.get(method, 3000)
         status = run.step(_FOREVER, optimizer=method)
         phases.append({"optimizer": method, "iterations": run.step_count - start, "ended": run.message or status})
         if status != "completed" or time.perf_counter() >= deadline:

@@ -66,3 +66,27 @@ def test_bad_arguments(kw, err):
 def test_problem_must_be_a_problem():
     with pytest.raises(TypeError, match="problem"):
         pc.solve("harmonic")
+
+
+class _Stub:
+    def __init__(self):
+        self.points_changed, self.stopped = {}, None
+
+    def request_stop(self, status, message):
+        self.stopped = (status, message)
+
+
+def test_stagnation_compares_windows_and_forgets_rows_before_a_resample():
+    from pinncore.solve import Stagnation
+    s, run = Stagnation(window=100, rel=0.01), _Stub()
+    for step, err in [(0, 1.0), (100, 0.5), (200, 0.45)]:
+        s.on_log(run, {"step": step, "rel_l2": err, "total_loss": 9.0})
+    assert run.stopped is None                      # 10 % better over the last window
+    s.on_log(run, {"step": 300, "rel_l2": 0.4489, "total_loss": 9.0})   # 0.2 %: stagnation
+    assert run.stopped[0] == "stopped" and "rel-L2" in run.stopped[1]
+    s, run = Stagnation(window=100), _Stub()
+    s.on_log(run, {"step": 0, "total_loss": 1e-6})
+    run.points_changed = {"pde": 50}                # the loss now lives on other points
+    for step in (100, 200):
+        s.on_log(run, {"step": step, "total_loss": 1.0})
+    assert run.stopped is None
