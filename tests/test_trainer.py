@@ -261,3 +261,11 @@ def test_resume_without_weighting_rebuilds_the_saved_settings(tmp_path, scheme):
     assert pc.load_state(tmp_path / "s.pcs")["weighting"]["config"] == scheme.config()
     second = pc.train(p, steps=30, resume=str(tmp_path / "s.pcs"), warn=False)   # weighting=None
     np.testing.assert_array_equal(second.net.params, straight.net.params)
+
+
+def test_lm_alone_has_its_own_iteration_default():
+    from pinncore.trainer import DEFAULT_STEPS
+    assert DEFAULT_STEPS["lm"] == 200
+    r = pc.train(pc.problems.harmonic(), pc.MLP([1, 8, 1], seed=0), optimizer="lm", weighting=pc.Fixed(),
+                 warn=False, log_every=1000)
+    assert r.step <= 200
