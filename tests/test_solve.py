@@ -8,9 +8,26 @@ import pinncore as pc
 from pinncore.solve import choose_method, choose_network, interior_terms
 
 
-@pytest.mark.parametrize("omega", [np.pi, 3 * np.pi])
-def test_oscillators_reach_1e_5(omega):
-    r = pc.solve(pc.problems.harmonic(omega=omega), time_limit=60, tol=1e-5, progress=False, seed=0)
+def _oscillator(omega, zeta, u0, v0, n=80):
+    """u'' + 2ζω u' + ω² u = 0, u(0) = u0, u'(0) = v0 on [0, 1] (underdamped, closed form)."""
+    wd = omega * np.sqrt(1 - zeta ** 2)
+
+    def exact(t):
+        t = t[:, :1]
+        return np.exp(-zeta * omega * t) * (u0 * np.cos(wd * t) + (v0 + zeta * omega * u0) / wd * np.sin(wd * t))
+
+    return pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+                      terms={"pde": pc.Term(points=np.linspace(0, 1, n)[:, None],
+                                            residual=lambda x, u: u.tt + 2 * zeta * omega * u.t + omega ** 2 * u),
+                             "ic": pc.Term(points=[[0.0]], residual=lambda x, u: [u - u0, u.t - v0])},
+                      exact=exact, test_points=np.linspace(0, 1, 1000)[:, None])
+
+
+@pytest.mark.parametrize("omega, zeta, u0, v0", [(np.pi, 0.0, 1.0, 0.0), (4 * np.pi, 0.0, 0.0, 3 * np.pi),
+                                                 (6 * np.pi, 0.1, 1.0, 0.0), (2 * np.pi, 0.5, 0.5, -1.0),
+                                                 (8 * np.pi, 0.0, 1.0, 1.0)])
+def test_oscillators_reach_1e_5(omega, zeta, u0, v0):
+    r = pc.solve(_oscillator(omega, zeta, u0, v0), time_limit=120, tol=1e-5, progress=False, seed=0)
     assert r.rel_l2 <= 1e-5, r.record
     assert r.status == "converged" and r.record["method"] == "lm"
 
