@@ -56,7 +56,7 @@ def test_record_says_what_was_chosen_and_why():
 def test_large_problems_choose_self_scaled_bfgs_and_resample_the_interior():
     prob = pc.problems.burgers()
     net, why = choose_network(prob)
-    assert net.layers == [2, 30, 30, 30, 1]
+    assert net.layers == [2, 20, 20, 20, 1]
     assert choose_method(prob, net)[0] == "bfgs"
     assert interior_terms(prob) == ["pde"]
 
