@@ -148,7 +148,7 @@ class Run:
     warn : issue ``LossBalanceWarning`` at step 0. verbose : print every history row.
     observers : ``pinncore.observers.Observer`` objects (more with ``add_observer``).
     progress : show a tqdm bar for phases longer than a few seconds (``pinncore.progress``);
-        None (default): when stderr is a terminal or the run is in a notebook.
+        None (default): when stderr is a terminal or the run is in a notebook, unless ``verbose``.
     resume : a path or state dict saved by ``Run.save`` / ``TrainResult.save``: continue from it.
         With ``weighting=None`` the saved scheme is rebuilt with its saved settings; with
         ``optimizer`` left at "adam" (or naming the saved one) the saved optimizer and its
@@ -197,8 +197,8 @@ class Run:
             self.add_observer(obs)
         if verbose:
             self.add_observer(Printer())
-        if progress is None:   # auto: a bar where someone watches (a terminal, a notebook)
-            progress = Progress.wanted()
+        if progress is None:   # auto: a bar where someone watches (a terminal, a notebook) and
+            progress = Progress.wanted() and not verbose   # no per-row printing interleaves with it
         if progress and not any(isinstance(o, Progress) for o in self._observers):
             self.add_observer(Progress())
 
