@@ -270,6 +270,8 @@ def _check_args(problem, net, time_limit, tol, seed):
         raise TypeError(f"problem must be a pc.Problem, got {type(problem).__name__}")
     if net is not None and not isinstance(net, MLP):
         raise TypeError(f"net must be a pc.MLP or None, got {type(net).__name__}")
+    if net is not None:
+        problem.check_net(net)
     if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not math.isfinite(time_limit) \
             or time_limit <= 0:
         raise ValueError(f"time_limit must be a finite number of seconds > 0, got {time_limit!r}")

@@ -80,6 +80,11 @@ def test_bad_arguments(kw, err):
         pc.solve(pc.problems.harmonic(), **kw)
 
 
+def test_a_net_of_the_wrong_shape_is_refused():
+    with pytest.raises(ValueError):
+        pc.solve(pc.problems.harmonic(), pc.MLP([2, 8, 1]), time_limit=1)
+
+
 def test_problem_must_be_a_problem():
     with pytest.raises(TypeError, match="problem"):
         pc.solve("harmonic")
