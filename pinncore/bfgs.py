@@ -8,7 +8,7 @@ since the start, where L-BFGS forgets all but the last m. On PINN losses this is
 between 1e-3 and 1e-6 (Urbán, Stefanou & Pons 2025, "Unveiling the optimization process of
 physics informed neural networks"; Kiyani et al. 2025; measured on Burgers in docs/design.md).
 
-Variants (one formula, the self-scaled Broyden family in inverse form, Urbán et al. 2025 eq. 18):
+Variants (one formula, the self-scaled Broyden family in inverse form, as in Urbán et al. 2025):
 
     H⁺ = (H − H y yᵀ H / (yᵀH y) + φ (yᵀH y) v vᵀ) / τ + ρ s sᵀ,   v = ρ s − H y / (yᵀH y),
 

@@ -23,7 +23,7 @@ def _quadratic(P, seed):
 
 def test_plain_bfgs_minimises_a_quadratic_in_at_most_p_steps_with_exact_line_searches():
     # BFGS with exact line searches ends a strictly convex quadratic in at most P steps
-    # (Nocedal & Wright, Theorem 6.?/6.4 of the conjugate-direction property); a tiny c2 makes
+    # (quadratic termination: the steps are conjugate, Nocedal & Wright ch. 6); a tiny c2 makes
     # the strong-Wolfe search exact there (its cubic interpolation is exact on a quadratic).
     P = 10
     A, b, fun = _quadratic(P, 3)
