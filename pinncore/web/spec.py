@@ -177,7 +177,8 @@ PROBLEMS = {
     "klein_gordon": _space_time(),
     "advection": _space_time(c=Num(30.0, 0.1, 100.0, help="advection speed c")),
 }
-# (The library's 3-D heat_disk is not offered: the page draws 1-D curves and 2-D heat maps.)
+# (The library's 3-D heat_disk is not offered: the page draws 1-D curves and 2-D heat maps of one
+# output; nor is the three-output kovasznay flow.)
 
 # Weighting schemes and the parameters a client may set ("hard" = the hard-constraint variant
 # of the problem, which has no IC term, trained with fixed weights).
