@@ -183,6 +183,58 @@ def part_iteration(args):
     return out
 
 
+# ------------------------------------------------------------------------- part 3: LM at 10 000 rows
+def matmul_rate(n=1000, repeats=7):
+    """float64 flop/s of NumPy's matmul (n x n x n), median of ``repeats``: the reference rate."""
+    a, b = np.random.default_rng(0).standard_normal((2, n, n))
+    c = np.empty((n, n))
+    np.matmul(a, b, out=c)
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=c)
+        ts.append(time.perf_counter() - t0)
+    return 2.0 * n ** 3 / statistics.median(ts)
+
+
+def part_rows(args):
+    """One LM iteration in the parameter-space form at N rows, P parameters (Helmholtz, a
+    [2,w,w,w,1] net) against the time of JᵀJ's N·P² flops at the matmul rate of this run."""
+    pc.set_num_threads(args.threads)
+    n_bc = 400
+    problem = pc.problems.helmholtz2d(n_collocation=args.rows - n_bc, n_bc=n_bc)
+    net = pc.MLP([2] + [args.width] * 3 + [1], seed=0)
+    obj = Objective(problem, net, np.array([1.0, 10.0]))
+    lm = LevenbergMarquardt()
+    state = lm.init(net.params)
+    lm.step(net.params, state, obj, None)           # warm-up: workspace, first damping
+    rate = matmul_rate()
+    from pinncore.jacobian import ResidualJacobian
+    jac = ResidualJacobian(problem, net, np.array([1.0, 10.0]))
+    N, P = jac.rows, jac.n_params
+    A, g = np.empty((P, P)), np.empty(P)
+    t_ne, t_it, trials = [], [], []
+    for _ in range(args.row_iterations):
+        lin = jac.linearize(net.params)
+        t0 = time.perf_counter()
+        lin.normal(A=A, g=g)
+        t_ne.append(time.perf_counter() - t0)
+        before = state["accepted"] + state["rejected"]
+        t0 = time.perf_counter()
+        lm.step(net.params, state, obj, None)
+        t_it.append(time.perf_counter() - t0)
+        trials.append(state["accepted"] + state["rejected"] - before)
+    t_ref = N * P * P / rate
+    med_ne, med_it = statistics.median(t_ne), statistics.median(t_it)
+    print(f"LM at {N} rows x {P} parameters ([2,{args.width},{args.width},{args.width},1], Helmholtz), "
+          f"{args.threads} thread(s); matmul rate {rate / 1e9:.1f} GFLOP/s -> N·P² flops take {t_ref * 1e3:.1f} ms")
+    print(f"  JᵀJ + Jᵀr (kernel rows + syrk)  median {med_ne * 1e3:8.1f} ms = {med_ne / t_ref:.2f}x N·P²/rate")
+    print(f"  whole LM iteration              median {med_it * 1e3:8.1f} ms = {med_it / t_ref:.2f}x N·P²/rate "
+          f"(trials per iteration: {statistics.median(trials):.0f})")
+    return dict(rows=N, params=P, rate=rate, t_ref=t_ref, normal_ms=med_ne * 1e3, iteration_ms=med_it * 1e3,
+                normal_ratio=med_ne / t_ref, iteration_ratio=med_it / t_ref)
+
+
 # ------------------------------------------------------------------------- part 2: time to accuracy
 class Budget(Observer):
     """Stop a run once its wall time (all phases) passes ``seconds``; record (seconds since
@@ -252,7 +304,10 @@ def part_accuracy(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", choices=["iteration", "accuracy", "all"], default="all")
+    ap.add_argument("--part", choices=["iteration", "rows", "accuracy", "all"], default="all")
+    ap.add_argument("--rows", type=int, default=10000, help="residual rows of part 'rows'")
+    ap.add_argument("--width", type=int, default=21, help="hidden width of part 'rows' (21: P = 1 009)")
+    ap.add_argument("--row-iterations", type=int, default=7, help="LM iterations timed in part 'rows'")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iterations", type=int, default=200, help="LM iterations timed in part 1")
     ap.add_argument("--torch-iterations", type=int, default=20)
@@ -268,6 +323,8 @@ def main(argv=None):
     res = {}
     if args.part in ("iteration", "all"):
         res["iteration"] = part_iteration(args)
+    if args.part in ("rows", "all"):
+        res["rows"] = part_rows(args)
     if args.part in ("accuracy", "all"):
         res["accuracy"] = part_accuracy(args)
     if args.json:

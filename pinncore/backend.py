@@ -69,11 +69,52 @@ def blas_threads():
     >>> with blas_threads():
     ...     pass
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=get_num_threads(), user_api="blas")
+    ctl = _blas_controller()
+    return contextlib.nullcontext() if ctl is None else _BlasLimit(ctl, get_num_threads())
+
+
+class _BlasLimit:
+    """Caps each BLAS library's pool at n threads for the block and restores what it changed:
+    a few ctypes calls (~2 µs), where ``ThreadpoolController.limit`` re-reads every library's
+    state (~0.1 ms, a tenth of a seed-sized LM iteration)."""
+
+    __slots__ = ("libs", "n", "saved")
+
+    def __init__(self, ctl, n):
+        self.libs = [c for c in ctl.lib_controllers if c.user_api == "blas"]
+        self.n, self.saved = n, []
+
+    def __enter__(self):
+        for c in self.libs:
+            old = c.get_num_threads()
+            if old is not None and old > self.n:
+                c.set_num_threads(self.n)
+                self.saved.append((c, old))
+        return self
+
+    def __exit__(self, *exc):
+        for c, old in reversed(self.saved):
+            c.set_num_threads(old)
+        self.saved = []
+        return False
+
+
+_controller = {}
+
+
+def _blas_controller():
+    """threadpoolctl's controller, built once: building one scans the process's loaded libraries
+    (/proc/self/maps), ~0.9 ms — more than half of a seed-sized LM iteration when done per call;
+    limiting through a built controller costs ~10 µs. None without threadpoolctl."""
+    if "ctl" not in _controller:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller["ctl"] = None
+        else:
+            import scipy.linalg  # noqa: F401  (load SciPy's BLAS before the scan, so it is seen)
+            _controller["ctl"] = ThreadpoolController()
+    return _controller["ctl"]
 
 
 def compile_term(term, dtype):

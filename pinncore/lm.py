@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.blas
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dpotrs as _potrs
 
@@ -130,7 +131,7 @@ class LevenbergMarquardt(_optim.Optimizer):
         self.cg_maxiter, self.cg_tol = int(cg_maxiter), float(cg_tol)
         self._cache = None  # (params bytes, linearisation, system): rebuilt identically on resume
         self._jac = None    # (objective key, ResidualJacobian)
-        self._Jbuf = None   # J's storage in the residual-space solve
+        self._ws = None     # _Workspace: the dense buffers, reused while the sizes stay
 
     def config(self):
         """Constructor arguments (saved with a run; rebuild the optimizer on resume)."""
@@ -292,43 +293,40 @@ class LevenbergMarquardt(_optim.Optimizer):
                 return lin, float(r @ r)
         return None, float(objective.loss(trial))
 
-    @staticmethod
-    def _gram(lin, kind, out=None):
-        """The Gram matrix's upper triangle (all that Cholesky and eigh(lower=False) read)."""
-        if lin.jac is None:
-            return lin.gram(kind)
-        return lin.gram(kind, out=out, upper=True) if kind == "JJt" else lin.gram(kind, upper=True)
-
-    def _buffer(self, lin, rows, P):
-        """J's storage, reused across iterations (a fresh 2 MB array per iteration costs page
-        faults comparable to the solve at the seed size)."""
-        if lin.jac is None:
-            return None
-        dt = np.dtype(lin.jac.dtype)
-        if self._Jbuf is None or self._Jbuf.shape != (rows, P) or self._Jbuf.dtype != dt:
-            self._Jbuf = np.empty((rows, P), dtype=dt)
-        return self._Jbuf
-
     def _rows_params(self, lin):
         if lin.jac is not None:
             return lin.jac.rows, lin.jac.n_params
         return lin._J.shape
+
+    def _workspace(self, lin, kind, rows, P):
+        dt = np.dtype(lin.jac.dtype) if lin.jac is not None else np.dtype(np.float64)
+        if self._ws is None or not self._ws.fits(kind, rows, P, dt):
+            self._ws = _Workspace(kind, rows, P, dt)
+        return self._ws
 
     def _system(self, lin, state):
         """The linear-algebra form at this point (Gram matrix or operator), r and g = Jᵀr."""
         rows, P = self._rows_params(lin)
         kind = self.choose_solver(rows, P)
         if kind == "residual":
-            K, J = self._gram(lin, "JJt", out=self._buffer(lin, rows, P))  # forms J, which also gives r
-            r = np.asarray(lin.r, dtype=np.float64)
+            ws = self._workspace(lin, kind, rows, P)
+            if lin.jac is None:
+                r, J = lin.dense()
+            else:
+                r, J = lin.dense(out=ws.J)  # one kernel pass: r and J together
+            r = np.asarray(r, dtype=np.float64)
             J = np.asarray(J, dtype=np.float64)
-            system = {"kind": kind, "K": K, "J": J, "g": J.T @ r}
+            system = {"kind": kind, "K": ws.gram_rows(J), "J": J, "g": np.dot(J.T, r, out=ws.g), "ws": ws}
             if state["mu"] <= 0:  # the diagonal of JᵀJ: only for the initial damping
                 system["diag"] = float(np.einsum("ij,ij->j", J, J).max(initial=0))
         elif kind == "parameter":
+            ws = self._workspace(lin, kind, rows, P)
+            if lin.jac is None:
+                A, g = lin.gram("JtJ")
+            else:
+                A, g, _ = lin.normal(A=ws.A, g=ws.g)  # JᵀJ, Jᵀr and r in one kernel pass, J never held
             r = np.asarray(lin.r, dtype=np.float64)
-            A, g = self._gram(lin, "JtJ")
-            system = {"kind": kind, "A": A, "g": g, "diag": float(np.diag(A).max(initial=0))}
+            system = {"kind": kind, "A": A, "g": g, "diag": float(np.diag(A).max(initial=0)), "ws": ws}
         else:
             r = np.asarray(lin.r, dtype=np.float64)
             g = np.asarray(lin.rmatvec(r), dtype=np.float64)
@@ -348,12 +346,14 @@ class LevenbergMarquardt(_optim.Optimizer):
         kind = system["kind"]
         if kind == "residual":
             y = _spd_solve(system, "K", mu, r)
-            h = -(system["J"].T @ y)
+            h = np.dot(system["J"].T, y, out=system["ws"].h)
+            np.negative(h, out=h)
             # r + J h = r − JJᵀ y = μ y, since (JJᵀ + μI) y = r.
             return h, F - mu * mu * float(y @ y)
         g = system["g"]
         if kind == "parameter":
-            h = -_spd_solve(system, "A", mu, g)
+            h = _spd_solve(system, "A", mu, g)
+            np.negative(h, out=h)
             return h, -float(g @ h) + mu * float(h @ h)
         h, Jh = self._cg(lin, g, mu)
         return h, -2.0 * float(g @ h) - float(Jh @ Jh)
@@ -386,15 +386,48 @@ class LevenbergMarquardt(_optim.Optimizer):
         return h, Jh
 
 
+class _Workspace:
+    """The dense buffers of one solver form, allocated once and reused every iteration (a fresh
+    2 MB J per iteration costs page faults comparable to the whole solve at the seed size):
+    residual form J (rows, P) in the network's dtype, JJᵀ and its factor (rows, rows); parameter
+    form JᵀJ and its factor (P, P); g and h (P,). Factors are Fortran-ordered so LAPACK works in
+    place (``overwrite_a``); ``diag`` is a view of the factor's diagonal (μ is added there)."""
+
+    def __init__(self, kind, rows, P, dtype):
+        self.kind, self.rows, self.P, self.dtype = kind, rows, P, dtype
+        n = rows if kind == "residual" else P
+        self.J = np.empty((rows, P), dtype=dtype) if kind == "residual" else None
+        self.K = np.empty((rows, rows), order="F") if kind == "residual" else None
+        self.A = np.empty((P, P)) if kind == "parameter" else None
+        self.fac = np.empty((n, n), order="F")
+        self.diag = self.fac.T.reshape(-1)[::n + 1]   # a view (fac.T is C-contiguous)
+        self.g, self.h = np.empty(P), np.empty(P)
+
+    def fits(self, kind, rows, P, dtype):
+        return (kind, rows, P, dtype) == (self.kind, self.rows, self.P, self.dtype)
+
+    def gram_rows(self, J):
+        """JJᵀ's upper triangle into K (BLAS syrk in place; all that Cholesky and eigh read)."""
+        return scipy.linalg.blas.dsyrk(1.0, J.T, trans=1, lower=0, c=self.K, overwrite_c=1)
+
+    def shifted_factor(self, M, mu):
+        """Cholesky of M + μI (upper triangle of M read) in the factor buffer: (c, info)."""
+        np.copyto(self.fac, M)
+        self.diag += mu
+        return _potrf(self.fac, lower=0, clean=0, overwrite_a=1)
+
+
 def _spd_solve(system, name, mu, b):
     """(M + μI)⁻¹ b for the symmetric positive semi-definite M = system[name] (its upper triangle
-    is read): Cholesky, or the
-    eigendecomposition (computed once per point) when the shifted matrix is not numerically
-    positive definite."""
+    is read): Cholesky in the workspace's factor buffer, or the eigendecomposition (computed
+    once per point) when the shifted matrix is not numerically positive definite."""
     M = system[name]
     # LAPACK directly: scipy's cho_factor/cho_solve wrappers cost ~0.1 ms, a third of a 52×52 solve.
-    A = M + mu * np.eye(M.shape[0])
-    c, info = _potrf(A, lower=0, clean=0, overwrite_a=1)
+    ws = system.get("ws")
+    if ws is not None:
+        c, info = ws.shifted_factor(M, mu)
+    else:
+        c, info = _potrf(M + mu * np.eye(M.shape[0]), lower=0, clean=0, overwrite_a=1)
     if info == 0:
         x, info = _potrs(c, b, lower=0)
         if info == 0 and np.isfinite(x).all():
