@@ -14,10 +14,21 @@ accepted (ρ > 0): μ ← μ · max(1/3, 1 − (2ρ − 1)³), ν ← 2; rejecte
 The linear system is solved where it is small:
 
 * residual space, h = −Jᵀ (JJᵀ + μI)⁻¹ r (rows ≤ parameters, e.g. the seed oscillator's 52
-  rows against 5 301 parameters);
-* parameter space, (JᵀJ + μI) h = −Jᵀr with JᵀJ accumulated over point chunks (rows > parameters);
+  rows against 5 301 parameters): J (rows × P) and JJᵀ (rows²·P flops, BLAS syrk);
+* parameter space, (JᵀJ + μI) h = −Jᵀr (rows > parameters, e.g. 10 000 collocation rows
+  against 1 000 parameters): the kernel accumulates JᵀJ and Jᵀr over point chunks, one BLAS
+  syrk per chunk (``Linearization.normal``, csrc/jacobian.hpp), so J is never held and an
+  iteration costs about rows·P² flops plus one P³/3 Cholesky;
 * matrix-free Gauss–Newton–CG when neither fits ``memory_budget``: conjugate gradients on
   (JᵀJ + μI) h = −Jᵀr with J v by forward tangents and Jᵀu by the backward sweep.
+
+"auto" picks the form with fewer flops: the Gram product costs rows²·P against rows·P² and
+the factorisation rows³/3 against P³/3, so residual space exactly when rows ≤ P — then memory
+decides (``memory_budget``), the matrix-free form last. Every dense buffer (J, the Gram matrix,
+its Cholesky factor, g, h) is allocated once and reused; a rejected trial re-solves with a
+larger μ from the same Gram matrix (no new J); the trial point costs one forward pass, and
+when it is accepted its residuals start the next iteration, whose Jacobian pass returns r and
+J together.
 
 Cholesky factorisations (SciPy), with an eigendecomposition fallback when the shifted Gram
 matrix is not numerically positive definite. Non-finite trial points are rejected, so the
@@ -205,7 +216,8 @@ class LevenbergMarquardt(_optim.Optimizer):
     def _step(self, params, state, objective):
         # The linearisation is reused while neither the point nor the objective changed (a
         # rejected iteration; new points or weights build a new ResidualJacobian).
-        key = (id(self._jacobian(objective) or objective), params.tobytes())
+        jac = self._jacobian(objective)
+        key = (id(jac or objective), params.tobytes())
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._linearize(objective, params), None)
         _, lin, system = self._cache
@@ -227,8 +239,8 @@ class LevenbergMarquardt(_optim.Optimizer):
             h, pred = self._solve(system, lin, r, F, state["mu"])
             if float(np.linalg.norm(h)) <= step_tol:
                 return "converged: step below xtol"
-            trial = (theta + h).astype(params.dtype)
-            trial_lin, F_new = self._trial_loss(objective, trial)
+            trial = np.add(theta, h, dtype=params.dtype)
+            trial_lin, F_new = self._trial_loss(objective, jac, trial)
             rho = (F - F_new) / pred if (math.isfinite(F_new) and pred > 0) else -math.inf
             if rho > 0:
                 params[:] = trial
@@ -283,14 +295,14 @@ class LevenbergMarquardt(_optim.Optimizer):
             return jac.linearize(params)
         return _DenseLinearization(*objective.residual_jacobian(params))
 
-    def _trial_loss(self, objective, trial):
-        """(linearisation or None, ‖r‖²) at a trial point; residuals only (no Jacobian)."""
-        jac = self._jacobian(objective)
+    @staticmethod
+    def _trial_loss(objective, jac, trial):
+        """(linearisation or None, ‖r‖²) at a trial point; residuals only (no Jacobian, one
+        forward pass). A non-finite r gives a non-finite sum (the trial is then rejected)."""
         if jac is not None:
             lin = jac.linearize(trial)
-            with np.errstate(all="ignore"):
-                r = np.asarray(lin.r, dtype=np.float64)
-                return lin, float(r @ r)
+            r = lin.r
+            return lin, float(np.dot(r, r))
         return None, float(objective.loss(trial))
 
     def _rows_params(self, lin):
