@@ -349,3 +349,18 @@ def test_normal_equations_bad_buffers_are_named():
         be.normal_equations(lin.params, [(jac.data[0], None, adj, 0, np.zeros((1, 3)), None)], A, g)
     with pytest.raises(ValueError, match=r"r_out must be"):
         be.normal_equations(lin.params, src, A, g, r_out=np.zeros(3))
+
+
+def test_normal_equations_bitwise_across_kernel_threads(threads_reset):
+    """The rows are the same arithmetic on any thread count and the chunks are folded in a
+    fixed order, so JᵀJ and Jᵀr are bitwise equal on 1 and 2 kernel threads (the BLAS pool is
+    capped at one thread throughout, as LM does while on one kernel thread)."""
+    from pinncore import backend
+    case = harmonic_case(n=600, hidden=(50, 50, 50))   # chunks large enough for the kernel to thread
+    net, _ = net_pair(case.layers)
+    jac = ResidualJacobian(case.problem, net, {"ic": 7.0})
+    with backend.blas_threads():   # one thread: set before the block
+        A1, g1, rr1 = jac.linearize().normal(chunk_rows=250)
+        pc.set_num_threads(2)
+        A2, g2, rr2 = jac.linearize().normal(chunk_rows=250)
+    assert np.array_equal(A1, A2) and np.array_equal(g1, g2) and rr1 == rr2
