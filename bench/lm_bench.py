@@ -159,7 +159,11 @@ def part_iteration(args):
     print(f"seed oscillator, 52 rows x {net.n_params} params, {args.threads} thread(s):")
     print(f"  pinncore LM iteration  median {med_lm * 1e3:8.3f} ms  (mean {statistics.mean(t_lm) * 1e3:.3f} ms)")
     print(f"  pinncore Adam step     median {med_adam * 1e3:8.3f} ms  -> LM iteration = {med_lm / med_adam:.1f} Adam steps")
-    out.update(lm_ms=med_lm * 1e3, adam_ms=med_adam * 1e3)
+    rate = matmul_rate()
+    t_gram = J.shape[0] ** 2 * J.shape[1] / rate   # JJᵀ's rows²·P flops (syrk) at the matmul rate
+    print(f"  matmul rate {rate / 1e9:.1f} GFLOP/s in this run: JJᵀ's rows²·P flops take {t_gram * 1e3:.3f} ms "
+          f"-> LM iteration = {med_lm / t_gram:.1f}x that")
+    out.update(lm_ms=med_lm * 1e3, adam_ms=med_adam * 1e3, rate=rate, gram_ms=t_gram * 1e3)
     if torch is not None:
         tl = TorchLM(problem, pc.MLP(SEED_LAYERS, seed=0).params, 1.0)
         tt = []

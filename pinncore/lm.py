@@ -175,8 +175,10 @@ class LevenbergMarquardt(_optim.Optimizer):
         >>> sorted(LevenbergMarquardt().needs(52, 5301))
         ['cg', 'parameter', 'residual']
         """
+        # residual: J, JJᵀ, its factor (and eigenvectors on the fallback); parameter: JᵀJ, its
+        # factor (eigenvectors) and the kernel's row chunk (≤ 512 rows, twice for a paired term)
         return {"residual": 8 * (rows * n_params + 3 * rows * rows),
-                "parameter": 8 * 3 * n_params * n_params + min(32 << 20, 8 * rows * n_params),
+                "parameter": 8 * 3 * n_params * n_params + 8 * 2 * min(rows, 512) * n_params,
                 "cg": 8 * 12 * (rows + n_params)}
 
     def choose_solver(self, rows, n_params):
