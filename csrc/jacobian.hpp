@@ -181,6 +181,7 @@ template <class T> class Jacobian {
     // gradient is Σ_s z̄_s,i in_s,iᵀ and z̄_0,i for the bias (the per-point term of the kernel's
     // gW += Σ_i Σ_s z̄_s in_sᵀ); B's is 2π (ā_0 x̂ᵀ + Σ_f ā_f scale_k e_kᵀ) (embedding.hpp).
     struct RowVisitor {
+        static constexpr int kMaxRegStreams = 16;
         const M* m = nullptr;
         const Term<T>* tm = nullptr;
         T* J = nullptr;          // row of (component k, point begin)
@@ -212,6 +213,33 @@ template <class T> class Jacobian {
                     continue;
                 }
                 const int ldi = m->ip_[j];
+                if (S <= kMaxRegStreams) {
+                    using V = typename Vec<T>::type;
+                    constexpr int vw = Vec<T>::width;
+                    // Each entry once: Σ_s over the streams in registers, one store (the
+                    // pass-per-stream form re-reads and re-writes the row S times).
+                    const T* hs[kMaxRegStreams];
+                    T gs[kMaxRegStreams];
+                    for (int s = 0; s < S; ++s) hs[s] = in + (static_cast<std::size_t>(s) * cn + i) * ldi;
+                    for (int o = 0; o < out; ++o) {
+                        for (int s = 0; s < S; ++s) gs[s] = G[(static_cast<std::size_t>(s) * cn + i) * ldo + o];
+                        T* dst = Wr + static_cast<std::size_t>(o) * nin;
+                        // Whole vectors of k: the input rows are padded to the lanes (zeros
+                        // past nin, 64-byte aligned); V's 8-byte alignment allows the unaligned
+                        // row of J. The tail stores only the nin - k real entries.
+                        int k = 0;
+                        for (; k < nin; k += vw) {
+                            V acc = gs[0] * *reinterpret_cast<const V*>(hs[0] + k);
+                            for (int s = 1; s < S; ++s) acc += gs[s] * *reinterpret_cast<const V*>(hs[s] + k);
+                            if (k + vw <= nin) {
+                                *reinterpret_cast<V*>(dst + k) = acc;
+                            } else {
+                                for (int q = 0; q < nin - k; ++q) dst[k + q] = acc[q];
+                            }
+                        }
+                    }
+                    continue;
+                }
                 for (int o = 0; o < out; ++o) {
                     T* dst = Wr + static_cast<std::size_t>(o) * nin;
                     const T g = g0[o];
