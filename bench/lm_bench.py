@@ -49,7 +49,7 @@ SEED_LAYERS = [1, 50, 50, 50, 1]
 
 
 # ------------------------------------------------------------------------- part 1: one iteration
-def pinncore_lm(lam, seed, iterations, target=None, geodesic="auto"):
+def pinncore_lm(lam, seed, iterations, target=None, geodesic=True):
     """LM from random initialisation through the optimizer interface (no run, no logging).
     Returns (per-iteration times, final rel-L2, seconds to target or None)."""
     problem = pc.problems.harmonic()
@@ -212,42 +212,56 @@ def matmul_rate(n=1000, repeats=7):
     return 2.0 * n ** 3 / statistics.median(ts)
 
 
-def part_rows(args):
-    """One LM iteration in the parameter-space form at N rows, P parameters (Helmholtz, a
-    [2,w,w,w,1] net) against the time of JᵀJ's N·P² flops at the matmul rate of this run."""
-    pc.set_num_threads(args.threads)
-    n_bc = 400
-    problem = pc.problems.helmholtz2d(n_collocation=args.rows - n_bc, n_bc=n_bc)
-    net = pc.MLP([2] + [args.width] * 3 + [1], seed=0)
+def _rows_iterations(problem, width, geodesic, iterations, jac=None, A=None, g=None):
+    """Median seconds of one LM iteration (and of the normal equations alone, when ``jac`` is
+    given) over ``iterations`` iterations after a warm-up one; trials per iteration."""
+    net = pc.MLP([2] + [width] * 3 + [1], seed=0)
     obj = Objective(problem, net, np.array([1.0, 10.0]))
-    lm = LevenbergMarquardt()
+    lm = LevenbergMarquardt(geodesic=geodesic)
     state = lm.init(net.params)
     lm.step(net.params, state, obj, None)           # warm-up: workspace, first damping
-    rate = matmul_rate()
-    from pinncore.jacobian import ResidualJacobian
-    jac = ResidualJacobian(problem, net, np.array([1.0, 10.0]))
-    N, P = jac.rows, jac.n_params
-    A, g = np.empty((P, P)), np.empty(P)
     t_ne, t_it, trials = [], [], []
-    for _ in range(args.row_iterations):
-        lin = jac.linearize(net.params)
-        t0 = time.perf_counter()
-        lin.normal(A=A, g=g)
-        t_ne.append(time.perf_counter() - t0)
+    for _ in range(iterations):
+        if jac is not None:
+            lin = jac.linearize(net.params)
+            t0 = time.perf_counter()
+            lin.normal(A=A, g=g)
+            t_ne.append(time.perf_counter() - t0)
         before = state["accepted"] + state["rejected"]
         t0 = time.perf_counter()
         lm.step(net.params, state, obj, None)
         t_it.append(time.perf_counter() - t0)
         trials.append(state["accepted"] + state["rejected"] - before)
+    return statistics.median(t_it), (statistics.median(t_ne) if t_ne else None), statistics.median(trials)
+
+
+def part_rows(args):
+    """One LM iteration in the parameter-space form at N rows, P parameters (Helmholtz, a
+    [2,w,w,w,1] net) against the time of JᵀJ's N·P² flops at the matmul rate of this run:
+    plain steps (the iteration: normal equations, Cholesky, trial residuals) and the default
+    geodesic steps (+ two residual passes, Jᵀr_hh and a re-solve per trial)."""
+    pc.set_num_threads(args.threads)
+    n_bc = 400
+    problem = pc.problems.helmholtz2d(n_collocation=args.rows - n_bc, n_bc=n_bc)
+    from pinncore.jacobian import ResidualJacobian
+    jac = ResidualJacobian(problem, pc.MLP([2] + [args.width] * 3 + [1], seed=0), np.array([1.0, 10.0]))
+    N, P = jac.rows, jac.n_params
+    A, g = np.empty((P, P)), np.empty(P)
+    rate = matmul_rate()
+    med_it, med_ne, trials = _rows_iterations(problem, args.width, False, args.row_iterations, jac, A, g)
+    med_geo, _, trials_geo = _rows_iterations(problem, args.width, True, args.row_iterations)
+    rate = 0.5 * (rate + matmul_rate())   # before and after: the machine's load drifts
     t_ref = N * P * P / rate
-    med_ne, med_it = statistics.median(t_ne), statistics.median(t_it)
     print(f"LM at {N} rows x {P} parameters ([2,{args.width},{args.width},{args.width},1], Helmholtz), "
           f"{args.threads} thread(s); matmul rate {rate / 1e9:.1f} GFLOP/s -> N·P² flops take {t_ref * 1e3:.1f} ms")
     print(f"  JᵀJ + Jᵀr (kernel rows + syrk)  median {med_ne * 1e3:8.1f} ms = {med_ne / t_ref:.2f}x N·P²/rate")
-    print(f"  whole LM iteration              median {med_it * 1e3:8.1f} ms = {med_it / t_ref:.2f}x N·P²/rate "
-          f"(trials per iteration: {statistics.median(trials):.0f})")
+    print(f"  LM iteration, plain steps       median {med_it * 1e3:8.1f} ms = {med_it / t_ref:.2f}x N·P²/rate "
+          f"(trials per iteration: {trials:.0f})")
+    print(f"  LM iteration, geodesic (default) median {med_geo * 1e3:7.1f} ms = {med_geo / t_ref:.2f}x N·P²/rate "
+          f"(trials per iteration: {trials_geo:.0f})")
     return dict(rows=N, params=P, rate=rate, t_ref=t_ref, normal_ms=med_ne * 1e3, iteration_ms=med_it * 1e3,
-                normal_ratio=med_ne / t_ref, iteration_ratio=med_it / t_ref)
+                geodesic_ms=med_geo * 1e3, normal_ratio=med_ne / t_ref, iteration_ratio=med_it / t_ref,
+                geodesic_ratio=med_geo / t_ref)
 
 
 # ------------------------------------------------------------------------- part 2: time to accuracy

@@ -103,12 +103,12 @@ class LevenbergMarquardt(_optim.Optimizer):
         accepted iterations in a row; μ > mu_max · (initial max diag(JᵀJ)).
     max_trials : damping increases tried within one iteration before it ends unaccepted.
     cg_maxiter, cg_tol : the inner conjugate-gradient solve of the matrix-free form.
-    geodesic : add the geodesic acceleration to each dense step (Transtrum & Sethna 2012) — two
-        residual-only passes and one re-solve per trial. "auto" (default): in the residual-space
-        form only, where it was measured to pay (the seed oscillator reaches rel-L2 1e-6 in
-        42–43 instead of 73–190 iterations, 1.4–3× sooner in wall time, and ends near 1e-9
-        instead of 1e-7); in the parameter form the extra passes and bend rejections cost more
-        than the iterations saved on the small Poisson/Helmholtz fits measured (bench/README.md).
+    geodesic : add the geodesic acceleration to each dense step (Transtrum & Sethna 2012; the
+        matrix-free form takes plain steps): one or two residual-only passes and one re-solve
+        per trial, ~1.5x a plain iteration on the seed. Measured (bench/README.md): the seed
+        oscillator reaches rel-L2 1e-6 in 39–43 instead of 73–190 iterations and ends near
+        1e-9 instead of 1e-7; heat after 500 Adam steps ends 10–40x lower at equal wall time
+        in both forms; a small Helmholtz fit lost ~2x at equal time.
 
     Implements the run's optimizer interface: ``config()``, ``init(params)`` and
     ``step(params, state, objective, evaluation)`` (one iteration, params updated in place;
@@ -125,7 +125,7 @@ class LevenbergMarquardt(_optim.Optimizer):
 
     def __init__(self, solver="auto", memory_budget=2 * 10 ** 9, tau=1e-6, mu_init=None, gtol=1e-12, xtol=1e-15,
                  ftol=1e-10, stall_iterations=20, mu_max=1e15, max_trials=10, cg_maxiter=200, cg_tol=1e-8,
-                 geodesic="auto"):
+                 geodesic=True):
         if solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {solver!r}")
         self.solver = solver
@@ -148,9 +148,9 @@ class LevenbergMarquardt(_optim.Optimizer):
         self.gtol, self.xtol, self.ftol = float(gtol), float(xtol), float(ftol)
         self.stall_iterations, self.max_trials = int(stall_iterations), int(max_trials)
         self.cg_maxiter, self.cg_tol = int(cg_maxiter), float(cg_tol)
-        if not (isinstance(geodesic, (bool, np.bool_)) or geodesic == "auto"):
-            raise ValueError(f"geodesic must be True, False or 'auto', got {geodesic!r}")
-        self.geodesic = geodesic if geodesic == "auto" else bool(geodesic)
+        if not isinstance(geodesic, (bool, np.bool_)):
+            raise ValueError(f"geodesic must be True or False, got {geodesic!r}")
+        self.geodesic = bool(geodesic)
         self._cache = None  # (params bytes, linearisation, system): rebuilt identically on resume
         self._jac = None    # (objective key, ResidualJacobian)
         self._ws = None     # _Workspace: the dense buffers, reused while the sizes stay
@@ -248,8 +248,7 @@ class LevenbergMarquardt(_optim.Optimizer):
             return "converged: gradient below gtol"
         theta = np.asarray(params, dtype=np.float64)
         step_tol = self.xtol * (float(np.linalg.norm(theta)) + self.xtol)
-        accelerate = jac is not None and (system["kind"] == "residual" if self.geodesic == "auto"
-                                          else self.geodesic and system["kind"] != "cg")
+        accelerate = self.geodesic and jac is not None and system["kind"] != "cg"
         for _ in range(self.max_trials):
             h, pred = self._solve(system, lin, r, F, state["mu"])
             if float(np.linalg.norm(h)) <= step_tol:
