@@ -264,6 +264,41 @@ def part_rows(args):
                 geodesic_ratio=med_geo / t_ref)
 
 
+# ------------------------------------------------------------------------- part 4: geodesic acceleration
+GEODESIC_CASES = [("heat1d", dict(n_collocation=500, n_ic=64, n_bc=64), [2, 30, 30, 30, 1]),
+                  ("heat1d", dict(n_collocation=3000, n_ic=200, n_bc=200), [2, 20, 20, 1]),
+                  ("burgers", dict(n_collocation=600, n_ic=100, n_bc=100), [2, 30, 30, 30, 1])]
+
+
+def part_geodesic(args):
+    """Plain against geodesic LM steps from the same point after 500 Adam steps (Fixed weights):
+    rel-L2 and seconds every 30 iterations, for 120 iterations."""
+    pc.set_num_threads(args.threads)
+    out = []
+    for name, kw, layers in GEODESIC_CASES:
+        problem = pc.problems.REGISTRY[name](**kw)
+        run = pc.Run(problem, pc.MLP(layers, seed=0), weighting=pc.Fixed(), warn=False)
+        run.step(500)
+        p0 = run.net.params.copy()
+        for geodesic in (False, True):
+            net = pc.MLP(layers, seed=0)
+            net.params[:] = p0
+            obj = Objective(problem, net, np.ones(len(problem.term_names)))
+            lm = LevenbergMarquardt(geodesic=geodesic)
+            state = lm.init(net.params)
+            t0, marks = time.perf_counter(), []
+            for it in range(120):
+                reason = lm.step(net.params, state, obj, None)
+                if it % 30 == 29:
+                    marks.append((it + 1, time.perf_counter() - t0, problem.rel_l2(net)))
+                if reason:
+                    break
+            print(f"{name:8s} {lm._ws.rows:5d} rows x {lm._ws.P:5d} ({lm._ws.kind:9s}) geodesic={geodesic!s:5s} "
+                  + "  ".join(f"it {i}: {e:.1e} ({t:.1f} s)" for i, t, e in marks), flush=True)
+            out.append(dict(problem=name, geodesic=geodesic, marks=marks))
+    return out
+
+
 # ------------------------------------------------------------------------- part 2: time to accuracy
 class Budget(Observer):
     """Stop a run once its wall time (all phases) passes ``seconds``; record (seconds since
@@ -333,7 +368,7 @@ def part_accuracy(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", choices=["iteration", "rows", "accuracy", "all"], default="all")
+    ap.add_argument("--part", choices=["iteration", "rows", "geodesic", "accuracy", "all"], default="all")
     ap.add_argument("--rows", type=int, default=10000, help="residual rows of part 'rows'")
     ap.add_argument("--width", type=int, default=21, help="hidden width of part 'rows' (21: P = 1 009)")
     ap.add_argument("--row-iterations", type=int, default=7, help="LM iterations timed in part 'rows'")
@@ -354,6 +389,8 @@ def main(argv=None):
         res["iteration"] = part_iteration(args)
     if args.part in ("rows", "all"):
         res["rows"] = part_rows(args)
+    if args.part in ("geodesic", "all"):
+        res["geodesic"] = part_geodesic(args)
     if args.part in ("accuracy", "all"):
         res["accuracy"] = part_accuracy(args)
     if args.json:
