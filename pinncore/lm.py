@@ -11,6 +11,10 @@ h = −(JᵀJ + μI)⁻¹ Jᵀr, accept it when the loss falls, and update μ by
 (Nielsen 1999; Madsen, Nielsen & Tingleff 2004, "Methods for non-linear least squares
 problems", Algorithm 3.16): ρ = (F(θ) − F(θ+h)) / (F(θ) − ‖r + J h‖²);
 accepted (ρ > 0): μ ← μ · max(1/3, 1 − (2ρ − 1)³), ν ← 2; rejected: μ ← μ ν, ν ← 2ν.
+By default the dense forms add the geodesic acceleration (Transtrum & Sethna 2012): the trial is
+h + a/2, a = −(JᵀJ + μI)⁻¹ Jᵀ r_hh with r_hh the second derivative of r along h (finite
+differences of residual-only passes), and a trial whose path bends too much (2‖a‖ > 0.75‖h‖)
+counts as rejected — measured to cut the seed oscillator's iterations to 1e-6 by 2–5×.
 The linear system is solved where it is small:
 
 * residual space, h = −Jᵀ (JJᵀ + μI)⁻¹ r (rows ≤ parameters, e.g. the seed oscillator's 52
