@@ -263,7 +263,12 @@ class LevenbergMarquardt(_optim.Optimizer):
                     if self._reject(state):
                         return "stopped: damping above mu_max (no step reduces the loss)"
                     continue
-            trial = np.add(theta, h, dtype=params.dtype)
+            with np.errstate(over="ignore", invalid="ignore"):
+                trial = np.add(theta, h, dtype=params.dtype)
+            if not np.isfinite(trial).all():   # beyond the dtype's range: a rejected trial
+                if self._reject(state):
+                    return "stopped: damping above mu_max (no step reduces the loss)"
+                continue
             trial_lin, F_new = self._trial_loss(objective, jac, trial)
             rho = (F - F_new) / pred if (math.isfinite(F_new) and pred > 0) else -math.inf
             if rho > 0:
@@ -319,13 +324,17 @@ class LevenbergMarquardt(_optim.Optimizer):
         cut the iterations to rel-L2 1e-6 from 73–220 to 34–51 (bench/README.md)."""
         eps = 0.1
         with np.errstate(all="ignore"):
-            rp = np.asarray(jac.linearize(np.add(theta, eps * h, dtype=dtype)).r, dtype=np.float64)
+            ahead = np.add(theta, eps * h, dtype=dtype)
+            behind = np.add(theta, -eps * h, dtype=dtype)
+            if not (np.isfinite(ahead).all() and np.isfinite(behind).all()):
+                return None   # a step beyond the dtype's range (linearize would refuse it)
+            rp = np.asarray(jac.linearize(ahead).r, dtype=np.float64)
             if system["kind"] == "residual":
                 # J is at hand: the forward difference (Transtrum & Sethna eq. 16),
                 # r_hh ≈ (2/ε) ((r(θ + εh) − r) / ε − J h), one residual pass
                 rhh = (2.0 / eps) * ((rp - r) / eps - system["J"] @ h)
             else:
-                rm = np.asarray(jac.linearize(np.add(theta, -eps * h, dtype=dtype)).r, dtype=np.float64)
+                rm = np.asarray(jac.linearize(behind).r, dtype=np.float64)
                 rhh = (rp + rm - 2.0 * r) / (eps * eps)
             if not np.isfinite(rhh).all():
                 return None

@@ -331,3 +331,18 @@ def test_workspace_is_reused_and_rejections_keep_the_linearisation():
         assert len(calls) == trials, (len(calls), trials)
         calls.clear()
     assert state["rejected"] >= 1
+
+
+def test_a_step_beyond_float32_range_is_rejected_not_raised():
+    """A float32 net whose damped step overflows the dtype: the trial is rejected (μ grows),
+    never a ValueError from the non-finite trial parameters."""
+    problem = pc.problems.harmonic()
+    net = pc.MLP([1, 8, 1], seed=0, dtype=np.float32)
+    obj = Objective(problem, net, np.array([1.0, 1.0]))
+    lm = LevenbergMarquardt(mu_init=1e-300)
+    state = lm.init(net.params)
+    huge = np.full(net.n_params, 1e39)
+    lm._solve = lambda *a: (huge.copy(), 1.0)   # a step past float32's range
+    reason = lm.step(net.params, state, obj, None)
+    assert state["rejected"] >= 1 and np.isfinite(net.params).all()
+    assert reason is None or reason.startswith("stopped")
