@@ -116,7 +116,7 @@ def _solution(problem, net, n):
     axes, x = _grid(problem, n)
     u = problem.predict(net, x)[:, 0]
     exact = None if problem.exact is None else np.asarray(problem.exact(x), dtype=np.float64).reshape(-1)
-    geometry = getattr(problem, "geometry", None)
+    geometry = problem.geometry
     if geometry is not None:   # grid points outside the domain (holes, the L's notch) become null
         outside = ~np.asarray(geometry.inside(x), dtype=bool)
         u[outside] = np.nan
