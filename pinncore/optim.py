@@ -46,6 +46,7 @@ class Optimizer:
     default_iterations = 1000   # a phase's iterations when the user gives none (phases.build)
     follow_iterations = None    # iterations as a later phase when none are given (None: default_iterations)
     cost = 10.0                 # work of one iteration relative to an Adam step (the web server's budget)
+    label = None                # a short display name (None: the name in capitals)
     learning_rate = None        # a method ``learning_rate(step)`` on optimizers that have one (logged as lr)
 
     def config(self) -> dict:
@@ -96,6 +97,7 @@ class Adam(Optimizer):
     checks_gradients = True
     default_iterations = 2000
     cost = 1.0
+    label = "Adam"
 
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, decay_rate=None, decay_steps=1000):
         for name, v in (("lr", lr), ("eps", eps)):
@@ -258,6 +260,7 @@ class LBFGS(Optimizer):
     name = "lbfgs"
     adapts_weights = False
     default_iterations = 1000
+    label = "L-BFGS"
     follow_iterations = 500    # after Adam it stalls well before 500 on the library problems
     cost = 10.0                # a few loss evaluations per iteration (line search)
 
