@@ -531,7 +531,12 @@ def _cmd_serve(args):
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``pinncore`` command; returns the exit status."""
+    """Entry point of the ``pinncore`` command; returns the exit status.
+
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    pinncore ...
+    0
+    """
     parser = _build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -393,14 +393,14 @@ def register(name, cls, **kw):
     ``registry.optimizers.add(name, cls, ...)`` (keywords: description, bounds, aliases, flags).
     Registering the same class again under its name is a no-op.
 
-    >>> class Plain(Optimizer):
-    ...     name = "plain-doc"
-    >>> register("plain-doc", Plain); get("plain-doc").name
-    'plain-doc'
+    >>> register("adam", Adam) is registry.optimizers["adam"]   # already registered: unchanged
+    True
     """
     if name in registry.optimizers and registry.optimizers[name].factory is cls:
         return registry.optimizers[name]
-    kw.setdefault("adapts_weights", bool(getattr(cls, "adapts_weights", True)))
+    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise TypeError(f"register({name!r}, cls): cls must be a pinncore.optim.Optimizer subclass, got {cls!r}")
+    kw.setdefault("adapts_weights", bool(cls.adapts_weights))
     return registry.optimizers.add(name, cls, **kw)
 
 

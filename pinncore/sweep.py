@@ -254,7 +254,7 @@ def check(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=
     >>> check("harmonic", {"bogus": [1.0]})
     Traceback (most recent call last):
     ...
-    ValueError: grid key 'bogus' is not a term of the problem ['pde', 'ic'] nor a setting; use a term name, 'weighting', 'weighting.<arg>', 'optimizer', 'optimizer.<arg>', 'problem.<arg>', 'layers' or a pc.train keyword (lr, steps, lbfgs_steps, lm_steps, log_every, tol, audit)
+    ValueError: grid key 'bogus' is not a term of the problem ['pde', 'ic'] nor a setting; ...
     """
     _, _, _, _, base = _plan(problem, grid, seeds, weighting, optimizer, steps, layers, client, train_kwargs)
     INHERITED.pop(base["problem"].get("key"), None)
