@@ -122,7 +122,7 @@ def _demo_runs(steps, lbfgs_steps, lm_steps=0):
 
 
 COLUMNS = [("method", 20, "<"), ("λ_pde", 7, ">"), ("λ_ic", 8, ">"), ("L_pde", 9, ">"), ("L_ic", 9, ">"),
-           ("ratio@0", 9, ">"), ("rel-L2", 9, ">"), ("verdict", 18, "<"), ("time", 6, ">")]
+           ("ratio@0", 9, ">"), ("rel-L2", 9, ">"), ("verdict", 22, "<"), ("time", 6, ">")]
 
 
 def _fmt_w(v):

@@ -209,7 +209,7 @@ class Run:
     @staticmethod
     def _saved_scheme(state):
         try:
-            return _weighting.get(state["weighting"]["name"], **state["weighting"].get("config", {}))
+            return _weighting.restore(state["weighting"]["name"], state["weighting"].get("config", {}))
         except (TypeError, ValueError) as e:
             raise ValueError(f"resume state: cannot rebuild the weighting scheme ({e})") from e
 

@@ -53,7 +53,7 @@ from .lowering import term_loss
 
 __all__ = [
     "Weighting", "Context", "StepContext", "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Balanced",
-    "get", "default", "names", "weight_mask", "weight_blocks", "unweighted_losses",
+    "get", "default", "names", "restore", "weight_mask", "weight_blocks", "unweighted_losses",
 ]
 
 
@@ -997,3 +997,16 @@ def get(name, **kw):
     if not isinstance(name, str) or name not in registry.schemes:
         raise ValueError(f"unknown weighting scheme {name!r}; choose one of {registry.schemes.all_names()}")
     return registry.schemes[name].factory(**kw)
+
+
+def restore(saved_name, config):
+    """The scheme a saved state names (its class name, as ``Run.save`` writes it, or a registry
+    name), rebuilt with its saved ``config`` — any registered scheme, whatever its class is called.
+
+    >>> restore("NTK", {"every": 50})
+    NTK(every=50, normalize='mean', alpha=None)
+    """
+    for spec in registry.schemes.specs():
+        if spec.factory.__name__ == saved_name:
+            return spec.factory(**config)
+    return get(saved_name, **config)

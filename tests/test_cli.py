@@ -328,3 +328,18 @@ def test_train_resume_continues_the_saved_run(tmp_path, capsys):
     assert cli.main(["train", "--problem", "burgers", "--resume", str(one / "state.pcs"),
                      "--out", str(tmp_path / "b")]) == 2
     assert not (tmp_path / "b").exists()
+
+
+def test_import_from_a_source_tree_without_the_kernel_explains_itself(tmp_path):
+    """`import pinncore` from a source tree with no compiled _core: the one explanation, not a
+    chained "circular import" traceback above it."""
+    import shutil
+    src = os.path.dirname(os.path.abspath(pinncore.__file__))
+    shutil.copytree(src, tmp_path / "pinncore", ignore=shutil.ignore_patterns("_core*", "__pycache__"))
+    # (an editable install's import hook would find the developer's _core: leave it out)
+    code = "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]; import pinncore"
+    r = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, timeout=120)
+    assert r.returncode == 1
+    assert "is not built here" in r.stderr and "circular import" not in r.stderr
+    assert "During handling" not in r.stderr and "direct cause" not in r.stderr, r.stderr
