@@ -16,7 +16,20 @@ from .observers import Callback, Checkpoint, StopAtTolerance
 from .run import Run, TrainResult, check_int
 from .state import check_state, load_state
 
-__all__ = ["train", "TrainResult", "History", "load_state", "check_state"]
+__all__ = ["train", "TrainResult", "History", "load_state", "check_state", "ProblemNameError"]
+
+
+class ProblemNameError(ValueError, TypeError):
+    """``problem`` names no library problem: a bad value (ValueError) and, as before library
+    names were accepted, not a pc.Problem (TypeError)."""
+
+
+def _library_problem(name):
+    from . import problems  # noqa: PLC0415 - the library, by name
+    try:
+        return problems.get(name)
+    except ValueError as e:
+        raise ProblemNameError(f"problem must be a pc.Problem or a library name: {e}") from None
 
 
 def train(problem, net=None, *, weighting=None, steps=None, lr=1e-3, optimizer="adam", lbfgs_steps=0, lm_steps=0,
@@ -59,8 +72,7 @@ def train(problem, net=None, *, weighting=None, steps=None, lr=1e-3, optimizer="
     ((6,), 'completed')
     """
     if isinstance(problem, str):
-        from . import problems  # noqa: PLC0415 - the library, by name
-        problem = problems.get(problem)
+        problem = _library_problem(problem)
     if steps is not None:
         check_int("steps", steps, 0)
     schedule = _phases.build(optimizer, steps, check_int("lbfgs_steps", lbfgs_steps, 0),
