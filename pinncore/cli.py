@@ -492,7 +492,7 @@ def _cmd_sweep(args):
 
 
 def _sweep_table(res):
-    cols = [*res.keys, "seed", "status", "rel_l2", "grad_ratio0", "wall_time"]
+    cols = [*res.keys, "seed", "status", "rel_l2", "verdict", "grad_ratio0", "wall_time"]
     rows = [[_fmt_cell(r.get(c)) for c in cols] for r in res.records]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     lines = ["  ".join(f"{c:>{w}}" for c, w in zip(cols, widths))]

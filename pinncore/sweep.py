@@ -73,6 +73,7 @@ from .sweep_fit import optimizer_spec, scheme_class, scheme_spec
 from .sweep_grid import classify, grid_values, parse_axis, train_keys  # noqa: F401 - parse_axis: public here too
 from .sweep_problems import INHERITED, NEEDS_FACTORY, resolve_problem
 from .sweep_results import CLEAN, Goldilocks, GoldilocksVolume, SweepResult, hashable, plain, record_error  # noqa: F401
+from .verdict import verdict
 
 __all__ = ["sweep", "check", "SweepResult", "Goldilocks", "GoldilocksVolume", "parse_axis", "available_cores",
            "CLEAN", "hashable", "record_error"]
@@ -191,7 +192,8 @@ def sweep(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=
     Record fields: index, seed, the grid keys, weighting, optimizer, steps, status ("completed",
     "diverged", "error", "lost", ...), error, rel_l2, grad_ratio0 (λ_0‖∇L_0‖ / λ_b‖∇L_b‖ at
     step 0: the first term, the PDE, over the term farthest from it — λ‖∇L_pde‖ / λ‖∇L_ic‖ on
-    the harmonic problem, as in the demo; ``sweep_fit.directed_ratio``), <term>_loss (final, unweighted), <term>_weight (final λ), step,
+    the harmonic problem, as in the demo; ``sweep_fit.directed_ratio``), verdict
+    (``pinncore.verdict`` of rel_l2 and status), <term>_loss (final, unweighted), <term>_weight (final λ), step,
     wall_time and cpu_time (s, of the fit in its worker), worker ("host:pid").
 
     >>> import pinncore as pc
@@ -286,6 +288,7 @@ def _record(job, index, rec, terms):
     r.setdefault("steps", steps)
     for f in ("status", "error", "rel_l2", "grad_ratio0"):
         r[f] = rec.get(f)
+    r["verdict"] = verdict(r["rel_l2"], r["status"] or "failed")
     for t in terms:
         r[f"{t}_loss"] = rec.get(f"{t}_loss")
     for t in terms:

@@ -74,6 +74,8 @@ def test_records_in_grid_order_with_every_field(crisis):
         assert k in r, k
     assert (r["weighting"], r["optimizer"], r["steps"], r["step"], r["error"]) == ("fixed", "adam", STEPS, STEPS, None)
     assert r["ic_weight"] == 100.0 and r["pde_weight"] == 1.0 and 0 < r["cpu_time"] <= r["wall_time"] + 0.01
+    from pinncore.verdict import verdict
+    assert all(rec["verdict"] == verdict(rec["rel_l2"], rec["status"]) for rec in crisis.records)
     if sw.available_cores() >= 2:
         assert len({r["worker"] for r in crisis.records}) == 2 and crisis.info["workers"] == 2
 
