@@ -903,6 +903,8 @@ class _Library(collections.abc.MutableMapping):
         return registry.problems[name].factory
 
     def __setitem__(self, name, ctor):
+        if name in registry.problems:   # registered beside its definition already (with its flags)
+            return
         registry.problems.add(name, _with_origin(name, ctor))
 
     def __delitem__(self, name):
