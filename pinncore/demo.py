@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from . import registry
-from .verdict import CLEAN, VERDICTS, WRONG, verdict
+from .verdict import CLEAN, VERDICTS, WRONG, verdict  # noqa: F401 - VERDICTS: the doctest
 
 __all__ = ["DEMO_LAMBDAS", "DEMO_LAYERS", "COLUMNS", "run_demo", "fmt_lam", "Progress", "train_with_warnings",
            "warning_line"]
