@@ -20,12 +20,14 @@ import numpy as np
 
 try:
     from . import _core
-except ImportError as _e:  # pragma: no cover - exercised by a subprocess test
+except ImportError:  # pragma: no cover - exercised by a subprocess test (tests/test_cli.py)
     _here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # "from None": the explanation alone, without the chained "partially initialized module ...
+    # (most likely due to a circular import)" traceback of the failed relative import above it.
     raise ImportError(
         f"pinncore's compiled kernel (pinncore._core) is not built here: Python imported the source tree "
         f"{_here}. Install the package (`pip install .`, or `pip install -e .` to develop in place) and run "
-        f"from outside the repository root.") from _e
+        f"from outside the repository root.") from None
 
 __all__ = ["set_num_threads", "get_num_threads", "blas_threads", "compile_term", "CppBackend", "adam_step"]
 
