@@ -1,9 +1,11 @@
-"""The network: ``pc.MLP``, its jets, and the narrow boundary to the compiled kernel.
+"""The network: ``pc.MLP``, its parameters and its jets (the kernel itself is reached only through
+``pinncore.backend``, the one module that imports ``pinncore._core``).
 
 ``MLP`` is the plain tanh network of docs/design.md §4 (tanh hidden layers, linear output,
 Xavier-normal weights, zero biases). All arguments are checked here, once, with errors that
 name the argument; the compiled ``_core`` only guards memory. Two backends compute the same
-maths: ``"cpp"`` (``pinncore._core``) and ``"numpy"`` (``pinncore.reference``, the oracle).
+maths: ``"cpp"`` (``pinncore._core`` through ``pinncore.backend``) and ``"numpy"``
+(``pinncore.reference``, the oracle).
 
 Example
 -------

@@ -3,8 +3,10 @@ conditions â€” behind one small interface (DeepXDE's callbacks, docs/design.md Â
 
 An observer implements any of ``on_start(run)``, ``on_step(run, step)`` (after every
 iteration, when ``every == "step"``; ``run.context`` holds that iteration's statistics),
-``on_log(run, row)`` (at every history row), ``on_phase_end(run, phase)`` and
-``on_end(run)``. ``on_step`` and ``on_log`` return True to stop the run (status
+``on_log(run, row)`` (at every history row), ``on_phase_end(run, phase)``,
+``on_end(run)``, ``on_update(run, step)`` (after the weighting scheme's update of a
+weight-adapting iteration, before the optimizer step; called only on observers that override
+it) and ``row_columns(run)`` (extra columns for the history row being written). ``on_step`` and ``on_log`` return True to stop the run (status
 "stopped"), or call ``run.request_stop(status, message)`` to say why.
 
 >>> import pinncore as pc
@@ -46,6 +48,18 @@ class Observer:
 
     def on_end(self, run):
         pass
+
+    def on_update(self, run, step):
+        """After the scheme's update at ``step`` and before the optimizer step (weight-adapting
+        phases only). The run calls it only on observers that override it (it is per step)."""
+
+    def row_columns(self, run):
+        """Extra columns {name: float} for the history row being written (default none)."""
+        return {}
+
+    def replays_updates(self):
+        """True when this observer overrides ``on_update`` (the run calls it every step then)."""
+        return type(self).on_update is not Observer.on_update
 
 
 class Callback(Observer):

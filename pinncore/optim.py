@@ -15,8 +15,11 @@ strong-Wolfe line search (Algorithms 3.5/3.6). It runs on the *frozen* weighted 
 Σ_a λ_a L_a (``adapts_weights = False``): changing the objective under a quasi-Newton method
 invalidates its curvature pairs. Iterates are kept in float64 whatever the network's dtype.
 
-``get(name)`` builds one by name ("adam", "lbfgs", and the optimizers registered with
-``register``, e.g. "lm").
+Every optimizer registers beside its definition in ``pinncore.registry.optimizers``
+(``@registry.optimizers.register(name, ...)``); ``get(name)`` builds one by name from there
+("adam", "lbfgs", "lm", ...), and ``register(name, cls)`` is the call form of the same.
+Each class declares ``default_iterations``: the iterations of a phase that runs it when the
+user gives no count (``pc.train(optimizer="lm")`` runs 200 LM iterations, not Adam's 2000).
 """
 from __future__ import annotations
 
@@ -24,10 +27,10 @@ import math
 
 import numpy as np
 
-from . import backend
+from . import backend, registry
 
 __all__ = ["Optimizer", "NonFiniteGradient", "Adam", "LBFGS", "adam_reference", "lbfgs", "minimize", "strong_wolfe", "get",
-           "register"]
+           "register", "names"]
 
 
 class NonFiniteGradient(FloatingPointError):
@@ -40,6 +43,12 @@ class Optimizer:
     name = "optimizer"          # the history's ``phase`` value
     adapts_weights = True       # False: the run freezes the loss weights during this phase
     checks_gradients = False    # True: ``step`` raises NonFiniteGradient itself (the run skips its check)
+    log_every_iteration = False  # True: the run writes a history row after every iteration
+    default_iterations = 1000   # a phase's iterations when the user gives none (phases.build)
+    follow_iterations = None    # iterations as a later phase when none are given (None: default_iterations)
+    cost = 10.0                 # work of one iteration relative to an Adam step (the web server's budget)
+    label = None                # a short display name (None: the name in capitals)
+    learning_rate = None        # a method ``learning_rate(step)`` on optimizers that have one (logged as lr)
 
     def config(self) -> dict:
         return {}
@@ -69,6 +78,10 @@ def _check_vectors(state, n, dtype, names, nonneg=()):
             raise ValueError(f"optimizer {k} must be finite" + (" and >= 0" if k in nonneg else ""))
 
 
+@registry.optimizers.register("adam", description="Adam (Kingma & Ba 2015), fused compiled step",
+                               bounds={"lr": (0.0, 1.0), "b1": (0.0, 1.0), "b2": (0.0, 1.0), "eps": (0.0, None),
+                                       "decay_rate": (0.0, 1.0), "decay_steps": (0.0, None)},
+                               adapts_weights=True)
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015, Algorithm 1) with optional exponential learning-rate decay
     lr_t = lr · decay_rate^(t / decay_steps).
@@ -83,6 +96,9 @@ class Adam(Optimizer):
 
     name = "adam"
     checks_gradients = True
+    default_iterations = 2000
+    cost = 1.0
+    label = "Adam"
 
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, decay_rate=None, decay_steps=1000):
         for name, v in (("lr", lr), ("eps", eps)):
@@ -250,6 +266,8 @@ class _WolfeSearch:
         return self.best if self.best[0] > 0 else (None, None, None)
 
 
+@registry.optimizers.register("lbfgs", description="L-BFGS with a strong-Wolfe line search (weights frozen)",
+                               bounds={"history_size": (1, None)}, follows=True)
 class LBFGS(Optimizer):
     """L-BFGS with a strong-Wolfe line search on the frozen weighted loss (module docstring).
 
@@ -266,6 +284,10 @@ class LBFGS(Optimizer):
 
     name = "lbfgs"
     adapts_weights = False
+    default_iterations = 1000
+    label = "L-BFGS"
+    follow_iterations = 500    # after Adam it stalls well before 500 on the library problems
+    cost = 10.0                # a few loss evaluations per iteration (line search)
 
     def __init__(self, history_size=20):
         if isinstance(history_size, bool) or not isinstance(history_size, (int, np.integer)) or history_size < 1:
@@ -404,12 +426,29 @@ def minimize(fun, x0, maxiter, callback=None, optimizer=None):
     return x, state["f"], it, msg
 
 
-_OPTIMIZERS = {"adam": Adam, "lbfgs": LBFGS}
+def register(name, cls, **kw):
+    """Make ``cls`` (an ``Optimizer`` subclass) available as ``get(name)`` / ``optimizer=name``:
+    ``registry.optimizers.add(name, cls, ...)`` (keywords: description, bounds, aliases, flags).
+    Registering the same class again under its name is a no-op.
+
+    >>> register("adam", Adam) is registry.optimizers["adam"]   # already registered: unchanged
+    True
+    """
+    if name in registry.optimizers and registry.optimizers[name].factory is cls:
+        return registry.optimizers[name]
+    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise TypeError(f"register({name!r}, cls): cls must be a pinncore.optim.Optimizer subclass, got {cls!r}")
+    kw.setdefault("adapts_weights", bool(cls.adapts_weights))
+    return registry.optimizers.add(name, cls, **kw)
 
 
-def register(name, cls):
-    """Make ``cls`` (an ``Optimizer`` subclass) available as ``get(name)`` / ``optimizer=name``."""
-    _OPTIMIZERS[name] = cls
+def names():
+    """The registered optimizer names (what ``optimizer=`` and the front ends accept).
+
+    >>> names()[:2]
+    ['adam', 'lbfgs']
+    """
+    return registry.optimizers.names()
 
 
 def get(name, **kw):
@@ -420,6 +459,7 @@ def get(name, **kw):
     """
     if isinstance(name, Optimizer):
         return name
-    if not isinstance(name, str) or name.lower() not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)} or a pc optimizer object, got {name!r}")
-    return _OPTIMIZERS[name.lower()](**kw)
+    if not isinstance(name, str) or name not in registry.optimizers:
+        raise ValueError(f"optimizer must be one of {registry.optimizers.names()} or a pc optimizer object, "
+                         f"got {name!r}")
+    return registry.optimizers[name].factory(**kw)

@@ -49,7 +49,7 @@ class Progress(Observer):
 
     def on_start(self, run):
         from tqdm.auto import tqdm
-        n = self.total if self.total is not None else getattr(run, "target_step", None)
+        n = self.total if self.total is not None else run.target_step
         total = None if n is None else n - run.step_count if n - run.step_count < 10 ** 8 else None
         self._start, self._shown, self._last = run.step_count, 0, time.monotonic()
         self._t0 = self._last

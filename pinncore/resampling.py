@@ -196,7 +196,7 @@ class _Resampler(Observer):
     def on_start(self, run):
         if self.term not in run.problem.terms:
             raise ValueError(f"{type(self).__name__}: unknown term {self.term!r}; terms are {run.problem.term_names}")
-        if getattr(run.problem.terms[self.term], "paired", 0):
+        if run.problem.terms[self.term].paired:
             raise ValueError(f"{type(self).__name__}: term {self.term!r} is paired (periodic); resample a PDE term")
 
     def candidates(self, problem, step):
@@ -228,7 +228,7 @@ class _Resampler(Observer):
             # a dense quasi-Newton phase keeps its curvature (pinncore.bfgs, restart rule 3):
             # it re-evaluates on the new points and resets H only when the loss jumps there
             run.optimizer.objective_changed(run.opt_state)
-        elif not getattr(run.optimizer, "adapts_weights", True):
+        elif not run.optimizer.adapts_weights:
             # a second-order phase's curvature model (L-BFGS pairs and its cached loss and
             # gradient, LM's damping and its linearisation cached by parameters) describes the
             # old objective: the phase restarts with a fresh optimizer of the same settings

@@ -586,6 +586,24 @@ class Field(Expr):
         return f"Field({self._label} = {_to_str(self)})"
 
 
+def coordinate_names(x):
+    """The input names of a ``Coordinates`` (functions, not attributes: ``x.<name>`` is a coordinate).
+
+    >>> coordinate_names(Coordinates(["t", "x"]))
+    ('t', 'x')
+    """
+    return x._inputs
+
+
+def field_label(u):
+    """The label of a ``Field`` ("u", "u.x", ...) (a function: ``u.<letters>`` is a derivative).
+
+    >>> field_label(Field(Expr("coord", (0, "t")), ["t"], "u").t)
+    'u.t'
+    """
+    return u._label
+
+
 # ---------------------------------------------------------------------------------------
 # Evaluation helpers
 # ---------------------------------------------------------------------------------------

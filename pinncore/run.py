@@ -175,6 +175,7 @@ class Run:
         self._stop_request, self._intr = None, None
         self.status, self.message, self._ctx, self._ev = "ready", "", None, None
         self._ntk_cache = None
+        self.target_step = None   # the step the current step(n) call runs to (progress bars read it)
         self._points = {}   # {term: points} given to replace_points (saved with the state)
         self.points_changed = {}   # {term: step of its last replace_points}
         self._base = None   # (optimizer, state) of the last weight-adapting phase, while another runs
@@ -191,7 +192,7 @@ class Run:
         self._update_obs = []
         self._mask = _weighting.weight_mask(self.net)  # the net's own layout (embedding, encoders)
         self._prev, self._spare = self.net.params.copy(), self.net.params.copy()
-        self._needs_res = bool(getattr(self.scheme, "needs_residuals", False))
+        self._needs_res = bool(self.scheme.needs_residuals)
         self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res)
         for obs in observers:
             self.add_observer(obs)
@@ -216,7 +217,7 @@ class Run:
     @staticmethod
     def _saved_scheme(state):
         try:
-            return _weighting.get(state["weighting"]["name"], **state["weighting"].get("config", {}))
+            return _weighting.restore(state["weighting"]["name"], state["weighting"].get("config", {}))
         except (TypeError, ValueError) as e:
             raise ValueError(f"resume state: cannot rebuild the weighting scheme ({e})") from e
 
@@ -301,8 +302,8 @@ class Run:
     @property
     def weights(self):
         """{term: λ_a} as reported (SelfAdaptive reports the mean of its per-point weights)."""
-        rw = getattr(self.scheme, "reported_weights", None)
-        lam = rw(self.w_state) if rw is not None else dict(zip(self.names, self.objective.weights.tolist()))
+        lam = self.scheme.reported_weights(self.w_state) if self.scheme.reports_weights \
+            else dict(zip(self.names, self.objective.weights.tolist()))
         return {k: float(v) for k, v in lam.items()}
 
     @property
@@ -402,7 +403,7 @@ class Run:
 
     def _make_context(self, ev):
         L, G, R = ev
-        lr = getattr(self.optimizer, "learning_rate", None)
+        lr = self.optimizer.learning_rate
         return _weighting.StepContext(self.names, L, G, R, self._mask, self._ntk_traces,
                                       (lambda: lr(self.opt_state["step"])) if lr is not None else float,
                                       point_weighted=self.objective.point_weights is not None)
@@ -428,13 +429,13 @@ class Run:
             obs.on_start(self)
         step_obs = [o for o in self._observers if o.every == "step"]
         # Observers that replay weighting updates (the audit), while the weights adapt.
-        self._update_obs = [o for o in self._observers if callable(getattr(o, "on_update", None))] \
+        self._update_obs = [o for o in self._observers if o.replays_updates()] \
             if self.optimizer.adapts_weights else []
         # A static scheme (Fixed) never changes its weights: no context, no update call per step.
-        self._adapting = self.optimizer.adapts_weights and not getattr(self.scheme, "static", False)
+        self._adapting = self.optimizer.adapts_weights and not self.scheme.static
         self._first_row = not len(self.history)
         # Second-order iterations are few and costly: an optimizer may ask for a row at each one.
-        self._row_every = 1 if getattr(self.optimizer, "log_every_iteration", False) else self.log_every
+        self._row_every = 1 if self.optimizer.log_every_iteration else self.log_every
         end = self.step_count + n
         with _Interrupt() as intr, np.errstate(all="ignore"):
             # Overflow and invalid operations are expected when a run diverges; the loop
@@ -554,9 +555,7 @@ class Run:
             row["rel_l2"] = self.problem.rel_l2(self.net)
         warning = self._balance_columns(row, G)
         for obs in self._observers:
-            columns = getattr(obs, "row_columns", None)
-            if columns is not None:
-                row.update(columns(self))
+            row.update(obs.row_columns(self))
         self.history.append(row)
         self._first_row = False
         if warning and self.warn:

@@ -126,7 +126,7 @@ def _periods(problem):
     """{input name: period} read off the problem's paired (periodic) terms."""
     out = {}
     for term in problem.terms.values():
-        m = getattr(term, "paired", 0)
+        m = term.paired
         if not m:
             continue
         a, b = term.points[:m], term.points[m:]
@@ -232,7 +232,7 @@ def interior_terms(problem):
     out = []
     for name, term in problem.terms.items():
         pts = np.asarray(term.points, dtype=np.float64)
-        if getattr(term, "paired", 0) or pts.ndim != 2 or pts.shape[0] < 100:
+        if term.paired or pts.ndim != 2 or pts.shape[0] < 100:
             continue
         on_face = ((np.abs(pts - lo) <= tol) | (np.abs(pts - hi) <= tol)).any(axis=1)
         if on_face.mean() < 0.01:
@@ -242,7 +242,7 @@ def interior_terms(problem):
 
 def _resamplers(problem, seed):
     """(problem with enlarged interior terms, RAD observers, reason)."""
-    geom = getattr(problem, "geometry", None)
+    geom = problem.geometry
     if geom is not None and getattr(geom, "dim", None) != len(problem.inputs):
         # a spatial geometry inside a space-time problem: candidates from it would be wrong
         return problem, [], "no resampling: the problem's geometry does not span all its inputs"

@@ -21,6 +21,7 @@ pytest.importorskip("uvicorn", reason="the web tests need uvicorn: pip install '
 httpx = pytest.importorskip("httpx", reason="the web tests need httpx: pip install 'pinncore[test]'")
 
 import pinncore as pc  # noqa: E402
+from pinncore import registry  # noqa: E402
 from pinncore.web import spec as webspec  # noqa: E402
 
 from _webserver import ServerThread, sse, wait_for  # noqa: E402
@@ -72,7 +73,16 @@ def test_catalogue_lists_the_library(client):
     assert cat["problems"]["helmholtz2d"]["terms"] == ["pde", "bc"]
     assert {"adam", "adam+lbfgs"} <= set(cat["optimizers"])
     assert ("lm" in cat["optimizers"]) == webspec.lm_available()
-    assert set(cat["schemes"]) == {"fixed", "gradnorm", "ntk", "selfadaptive", "relobralo", "hard"}
+    assert set(cat["schemes"]) == set(registry.schemes.names()) | {"hard"}
+    assert {"fixed", "gradnorm", "ntk", "selfadaptive", "relobralo", "balanced", "hard"} <= set(cat["schemes"])
+    # Defaults come from the constructors' signatures (the page once advertised ρ = 0.999 and
+    # mask "identity" where the classes default to 0.99 and "square").
+    assert cat["schemes"]["relobralo"]["rho"]["default"] == pc.ReLoBRaLo().rho == 0.99
+    assert cat["schemes"]["selfadaptive"]["mask"]["default"] == pc.SelfAdaptive().mask == "square"
+    for spec in registry.optimizers.specs():
+        assert spec.name in cat["optimizers"]
+        if spec.flags["follows"]:
+            assert f"adam+{spec.name}" in cat["optimizers"]
     assert cat["verdict"] == {"clean": 0.05, "wrong": 0.30}
 
 
