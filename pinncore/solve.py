@@ -27,7 +27,10 @@ The recipe (choices and the measurements behind them: docs/design.md, "pc.solve"
 6. **Stops** at ``tol`` (rel-L2 when the problem has an exact solution, else the total loss), at
    stagnation (no 1 % improvement over ``STALL_WINDOW`` iterations of the method), or at the
    time limit (checked after every iteration). When the method ends its phase early (LM stalls,
-   the line search fails) the remaining time goes to the other method.
+   the line search fails) the remaining time goes to the other method; when an attempt ends short
+   of ``tol`` (stagnation, both methods stalled, divergence) with at least ``RESTART_SHARE`` of
+   the time left, the recipe starts again from a network of the next seed, and the best result
+   is returned (``record["attempts"]``).
 
 The result is the usual ``TrainResult``; ``result.record`` (also ``result.choices``) says what
 was chosen and why.
@@ -63,6 +66,7 @@ RAD_EVERY = 500
 RAD_CANDIDATES = 100_000
 MIN_INTERIOR_POINTS = 4000
 STALL_WINDOW = {"lm": 100, "bfgs": 3000, "lbfgs": 3000}
+RESTART_SHARE = 0.25
 _FOREVER = 10 ** 9
 
 
@@ -288,8 +292,9 @@ def solve(problem, net=None, *, time_limit=300.0, tol=None, progress=True, seed=
     net : a pc.MLP to train (a copy), or None to choose one. tol : stop once the rel-L2 error
     (problems with an exact solution) or else the total loss is at most ``tol``.
     progress : show a progress bar (tqdm) for phases longer than a few seconds.
-    Returns a ``TrainResult`` with ``record`` (= ``choices``): the network, method, resampling,
-    the phases run and why each ended, each with its reason.
+    Returns a ``TrainResult`` with ``record`` (= ``choices``): the network, method, weights,
+    resampling, the phases run and why each ended, each with its reason, the final unweighted
+    ``loss`` and the ``attempts`` (one per network tried).
 
     >>> import pinncore as pc
     >>> r = pc.solve(pc.problems.harmonic(), time_limit=5, progress=False)
@@ -299,7 +304,32 @@ def solve(problem, net=None, *, time_limit=300.0, tol=None, progress=True, seed=
     _check_args(problem, net, time_limit, tol, seed)
     t0 = time.perf_counter()
     deadline = t0 + float(time_limit)
-    record = {"time_limit": float(time_limit), "tol": tol}
+    best, attempts = None, []
+    while True:   # a fresh network when an attempt ended short of tol with a quarter of the time left
+        result = _attempt(problem, net, seed + len(attempts), deadline, tol, progress)
+        attempts.append({"seed": seed + len(attempts), "rel_l2": result.rel_l2, "loss": result.record["loss"],
+                         "stop": result.record["stop"]})
+        if best is None or _better(result, best):
+            best = result
+        left = deadline - time.perf_counter()
+        if net is not None or result.status == "converged" or left < RESTART_SHARE * float(time_limit):
+            break
+    best.record.update(time_limit=float(time_limit), tol=tol, attempts=attempts, wall_time=time.perf_counter() - t0)
+    return best
+
+
+def _better(a, b):
+    """Whether result ``a`` beats ``b``: by rel-L2 when known, else by the unweighted loss."""
+    if a.rel_l2 is not None and b.rel_l2 is not None:
+        return a.rel_l2 < b.rel_l2
+    return a.record["loss"] < b.record["loss"]
+
+
+def _attempt(problem, net, seed, deadline, tol, progress):
+    """One run of the recipe from a network (chosen with ``seed`` when ``net`` is None) until
+    ``deadline``; returns its TrainResult with ``record``."""
+    t0 = time.perf_counter()
+    record = {}
     if net is None:
         net, record["network_reason"] = choose_network(problem, seed)
     else:
@@ -319,7 +349,7 @@ def solve(problem, net=None, *, time_limit=300.0, tol=None, progress=True, seed=
     record["weights"] = weights
     run = Run(problem, net, weighting=Fixed(weights), optimizer="adam", lr=1e-3, seed=seed, log_every=100, warn=False,
               observers=obs, progress=bool(progress))
-    warm = TimeLimit(t0 + WARMUP_SHARE * float(time_limit), "the warm-up's share of the time")
+    warm = TimeLimit(t0 + WARMUP_SHARE * (deadline - t0), "the warm-up's share of the time")
     run.add_observer(warm)
     run.step(WARMUP_STEPS.get(method, 1000))
     warm.deadline = math.inf   # the warm-up's limit ends with it
@@ -332,7 +362,7 @@ def solve(problem, net=None, *, time_limit=300.0, tol=None, progress=True, seed=
     record["phases"] = phases
     result = run.result()
     record["stop"] = run.message or run.status
-    record["wall_time"] = time.perf_counter() - t0
+    record["loss"] = float(sum(result.history[f"{k}_loss"][-1] for k in run.names))
     result.record = result.choices = record
     return result
 

@@ -113,3 +113,18 @@ def test_stagnation_compares_windows_and_forgets_rows_before_a_resample():
     assert run.stopped is None                      # 1e-6 on the old points is not compared
     s.on_log(run, {"step": 200, "total_loss": 1.0})
     assert "loss" in run.stopped[1]
+
+
+def test_a_stagnation_short_of_tol_restarts_from_the_next_seed():
+    # contradictory conditions (u = 0 and u = 1 on the same points): the loss cannot go below
+    # 1/2, so every attempt ends short of tol; pc.solve tries further seeds while a quarter of the time is left
+    pts = np.linspace(0, 1, 10)[:, None]
+    prob = pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+                      terms={"a": pc.Term(points=pts, residual=lambda x, u: u),
+                             "b": pc.Term(points=pts, residual=lambda x, u: u - 1.0)})
+    r = pc.solve(prob, time_limit=8, tol=1e-8, progress=False, seed=3)
+    att = r.record["attempts"]
+    assert len(att) >= 2 and [a["seed"] for a in att] == list(range(3, 3 + len(att)))
+    assert r.record["loss"] == min(a["loss"] for a in att) and r.record["loss"] >= 0.5 - 1e-9
+    given = pc.solve(prob, pc.MLP([1, 8, 1], seed=0), time_limit=8, tol=1e-8, progress=False)
+    assert len(given.record["attempts"]) == 1     # a caller's network is not replaced
