@@ -328,7 +328,6 @@ def _better(a, b):
 def _attempt(problem, net, seed, deadline, tol, progress):
     """One run of the recipe from a network (chosen with ``seed`` when ``net`` is None) until
     ``deadline``; returns its TrainResult with ``record``."""
-    t0 = time.perf_counter()
     record = {}
     if net is None:
         net, record["network_reason"] = choose_network(problem, seed)
@@ -349,7 +348,8 @@ def _attempt(problem, net, seed, deadline, tol, progress):
     record["weights"] = weights
     run = Run(problem, net, weighting=Fixed(weights), optimizer="adam", lr=1e-3, seed=seed, log_every=100, warn=False,
               observers=obs, progress=bool(progress))
-    warm = TimeLimit(t0 + WARMUP_SHARE * (deadline - t0), "the warm-up's share of the time")
+    now = time.perf_counter()   # the share counts from here: building the run (lowering) is not warm-up
+    warm = TimeLimit(now + WARMUP_SHARE * (deadline - now), "the warm-up's share of the time")
     run.add_observer(warm)
     run.step(WARMUP_STEPS.get(method, 1000))
     warm.deadline = math.inf   # the warm-up's limit ends with it
