@@ -413,6 +413,41 @@ def test_random_bodies_never_get_5xx(server, client, kind, body):
         client.post(r.json()["cancel"], json={})
 
 
+HEADER_BYTES = [bytes([b]) for b in [*range(0x21, 0x7F), *range(0x80, 0x100)]]
+
+
+@pytest.fixture(scope="module")
+def finished_fit(server, client):
+    links = start(client, "fit", {"steps": 20, "log_every": 10, "widths": [4]})
+    assert [e for e, _, _ in stream(client, links["events"])] == ["log", "log", "log", "end"]
+    return links
+
+
+@pytest.mark.parametrize("value", [b"\xb2", b"9" * 5000, b"-1", b"+2", b"1e3", b"0x2", b"\xb9\xb2", b"9" * 20, b"0" * 30 + b"3"],
+                         ids=["superscript-2", "5000-digits", "negative", "plus", "exponent", "hex", "superscripts",
+                              "20-digits", "leading-zeros"])
+def test_last_event_id_never_gives_5xx(client, finished_fit, value):
+    """Issue 23: 'Last-Event-ID: ²' (byte 0xB2, which str.isdigit accepts) or a 5000-digit value
+    gave 500; any value that is not a plain event id is ignored (the stream replays everything)."""
+    with client.stream("GET", finished_fit["events"], headers={"Last-Event-ID": value}) as r:
+        assert r.status_code == 200
+        assert [int(i) for _, _, i in sse(r)] == ([4] if value.endswith(b"03") else [1, 2, 3, 4])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(value=st.lists(st.sampled_from(HEADER_BYTES) | st.sampled_from([b"0", b"3", b"9", b"\xb2", b"\xb3", b"\xb9"]),
+                     min_size=1, max_size=40).map(b"".join)
+       | st.integers(0, 10 ** 60).map(lambda n: str(n).encode()))
+def test_any_last_event_id_header_is_answered(client, finished_fit, value):
+    """Property (issue 23): every header value a client can send gives 200 with the stream from
+    a valid position — resumed after the id when it is one, replayed from the start otherwise."""
+    with client.stream("GET", finished_fit["events"], headers={"Last-Event-ID": value}) as r:
+        assert r.status_code == 200
+        ids = [int(i) for _, _, i in sse(r)]
+    k = int(value) if value.isdigit() and int(value) <= 4 else 0
+    assert ids == list(range(k + 1, 5))
+
+
 def test_unknown_things_are_4xx(client):
     assert client.get("api/fits/nope").status_code == 404
     assert client.get("api/fits/nope/events").status_code == 404
