@@ -330,6 +330,9 @@ BAD_FITS = [
     ({"seed": -1}, "seed"), ({"log_every": 0}, "log_every"), ({"steps": 20000, "log_every": 1}, "log_every"),
     ({"grid": 1}, "grid"), ({"grid": 5000}, "grid"), ({"problem": "helmholtz2d", "grid": 200}, "grid"),
     ({"problem": "burgers", "steps": 20000}, "steps"),
+    # Within the step and point-step bounds, but ~15 minutes of work on wide layers (issue 23).
+    ({"steps": 20000, "widths": [128] * 5, "problem_params": {"n_collocation": 998}}, "steps"),
+    ({"problem": "helmholtz2d", "steps": 8000, "widths": [128] * 3, "problem_params": {"n_collocation": 2000}}, "steps"),
     ([], "body"), ("x", "body"), (None, "body"), (7, "body"),
 ]
 BAD_SWEEPS = [
@@ -355,7 +358,10 @@ if not webspec.lm_available():
     BAD_FITS.append(({"optimizer": "lm"}, "optimizer"))
     BAD_SWEEPS.append(({"term": "ic", "lambdas": [1.0], "optimizers": ["adam", "lm"]}, "optimizers[1]"))
 else:
-    BAD_FITS += [({"optimizer": "lm", "problem": "burgers"}, "optimizer"), ({"optimizer": "lm", "steps": 2001}, "steps")]
+    BAD_FITS += [({"optimizer": "lm", "problem": "burgers"}, "optimizer"), ({"optimizer": "lm", "steps": 2001}, "steps"),
+                 # 399 LM iterations on 1000 points and 33 409 parameters: N·P² per iteration (issue 23)
+                 ({"optimizer": "lm", "steps": 399, "widths": [128] * 3, "problem_params": {"n_collocation": 998}},
+                  "steps")]
     BAD_SWEEPS.append(({"problem": "heat1d", "term": "ic", "lambdas": [1.0], "optimizers": ["adam", "lm"]},
                        "optimizers"))
 
@@ -446,6 +452,48 @@ def test_any_last_event_id_header_is_answered(client, finished_fit, value):
         ids = [int(i) for _, _, i in sse(r)]
     k = int(value) if value.isdigit() and int(value) <= 4 else 0
     assert ids == list(range(k + 1, 5))
+
+
+@settings(max_examples=200, deadline=None)
+@given(problem=st.sampled_from(sorted(webspec.PROBLEMS)), optimizer=st.sampled_from(sorted(webspec.optimizers())),
+       steps=st.integers(1, 20000), second=st.integers(0, 2000),
+       widths=st.lists(st.integers(1, 128), min_size=1, max_size=5), n=st.integers(2, 4000))
+def test_admitted_fits_are_bounded_by_their_flops(problem, optimizer, steps, second, widths, n):
+    """Property (issue 23): whatever a body asks, an admitted fit's estimated flops (steps ×
+    points × streams × Σ n_in·n_out, and N·P² per LM iteration) stay within LIMITS["flops"];
+    a refusal names a field."""
+    body = {"problem": problem, "optimizer": optimizer, "steps": steps, "widths": widths,
+            "problem_params": {"n_collocation": n}}
+    if "+" in optimizer:
+        body["second_steps"] = second
+    try:
+        s = webspec.fit_spec(body)
+    except webspec.SpecError as e:
+        assert e.field and str(e)
+        return
+    layers = [s["n_inputs"], *widths, 1]
+    streams = max(1 + len(lt.first) + len(lt.pairs) for lt in pc.problems.get(problem).lowering.terms)
+    flops = webspec.estimated_flops(optimizer, steps, s["second_steps"], s["n_points"], layers, streams)
+    assert flops <= webspec.LIMITS["flops"]
+
+
+def test_flops_refusal_says_what_to_change():
+    with pytest.raises(webspec.SpecError, match=r"floating-point operations .*fewer steps or points or narrower") as e:
+        webspec.fit_spec({"steps": 20000, "widths": [128] * 5, "problem_params": {"n_collocation": 998}})
+    assert e.value.field == "steps"
+    with pytest.raises(webspec.SpecError, match="sweep's fits would take about .* floating-point operations") as e:
+        webspec.sweep_spec({"term": "ic", "lambdas": [1.0, 2.0, 3.0, 4.0], "seeds": [0, 1, 2, 3, 4], "steps": 5000,
+                            "widths": [128] * 5, "problem_params": {"n_collocation": 400}})
+    assert e.value.field == "steps"
+
+
+def test_every_default_request_is_admitted():
+    """The flops bound leaves every problem's default request (each optimizer) admitted."""
+    for name, entry in webspec.PROBLEMS.items():
+        for opt in webspec.optimizers():
+            if "lm" in opt and sum(entry["params"][k].default for k in entry["points"]) > webspec.LIMITS["lm_points"]:
+                continue
+            webspec.fit_spec({"problem": name, "optimizer": opt})
 
 
 def test_unknown_things_are_4xx(client):
