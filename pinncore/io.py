@@ -102,6 +102,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import struct
 import sys
 from typing import Any, Iterator, List, Optional, Tuple
@@ -628,6 +629,36 @@ def loads(data: "bytes | bytearray | memoryview", *, kind: Optional[str] = None)
     return _decode(bytes(data), kind, "<bytes>")
 
 
+_FILE_TYPES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"))
+
+
+def _check_regular(mode: int, source: str) -> None:
+    if not stat.S_ISREG(mode):
+        what = next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
+        raise FormatError(f"{source}: is {what}; pinncore loads only regular files")
+
+
+def _open_regular(path: str, source: str):
+    """``path`` opened for binary reading if it is a regular file; FormatError otherwise.
+
+    Checked before opening (a FIFO blocks ``open`` until a writer appears, a device may never
+    end), and again on the descriptor, opened non-blocking, in case the path was swapped
+    between the two (the descriptor is made blocking again for the read)."""
+    _check_regular(os.stat(path).st_mode, source)
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)
+    try:
+        _check_regular(os.fstat(fd).st_mode, source)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return open(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def load(path: "str | os.PathLike[str]", *, kind: Optional[str] = None) -> dict:
     """Read a tree written by :func:`save`.
 
@@ -638,13 +669,15 @@ def load(path: "str | os.PathLike[str]", *, kind: Optional[str] = None) -> dict:
     (bad magic, unsupported version, truncation, checksum mismatch, malformed
     or inconsistent header) raises :class:`FormatError`; no size declared in
     the file is trusted before it has been checked against the file's real
-    size.  Missing/unreadable files raise the usual ``OSError``.
+    size.  Missing/unreadable files raise the usual ``OSError``; a path that
+    is not a regular file (a FIFO, a device, a directory) raises
+    :class:`FormatError` without being opened for reading.
     """
     if kind is not None:
         _check_kind_arg(kind, "kind")
     path = os.fspath(path)
     source = repr(path)
-    with open(path, "rb") as f:
+    with _open_regular(path, source) as f:
         size = os.fstat(f.fileno()).st_size
         prefix = f.read(_FIXED_SIZE)
         _check_fixed(prefix, max(size, len(prefix)), source)

@@ -493,3 +493,57 @@ def test_hypothesis_round_trip(tmp_path_factory, tree):
     back = pio.load(path)
     assert_same(tree, back)
     check_loaded_arrays(back)
+
+
+# --------------------------------------------------------------------------
+# special files (issue 23 #4): refused before they are opened for reading
+# --------------------------------------------------------------------------
+
+def _loaders():
+    import pinncore as pc
+    return {
+        "io.load": lambda p: pio.load(p, kind=KIND),
+        "load_state": pc.load_state,
+        "MLP.load": pc.MLP.load,
+        "Run(resume=)": lambda p: pc.Run(pc.problems.harmonic(), pc.MLP([1, 4, 1]), resume=p),
+        "train(resume=)": lambda p: pc.train(pc.problems.harmonic(), pc.MLP([1, 4, 1]), steps=1, resume=p),
+    }
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+@pytest.mark.parametrize("loader", list(_loaders()))
+@pytest.mark.parametrize("via_link", [False, True], ids=["fifo", "link-to-fifo"])
+def test_fifo_is_refused_without_blocking(tmp_path, loader, via_link):
+    """pc.load_state on a FIFO blocked forever in open(); every load refuses it at once."""
+    fifo = tmp_path / "state.pcs"
+    os.mkfifo(fifo)
+    path = fifo
+    if via_link:
+        path = tmp_path / "link.pcs"
+        os.symlink(fifo, path)
+    t0 = time.monotonic()
+    with pytest.raises(FormatError, match=r"is a FIFO \(named pipe\); pinncore loads only regular files"):
+        _loaders()[loader](str(path))
+    assert time.monotonic() - t0 < 5.0
+
+
+@pytest.mark.parametrize("path, what", [("/dev/null", "character device"), ("/dev/zero", "character device"),
+                                        (None, "directory")])
+def test_devices_and_directories_are_refused(tmp_path, path, what):
+    path = str(tmp_path) if path is None else path
+    if not os.path.exists(path):
+        pytest.skip(f"{path} does not exist here")
+    with pytest.raises(FormatError, match=f"is a {what}"):
+        pio.load(path)
+
+
+def test_a_path_swapped_after_the_check_is_refused_on_the_descriptor(saved, tmp_path, monkeypatch):
+    """The regular-file check runs again on the opened (non-blocking) descriptor."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs os.mkfifo")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    real_open = os.open
+    monkeypatch.setattr(pio.os, "open", lambda p, flags, *a: real_open(str(fifo), flags, *a))
+    with pytest.raises(FormatError, match="FIFO"):
+        pio.load(saved)
