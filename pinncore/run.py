@@ -12,7 +12,9 @@ phases (``run.step(n, optimizer="lbfgs")``); every phase ends with a history row
 Stops cleanly at the end of an iteration: on the first non-finite loss or gradient (naming
 the step and term, keeping the last finite parameters), on Ctrl-C, on ``cancel()`` from any
 thread, when an observer asks, or when the optimizer ends its phase (converged, stalled).
-Deterministic: the same seed gives a bitwise identical history, and a saved state resumes
+An exception out of an observer or a user function propagates with status "failed" (never
+left "running"); a checkpoint that cannot be written warns and the run goes on
+(``pinncore.observers.Checkpoint``). Deterministic: the same seed gives a bitwise identical history, and a saved state resumes
 exactly (k + k steps == 2k steps).
 
 >>> import pinncore as pc
@@ -330,7 +332,12 @@ class Run:
             if self._cancel.is_set():
                 self.status, self.message = "cancelled", f"cancelled at step {self.step_count}"
                 return self.status
-            self._loop(n)
+            try:
+                self._loop(n)
+            except Exception as e:   # an observer or a user function raised: the run is no longer running
+                if self.status == "running":
+                    self.status, self.message = "failed", f"{type(e).__name__} at step {self.step_count}: {e}"
+                raise
             return self.status
         finally:
             self._lock.release()
