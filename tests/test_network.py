@@ -606,3 +606,35 @@ def test_thread_counts_and_few_points(threads_reset, dtype, nthreads, n):
     assert_rel(g2, g1, rt, "grad")
     assert_rel(n2, n1, rt, "norms")
     np.testing.assert_array_equal(net.jets_vjp(x, derivs, adj), g2)
+
+
+# ---------------------------------------------------------------- loading (issue 23 #6)
+
+@pytest.mark.parametrize("layers, arch", [([1, 9000, 9000, 1], "plain"), ([2, 5000, 5000, 5000, 1], "modified")])
+def test_load_checks_the_parameter_count_before_building_the_network(tmp_path, layers, arch):
+    """A 434-byte file declaring [1, 9000, 9000, 1] made MLP.load allocate and initialise 81
+    million parameters before it compared their count with the file's (a few) parameters."""
+    import tracemalloc
+    from pinncore import io
+    path = tmp_path / "wide.pcn"
+    io.save(path, {"layers": layers, "dtype": "float64", "seed": 0, "backend": "cpp", "arch": arch,
+                   "embedding": None, "params": np.zeros(5)}, kind="pinncore.mlp")
+    assert path.stat().st_size < 1000
+    tracemalloc.start()
+    try:
+        with pytest.raises(io.FormatError, match=r"params must be a float64 array of shape \(\d+,\) for layers"):
+            pc.MLP.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 20, f"{peak} bytes traced while refusing a {path.stat().st_size}-byte file"
+
+
+def test_load_refuses_non_finite_params_before_building(tmp_path):
+    net = pc.MLP([1, 6, 1])
+    p = net.params.copy()
+    p[2] = np.inf
+    from pinncore import io
+    io.save(tmp_path / "n.pcn", {"layers": [1, 6, 1], "dtype": "float64", "seed": 0, "params": p}, kind="pinncore.mlp")
+    with pytest.raises(io.FormatError, match="NaN or infinite"):
+        pc.MLP.load(tmp_path / "n.pcn")
