@@ -26,7 +26,7 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["Optimizer", "NonFiniteGradient", "Adam", "LBFGS", "adam_reference", "lbfgs", "get", "register"]
+__all__ = ["Optimizer", "NonFiniteGradient", "Adam", "LBFGS", "adam_reference", "lbfgs", "get", "register", "MAX_STEP"]
 
 
 class NonFiniteGradient(FloatingPointError):
@@ -57,6 +57,11 @@ class Optimizer:
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+# Step counters of saved states: exact as floats (Adam's bias correction takes β^t) and far inside
+# the int64 the kernel's Adam step is called with (a state claiming 10**30 failed inside the binding).
+MAX_STEP = 2 ** 53
 
 
 def _check_vectors(state, n, dtype, names, nonneg=()):
@@ -131,8 +136,9 @@ class Adam(Optimizer):
 
     def check_state(self, state, n, dtype=None):
         super().check_state(state, n)
-        if not (isinstance(state.get("step"), int) and not isinstance(state.get("step"), bool) and state["step"] >= 0):
-            raise ValueError("optimizer must hold 'm', 'v' and an int 'step'")
+        t = state.get("step")
+        if not (isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= MAX_STEP):
+            raise ValueError(f"optimizer must hold 'm', 'v' and an int 'step' in [0, 2**53], got step {t!r}")
         _check_vectors(state, n, dtype, ("m", "v"), nonneg=("v",))
 
 

@@ -48,7 +48,7 @@ from .network import MLP
 from .objective import Objective
 from .observers import Observer, Printer
 from .problem import Problem
-from .state import STATE_KIND, check_state, load_state, optimizer_state
+from .state import STATE_KIND, check_like, check_state, load_state, optimizer_state
 
 __all__ = ["Run", "TrainResult"]
 
@@ -271,7 +271,8 @@ class Run:
         return opt, opt.init(self.net.params)
 
     def _check_scheme_state(self, name):
-        try:  # a hand-made weighting state must at least produce valid weights
+        try:  # a hand-made weighting state must have the structure of a fresh one and produce valid weights
+            check_like(self.w_state, self.scheme.init(self.problem), "state")
             lam = self.scheme.weights(self.w_state)
             if set(lam) != set(self.names) or not all(math.isfinite(float(v)) and float(v) >= 0 for v in lam.values()):
                 raise ValueError("weights must be finite, >= 0 and name every term")
