@@ -55,6 +55,12 @@ class Optimizer:
         if not isinstance(state, dict):
             raise ValueError(f"{self.name} state must be a dict")
 
+    def health(self, state):
+        """Why ``state`` can no longer move the parameters (a message), or None. The run asks
+        at its log steps and stops with status "diverged" instead of reporting a run that
+        silently stood still."""
+        return None
+
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
 
@@ -133,6 +139,16 @@ class Adam(Optimizer):
     def step(self, params, state, objective, evaluation):
         """One Adam iteration on g = Σ_a λ_a ∇L_a from the run's evaluation; never stops a phase."""
         self._apply(params, evaluation[1], objective.weights, state)
+
+    def health(self, state):
+        """A second moment that overflowed (a weighted gradient above √(float max) ≈ 1e154, e.g.
+        a fixed weight of 1e200) makes every later update m̂/(√v̂ + ε) of that parameter zero."""
+        v = state.get("v")
+        if isinstance(v, np.ndarray) and v.size and not math.isfinite(float(v.max())):
+            n = int(np.count_nonzero(~np.isfinite(v)))
+            return (f"Adam's second-moment estimate overflowed for {n} of {v.size} parameters (a weighted "
+                    f"gradient beyond √(float max)): their updates are zero from here")
+        return None
 
     def check_state(self, state, n, dtype=None):
         super().check_state(state, n)

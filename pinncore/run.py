@@ -496,6 +496,8 @@ class Run:
         if pw_next is not None:
             obj.point_weights = pw_next
         self.step_count += 1
+        if step % self._row_every == 0 and self._stands_still(G):
+            return False
         for obs in step_obs:
             if obs.on_step(self, step):
                 self.request_stop("stopped", f"stopped by {type(obs).__name__} at step {self.step_count}")
@@ -538,6 +540,21 @@ class Run:
             self.net.params[...] = self._prev
         self.objective.forget()
         return False
+
+    def _stands_still(self, G):
+        """Stop with status "diverged" when the optimizer's state can no longer move the
+        parameters (``Optimizer.health``: Adam's second moment overflowed under a weight of
+        1e200, which used to end as "completed" with the parameters never changed)."""
+        why = self.optimizer.health(self.opt_state)
+        if why is None:
+            return False
+        lam = self.objective.weights
+        scaled = lam * np.array([float(np.linalg.norm(g.astype(np.float64))) for g in G])
+        worst = int(np.argmax(np.where(np.isfinite(scaled), scaled, np.inf)))
+        self.status = "diverged"
+        self.message = (f"{why} (step {self.step_count}; the largest weighted gradient is that of term "
+                        f"{self.names[worst]!r}, λ = {lam[worst]:.3g}); reduce the weights")
+        return True
 
     def _log(self, ev, total, can_stop=True):
         """Append a history row for ``ev`` at the current step; True if an observer stops the run."""

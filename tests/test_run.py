@@ -314,3 +314,38 @@ def test_wall_time_grows_within_one_step_call():
     run.step(600)
     w = run.history["wall_time"]
     assert len(w) == 6 and np.all(np.diff(w) > 0) and w[0] >= 0.0
+
+
+# ------------------------------------------------------------- silent answers (issue 23 #8)
+
+@pytest.mark.parametrize("lam", [1e160, 1e200, 1e300])
+def test_a_weight_that_overflows_adam_is_a_diverged_run(lam):
+    """Fixed({"ic": 1e200}): Adam's v = (1 - b2) g² overflowed and every update was zero, yet the
+    run reported "completed" with the parameters never changed."""
+    net = pc.MLP(LAYERS, seed=0)
+    res = pc.train(pc.problems.harmonic(), net, weighting=pc.Fixed({"ic": lam}), steps=50, log_every=10, warn=False)
+    assert res.status == "diverged" and res.step == 1
+    assert "second-moment estimate overflowed for" in res.message and "term 'ic'" in res.message
+    assert f"λ = {lam:.3g}" in res.message
+    if lam >= 1e200:   # every gradient component overflows: the parameters it stopped at are the initial ones
+        assert np.array_equal(res.net.params, net.params) and f"for {net.n_params} of {net.n_params}" in res.message
+
+
+def test_a_large_weight_that_does_not_overflow_still_trains():
+    net = pc.MLP(LAYERS, seed=0)
+    res = pc.train(pc.problems.harmonic(), net, weighting=pc.Fixed({"ic": 1e150}), steps=20, log_every=10, warn=False)
+    assert res.status == "completed" and not np.array_equal(res.net.params, net.params)
+
+
+def test_an_exact_solution_that_is_identically_zero_gives_the_absolute_error():
+    """exact ≡ 0 gave rel_l2 = 1.28e301 (the error over a 1e-300 floor): the RMS error instead."""
+    t = np.linspace(0.0, 1.0, 20)[:, None]
+    prob = pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+                      terms={"pde": pc.Term(t, lambda x, u: u.t + u), "ic": pc.Term([[0.0]], lambda x, u: u)},
+                      exact=lambda x: np.zeros((x.shape[0], 1)))
+    net = pc.MLP([1, 8, 1], seed=3)
+    u = prob.predict(net)
+    assert prob.rel_l2(net) == pytest.approx(float(np.sqrt(np.mean(u ** 2))), rel=1e-12)
+    res = pc.train(prob, net, steps=30, log_every=10, warn=False)
+    assert res.rel_l2 == pytest.approx(float(np.sqrt(np.mean(prob.predict(res.net) ** 2))), rel=1e-12)
+    assert res.rel_l2 < 1.0 and np.all(np.isfinite(res.history["rel_l2"]))
