@@ -280,6 +280,19 @@ def test_set_num_threads_validates(threads_reset):
             pc.set_num_threads(bad)
 
 
+def test_set_num_threads_has_an_upper_bound(threads_reset):
+    """Issue 23 #9: 100 000 was accepted and a later call failed with "Resource temporarily
+    unavailable", leaving hundreds of threads."""
+    from pinncore.backend import MAX_THREADS
+    assert MAX_THREADS >= 256
+    for bad in (MAX_THREADS + 1, 100_000, 10 ** 30, np.int64(2 ** 40)):
+        with pytest.raises(ValueError, match=rf"n must be at most {MAX_THREADS} threads .*got {int(bad)}"):
+            pc.set_num_threads(bad)
+        assert pc.get_num_threads() == 1
+    pc.set_num_threads(MAX_THREADS)       # the bound itself is a valid count (no thread starts until a call)
+    assert pc.get_num_threads() == MAX_THREADS
+
+
 def test_concurrent_python_threads_get_correct_answers():
     nets = [randomize(pc.MLP([2, 40, 40, 1]), seed=s) for s in (1, 2)]
     xs = [points(20000, 2, seed=s) for s in (1, 2)]
