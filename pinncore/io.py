@@ -120,6 +120,7 @@ __all__ = [
     "MAX_DEPTH",
     "save",
     "load",
+    "check_regular_file",
     "dumps",
     "loads",
 ]
@@ -686,6 +687,17 @@ def _check_regular(mode: int, source: str) -> None:
     if not stat.S_ISREG(mode):
         what = next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
         raise FormatError(f"{source}: is {what}; pinncore loads only regular files")
+
+
+def check_regular_file(path: "str | os.PathLike[str]") -> None:
+    """FormatError unless ``path`` is a regular file (a FIFO would block ``open`` until a writer
+    appears, a device may never end); the usual OSError when it does not exist. For readers of
+    pinncore's other files (sweep tables), to call before they open one.
+
+    >>> check_regular_file(__file__)
+    """
+    path = os.fspath(path)
+    _check_regular(os.stat(path).st_mode, repr(path))
 
 
 def _open_regular(path: str, source: str):

@@ -507,6 +507,8 @@ def _loaders():
         "MLP.load": pc.MLP.load,
         "Run(resume=)": lambda p: pc.Run(pc.problems.harmonic(), pc.MLP([1, 4, 1]), resume=p),
         "train(resume=)": lambda p: pc.train(pc.problems.harmonic(), pc.MLP([1, 4, 1]), steps=1, resume=p),
+        "SweepResult.from_json": lambda p: pc.SweepResult.from_json(p),
+        "check_regular_file": pio.check_regular_file,
     }
 
 
