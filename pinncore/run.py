@@ -553,7 +553,10 @@ class Run:
         worst = int(np.argmax(np.where(np.isfinite(scaled), scaled, np.inf)))
         self.status = "diverged"
         self.message = (f"{why} (step {self.step_count}; the largest weighted gradient is that of term "
-                        f"{self.names[worst]!r}, λ = {lam[worst]:.3g}); reduce the weights")
+                        f"{self.names[worst]!r}, λ = {lam[worst]:.3g}); reduce the weights; returned the "
+                        f"parameters of step {self.step_count - 1}")
+        self.net.params[...] = self._prev   # before the update that overflowed (it may hold inf/inf = NaN)
+        self.objective.forget()
         return True
 
     def _log(self, ev, total, can_stop=True):
