@@ -65,6 +65,13 @@ class Optimizer:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
 
 
+def _finite(v):
+    try:
+        return math.isfinite(v)
+    except OverflowError:   # an int beyond the float range
+        return False
+
+
 # Step counters of saved states: exact as floats (Adam's bias correction takes β^t) and far inside
 # the int64 the kernel's Adam step is called with (a state claiming 10**30 failed inside the binding).
 MAX_STEP = 2 ** 53
@@ -95,8 +102,8 @@ class Adam(Optimizer):
     checks_gradients = True
 
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, decay_rate=None, decay_steps=1000):
-        for name, v in (("lr", lr), ("eps", eps)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        for name, v in (("lr", lr), ("eps", eps), ("decay_steps", decay_steps)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) or v <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         for name, v in (("b1", b1), ("b2", b2)):
             if not (isinstance(v, (int, float)) and 0 <= v < 1):

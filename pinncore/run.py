@@ -212,7 +212,7 @@ class Run:
     def _saved_scheme(state):
         try:
             return _weighting.get(state["weighting"]["name"], **state["weighting"].get("config", {}))
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"resume state: cannot rebuild the weighting scheme ({e})") from e
 
     @staticmethod

@@ -49,7 +49,7 @@ def _check_optimizer(opt, n, dt, bad):
         bad("optimizer must hold its 'name', 'config' and state")
     try:
         optimizer = _optim.get(opt.get("name", "adam"), **opt["config"])
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         bad(f"optimizer config: {e}")
     try:
         optimizer.check_state(optimizer_state(opt), n, dt)
@@ -85,7 +85,8 @@ def check_state(state):
         except (TypeError, ValueError) as e:
             bad(f"network: {e}")
     if n > MAX_PARAMS:
-        bad(f"layers {layers} describe {n:.3g} parameters (at most {MAX_PARAMS:.0e})")
+        bad(f"layers {_short(layers)} describe {n:.3g} parameters (at most {MAX_PARAMS:.0e})" if n < 1e300 else
+            f"layers {_short(layers)} describe more than 1e300 parameters (at most {MAX_PARAMS:.0e})")
     if not isinstance(state["dtype"], str) or state["dtype"] not in ("float64", "float32"):
         bad(f"dtype must be 'float64' or 'float32', got {state['dtype']!r}")
     dt = np.dtype(state["dtype"])
