@@ -63,6 +63,7 @@ workers), ``sweep_fit`` (one fit), ``sweep_exec`` (executors with crash recovery
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 
@@ -179,6 +180,8 @@ def check_fit_settings(problem, steps, layers, train_kwargs):
     """
     from .network import MLP
     for key, v in [("steps", steps), ("layers", layers), *train_kwargs.items()]:
+        if key == "steps" and v is None:
+            continue   # each optimizer's own default_iterations
         if key in _COUNTS:
             # int(v): compared as a plain int, so no method of an int subclass runs in this process
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < _COUNTS[key]:

@@ -41,7 +41,7 @@ LIMITS = {
     "steps": 20000,            # Adam steps (or LM iterations for optimizer "lm") per fit
     "second_steps": 2000,      # L-BFGS / LM iterations after Adam
     "points": 5000,            # collocation + initial + boundary points of a problem
-    "work": 2e7,               # (steps + 10 * second_steps) * points per fit
+    "work": 4e7,               # Σ_phases iterations × cost × points per fit (flops bound the rest)
     "flops": 3e12,             # estimated floating-point operations per fit (see estimated_flops)
     "hidden_layers": 5,
     "width": 128,
@@ -203,7 +203,10 @@ def first_steps(opt):
     (2000, 200)
     """
     from pinncore import phases
-    return phases.default_iterations(_split(opt)[0])
+    first = _split(opt)[0]
+    # A costly optimizer alone (L-BFGS, LM) gets the length it runs as a later phase: its own
+    # default (L-BFGS 1000) would exceed one request's flop bound on the 2-D problems.
+    return phases.follow_iterations(first) if _cost(first) > 1 else phases.default_iterations(first)
 
 
 def second_steps(opt):
