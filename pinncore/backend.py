@@ -29,9 +29,13 @@ except ImportError:  # pragma: no cover - exercised by a subprocess test (tests/
         f"{_here}. Install the package (`pip install .`, or `pip install -e .` to develop in place) and run "
         f"from outside the repository root.") from None
 
-__all__ = ["set_num_threads", "get_num_threads", "blas_threads", "compile_term", "CppBackend", "adam_step"]
+__all__ = ["set_num_threads", "get_num_threads", "blas_threads", "compile_term", "CppBackend", "adam_step", "MAX_THREADS"]
 
 _threads = {"n": 1}
+# More threads than this only cost: each call splits its points over them, and 100 000 of them
+# exhausted the process's thread limit ("Resource temporarily unavailable") in a later call.
+# Counts above the core count stay allowed (results are reproducible per count, machine to machine).
+MAX_THREADS = max(256, 4 * (os.cpu_count() or 1))
 _lock = threading.Lock()
 
 
@@ -45,6 +49,9 @@ def set_num_threads(n):
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
+    if n > MAX_THREADS:
+        raise ValueError(f"n must be at most {MAX_THREADS} threads (this machine has {os.cpu_count()} cores), "
+                         f"got {n}")
     with _lock:
         _threads["n"] = int(n)
 

@@ -30,7 +30,7 @@ import numpy as np
 from . import backend, registry
 
 __all__ = ["Optimizer", "NonFiniteGradient", "Adam", "LBFGS", "adam_reference", "lbfgs", "minimize", "strong_wolfe", "get",
-           "register", "names"]
+           "register", "names", "MAX_STEP"]
 
 
 class NonFiniteGradient(FloatingPointError):
@@ -65,8 +65,26 @@ class Optimizer:
         if not isinstance(state, dict):
             raise ValueError(f"{self.name} state must be a dict")
 
+    def health(self, state):
+        """Why ``state`` can no longer move the parameters (a message), or None. The run asks
+        at its log steps and stops with status "diverged" instead of reporting a run that
+        silently stood still."""
+        return None
+
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+def _finite(v):
+    try:
+        return math.isfinite(v)
+    except OverflowError:   # an int beyond the float range
+        return False
+
+
+# Step counters of saved states: exact as floats (Adam's bias correction takes β^t) and far inside
+# the int64 the kernel's Adam step is called with (a state claiming 10**30 failed inside the binding).
+MAX_STEP = 2 ** 53
 
 
 def _check_vectors(state, n, dtype, names, nonneg=()):
@@ -101,8 +119,8 @@ class Adam(Optimizer):
     label = "Adam"
 
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, decay_rate=None, decay_steps=1000):
-        for name, v in (("lr", lr), ("eps", eps)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        for name, v in (("lr", lr), ("eps", eps), ("decay_steps", decay_steps)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) or v <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         for name, v in (("b1", b1), ("b2", b2)):
             if not (isinstance(v, (int, float)) and 0 <= v < 1):
@@ -146,10 +164,21 @@ class Adam(Optimizer):
         """One Adam iteration on g = Σ_a λ_a ∇L_a from the run's evaluation; never stops a phase."""
         self._apply(params, evaluation[1], objective.weights, state)
 
+    def health(self, state):
+        """A second moment that overflowed (a weighted gradient above √(float max) ≈ 1e154, e.g.
+        a fixed weight of 1e200) makes every later update m̂/(√v̂ + ε) of that parameter zero."""
+        v = state.get("v")
+        if isinstance(v, np.ndarray) and v.size and not math.isfinite(float(v.max())):
+            n = int(np.count_nonzero(~np.isfinite(v)))
+            return (f"Adam's second-moment estimate overflowed for {n} of {v.size} parameters (a weighted "
+                    f"gradient beyond √(float max)): their updates are zero from here")
+        return None
+
     def check_state(self, state, n, dtype=None):
         super().check_state(state, n)
-        if not (isinstance(state.get("step"), int) and not isinstance(state.get("step"), bool) and state["step"] >= 0):
-            raise ValueError("optimizer must hold 'm', 'v' and an int 'step'")
+        t = state.get("step")
+        if not (isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= MAX_STEP):
+            raise ValueError(f"optimizer must hold 'm', 'v' and an int 'step' in [0, 2**53], got step {t!r}")
         _check_vectors(state, n, dtype, ("m", "v"), nonneg=("v",))
 
 

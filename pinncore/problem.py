@@ -344,7 +344,8 @@ class Problem:
         return _metrics.exact_values(self)
 
     def rel_l2(self, net, params=None):
-        """Relative L2 error ‖u − u_exact‖ / ‖u_exact‖ on the test points.
+        """Relative L2 error ‖u − u_exact‖ / ‖u_exact‖ on the test points (the absolute RMS
+        error when ``exact`` is identically zero there: see ``pinncore.metrics``).
 
         >>> import pinncore as pc
         >>> 0.5 < pc.problems.harmonic().rel_l2(pc.MLP([1, 10, 1], seed=0)) < 10

@@ -30,6 +30,7 @@ __all__ = [
     "REGISTRY",
     "get",
     "describe",
+    "check_arguments",
     # constructors
     "harmonic",
     "burgers",
@@ -115,6 +116,7 @@ def _with_origin(name, ctor):
     @functools.wraps(ctor)
     def build(*args, **kwargs):
         given = dict(signature.bind(*args, **kwargs).arguments)
+        check_arguments(name, signature, given)
         problem = ctor(*args, **kwargs)
         problem.origin = (name, given)
         return problem
@@ -1016,3 +1018,42 @@ def describe():
     ['harmonic', 'burgers']
     """
     return [(spec.name, spec.description) for spec in registry.problems.specs()]
+
+
+# ----------------------------------------------------------------------------- origin
+
+def check_arguments(name, signature, given):
+    """Check each argument of a library factory against its default's kind, naming it: a number
+    where the default is a number (finite), an integer count >= 1 for ``n_*`` and >= 0 for
+    ``seed``, a bool where it is a bool, a string where it is a string. (``omega="x"`` used to
+    fail inside ``float()`` with "could not convert string to float: 'x'", naming nothing.)
+
+    >>> import inspect
+    >>> try:
+    ...     check_arguments("harmonic", inspect.signature(harmonic), {"omega": "x"})
+    ... except TypeError as e:
+    ...     print(e)
+    harmonic(omega='x'): omega must be a real number (default 6.283185307179586)
+    """
+    for key, value in given.items():
+        param = signature.parameters.get(key)
+        default = None if param is None else param.default
+        where = f"{name}({key}={value!r})"
+        if isinstance(default, bool):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{where}: {key} must be True or False")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{where}: {key} must be a real number (default {default!r})")
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:   # an int beyond float range
+                finite = False
+            if not finite:
+                raise ValueError(f"{where}: {key} must be finite")
+            if key.startswith("n_") or key == "seed":
+                lo = 0 if key == "seed" else 1
+                if float(value) != int(value) or value < lo:
+                    raise ValueError(f"{where}: {key} must be an integer >= {lo}")
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise TypeError(f"{where}: {key} must be a string (default {default!r})")

@@ -12,7 +12,9 @@ phases (``run.step(n, optimizer="lbfgs")``); every phase ends with a history row
 Stops cleanly at the end of an iteration: on the first non-finite loss or gradient (naming
 the step and term, keeping the last finite parameters), on Ctrl-C, on ``cancel()`` from any
 thread, when an observer asks, or when the optimizer ends its phase (converged, stalled).
-Deterministic: the same seed gives a bitwise identical history, and a saved state resumes
+An exception out of an observer or a user function propagates with status "failed" (never
+left "running"); a checkpoint that cannot be written warns and the run goes on
+(``pinncore.observers.Checkpoint``). Deterministic: the same seed gives a bitwise identical history, and a saved state resumes
 exactly (k + k steps == 2k steps).
 
 >>> import pinncore as pc
@@ -47,7 +49,7 @@ from .objective import Objective
 from .observers import Observer, Printer
 from .progress import Progress
 from .problem import Problem
-from .state import STATE_KIND, check_state, load_state, optimizer_state
+from .state import STATE_KIND, check_like, check_state, load_state, optimizer_state
 
 __all__ = ["Run", "TrainResult"]
 
@@ -218,7 +220,7 @@ class Run:
     def _saved_scheme(state):
         try:
             return _weighting.restore(state["weighting"]["name"], state["weighting"].get("config", {}))
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"resume state: cannot rebuild the weighting scheme ({e})") from e
 
     @staticmethod
@@ -277,7 +279,8 @@ class Run:
         return opt, opt.init(self.net.params)
 
     def _check_scheme_state(self, name):
-        try:  # a hand-made weighting state must at least produce valid weights
+        try:  # a hand-made weighting state must have the structure of a fresh one and produce valid weights
+            check_like(self.w_state, self.scheme.init(self.problem), "state")
             lam = self.scheme.weights(self.w_state)
             if set(lam) != set(self.names) or not all(math.isfinite(float(v)) and float(v) >= 0 for v in lam.values()):
                 raise ValueError("weights must be finite, >= 0 and name every term")
@@ -338,7 +341,12 @@ class Run:
             if self._cancel.is_set():
                 self.status, self.message = "cancelled", f"cancelled at step {self.step_count}"
                 return self.status
-            self._loop(n)
+            try:
+                self._loop(n)
+            except Exception as e:   # an observer or a user function raised: the run is no longer running
+                if self.status == "running":
+                    self.status, self.message = "failed", f"{type(e).__name__} at step {self.step_count}: {e}"
+                raise
             return self.status
         finally:
             self._lock.release()
@@ -497,6 +505,8 @@ class Run:
         if pw_next is not None:
             obj.point_weights = pw_next
         self.step_count += 1
+        if step % self._row_every == 0 and self._stands_still(G):
+            return False
         for obs in step_obs:
             if obs.on_step(self, step):
                 self.request_stop("stopped", f"stopped by {type(obs).__name__} at step {self.step_count}")
@@ -539,6 +549,24 @@ class Run:
             self.net.params[...] = self._prev
         self.objective.forget()
         return False
+
+    def _stands_still(self, G):
+        """Stop with status "diverged" when the optimizer's state can no longer move the
+        parameters (``Optimizer.health``: Adam's second moment overflowed under a weight of
+        1e200, which used to end as "completed" with the parameters never changed)."""
+        why = self.optimizer.health(self.opt_state)
+        if why is None:
+            return False
+        lam = self.objective.weights
+        scaled = lam * np.array([float(np.linalg.norm(g.astype(np.float64))) for g in G])
+        worst = int(np.argmax(np.where(np.isfinite(scaled), scaled, np.inf)))
+        self.status = "diverged"
+        self.message = (f"{why} (step {self.step_count}; the largest weighted gradient is that of term "
+                        f"{self.names[worst]!r}, λ = {lam[worst]:.3g}); reduce the weights; returned the "
+                        f"parameters of step {self.step_count - 1}")
+        self.net.params[...] = self._prev   # before the update that overflowed (it may hold inf/inf = NaN)
+        self.objective.forget()
+        return True
 
     def _log(self, ev, total, can_stop=True):
         """Append a history row for ``ev`` at the current step; True if an observer stops the run."""

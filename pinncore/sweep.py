@@ -63,6 +63,7 @@ workers), ``sweep_fit`` (one fit), ``sweep_exec`` (executors with crash recovery
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 
@@ -146,6 +147,7 @@ def _jobs(spec, local, grid, seeds, weighting, optimizer, steps, layers, client,
         raise ValueError(f"the grid sets λ for {', '.join(lam_terms)}, which needs weighting 'fixed', got "
                          f"weighting={wspec['name']!r}")
     ospec = optimizer_spec(optimizer)
+    check_fit_settings(local, steps, layers, train_kwargs)
     if spec["kind"] == "inherit":
         if any(kinds[k][0] == "problem_arg" for k in keys):
             raise ValueError("'problem.<arg>' grid keys need a problem given by name or factory, not a pc.Problem")
@@ -156,6 +158,43 @@ def _jobs(spec, local, grid, seeds, weighting, optimizer, steps, layers, client,
     jobs = [{"base": base, "kinds": kinds, "params": dict(zip(keys, combo)), "seed": s}
             for combo in itertools.product(*values) for s in seeds]
     return jobs, keys, kinds, terms, base
+
+
+# pc.train's counting settings and their least values.
+_COUNTS = {"steps": 0, "lbfgs_steps": 0, "lm_steps": 0, "log_every": 1, "checkpoint_every": 1}
+
+
+def check_fit_settings(problem, steps, layers, train_kwargs):
+    """The pc.train settings every fit of a sweep shares — step counts, ``lr``, ``layers`` (a
+    network the problem takes) — checked once in the calling process before any fit is
+    dispatched: a bad one is an error naming it, not one error record per fit (``steps=-1``
+    over a 100 000-point grid made 100 000 of them). Grid values stay per fit: a bad one is
+    that fit's error record.
+
+    >>> import pinncore as pc
+    >>> try:
+    ...     check_fit_settings(pc.problems.harmonic(), -1, None, {})
+    ... except ValueError as e:
+    ...     print(e)
+    steps must be an integer >= 0, got -1
+    """
+    from .network import MLP
+    for key, v in [("steps", steps), ("layers", layers), *train_kwargs.items()]:
+        if key == "steps" and v is None:
+            continue   # each optimizer's own default_iterations
+        if key in _COUNTS:
+            # int(v): compared as a plain int, so no method of an int subclass runs in this process
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < _COUNTS[key]:
+                raise ValueError(f"{key} must be an integer >= {_COUNTS[key]}, got {v!r}")
+        elif key == "lr" and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
+            raise ValueError(f"lr must be a finite number > 0, got {v!r}")
+        elif key == "layers" and v is not None:
+            if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+                raise TypeError(f"layers must be a list of widths, got {v!r}")
+            try:
+                problem.check_net(MLP(list(v)))
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"layers: {e}") from None
 
 
 def _fixed_class():

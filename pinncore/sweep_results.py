@@ -195,6 +195,8 @@ class SweepResult:
         """Read a table written by ``to_json`` (a path or the JSON text)."""
         text = path_or_text
         if not str(path_or_text).lstrip().startswith("{"):
+            from .io import check_regular_file
+            check_regular_file(path_or_text)   # a FIFO would block the open below forever
             with open(path_or_text) as f:
                 text = f.read()
         d = json.loads(text)

@@ -84,8 +84,10 @@ def train(problem, net=None, *, weighting=None, steps=None, lr=1e-3, optimizer="
         checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
         if checkpoint is None:
             raise ValueError("checkpoint_every needs checkpoint=<path>")
+    ckpt = None
     if checkpoint is not None:
-        obs.append(Checkpoint(checkpoint, checkpoint_every))
+        ckpt = Checkpoint(checkpoint, checkpoint_every)
+        obs.append(ckpt)
     if tol is not None:
         obs.append(StopAtTolerance(rel_l2=tol) if problem.exact is not None else StopAtTolerance(loss=tol))
     if audit:
@@ -95,6 +97,6 @@ def train(problem, net=None, *, weighting=None, steps=None, lr=1e-3, optimizer="
               warn=warn, verbose=verbose, observers=obs, resume=resume)
     _phases.run(run, schedule)
     result = run.result()
-    if checkpoint is not None:
-        run.save(checkpoint)
+    if ckpt is not None and not ckpt.save(run):   # the state with the closing row; never raises OSError
+        result.message = ckpt.annotate(result.message)
     return result

@@ -99,11 +99,19 @@ def _check_known(names, problem, what):
         raise ValueError(f"{what} names unknown term(s) {unknown}; the problem's terms are {problem.term_names}")
 
 
+def _float(value, what):
+    """float(value), or a ValueError naming ``what`` for an int beyond the float range (10**400)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{what} must be a finite number, got an int of {len(str(abs(int(value))))} digits") from None
+
+
 def _number(value, what):
     """A finite, non-negative Python float from ``value`` or a ValueError naming ``what``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{what} must be a number, got {value!r}")
-    v = float(value)
+    v = _float(value, what)
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{what} must be finite and >= 0, got {v!r}")
     return v
@@ -114,7 +122,7 @@ def _positive(value, what, integer=False):
         raise ValueError(f"{what} must be a positive number, got {value!r}")
     if integer and int(value) != value:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    if not (math.isfinite(float(value)) and value > 0):
+    if not (math.isfinite(_float(value, what)) and value > 0):
         raise ValueError(f"{what} must be positive, got {value!r}")
     return int(value) if integer else float(value)
 
@@ -123,7 +131,7 @@ def _fraction(value, what, allow_none=False):
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= float(value) <= 1.0:
+            or not 0.0 <= _float(value, what) <= 1.0:
         raise ValueError(f"{what} must be a number in [0, 1], got {value!r}")
     return float(value)
 

@@ -519,3 +519,46 @@ def test_cli_sweep_on_a_dask_scheduler(dask_client, tmp_path, capsys):
     back = sw.SweepResult.from_json(tmp_path / "sweep.json")
     assert back.info["backend"] == "dask"
     assert back.records[1]["rel_l2"] == direct_fit(pc.problems.harmonic(), 100.0, steps=30).rel_l2
+
+
+# ------------------------------------------------------- arguments checked before dispatch (issue 23 #9)
+
+def _never(*_):
+    raise AssertionError("a fit was dispatched")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"steps": -1}, r"^steps must be an integer >= 0, got -1"),
+    ({"steps": 5, "lr": 0.0}, r"^lr must be a finite number > 0"),
+    ({"steps": 5, "lr": "x"}, r"^lr must be a finite number > 0"),
+    ({"steps": 5, "log_every": 0}, r"^log_every must be an integer >= 1"),
+    ({"steps": 5, "lbfgs_steps": -2}, r"^lbfgs_steps must be an integer >= 0"),
+    ({"steps": 5, "layers": [2, 8, 1]}, r"^layers: net has 2 inputs"),
+    ({"steps": 5, "layers": [1, 0, 1]}, r"^layers: layers must contain positive integer widths"),
+    ({"steps": 5, "layers": 50}, r"^layers must be a list of widths"),
+])
+def test_sweep_arguments_are_checked_before_any_fit(kwargs, match):
+    """A setting every fit shares is checked once, before dispatch (steps=-1 over a 100 000-point
+    grid made 100 000 error records); grid values stay per-fit records."""
+    with pytest.raises((ValueError, TypeError), match=match):
+        pc.sweep("harmonic", {"ic": list(np.logspace(-3, 5, 100_000))}, workers=1, progress=_never, **kwargs)
+
+
+@pytest.mark.parametrize("problem, match", [
+    (("harmonic", {"omega": "x"}), r"harmonic\(omega='x'\): omega must be a real number \(default 6.28"),
+    (("harmonic", {"hard_constraint": "yes"}), r"hard_constraint must be True or False"),
+    (("burgers", {"seed": -1}), r"burgers\(seed=-1\): seed must be an integer >= 0"),
+    (("heat1d", {"kappa": None}), r"heat1d\(kappa=None\): kappa must be a real number"),
+    (("advection", {"bc": 3}), r"advection\(bc=3\): bc must be a string"),
+])
+def test_a_bad_factory_argument_names_the_parameter(problem, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        pc.sweep(problem, {"ic": [1.0]}, steps=5, workers=1, progress=_never)
+    with pytest.raises((TypeError, ValueError), match=match):
+        pc.problems.get(problem[0], **problem[1])
+
+
+def test_factory_arguments_of_the_right_kind_still_build():
+    assert pc.problems.get("harmonic", n_collocation=20.0).n_points["pde"] == 20      # an integral float count
+    assert pc.problems.get("poisson1d", a=2.5).n_points["pde"] == 128                 # an int default, a float value
+    assert pc.problems.get("harmonic", omega=np.float64(3.0), hard_constraint=np.bool_(True)).term_names == ["pde"]

@@ -9,10 +9,12 @@ and :func:`sweep_spec` turn a decoded JSON body into a normalised, complete spec
 the worker processes run) or raise :class:`SpecError` naming the offending field, which the
 server answers with 400.
 
-The bounds (:data:`LIMITS`) keep one request to a few seconds of work and a few megabytes of
-memory: at most 20000 Adam steps, 5000 collocation points, 5 hidden layers of width ≤ 128 and
-2e7 point-steps of work per fit; a sweep has at most 33 λ values × 5 seeds × 2 optimizers and
-100 fits.
+The bounds (:data:`LIMITS`) keep one request to bounded work and a few megabytes of memory: at
+most 20000 Adam steps, 5000 collocation points, 5 hidden layers of width ≤ 128, 2e7 point-steps
+and 3e12 estimated floating-point operations per fit (:func:`estimated_flops`: about a minute of
+one core at 3e10 flop/s, the kernel's rate on 2-D problems; the largest default request, a 2-D
+problem trained by Adam then L-BFGS, estimates 2.7e12); a sweep has at most 33 λ values × 5
+seeds × 2 optimizers, 100 fits and 3e13 flops.
 
 >>> s = fit_spec({"problem": "harmonic", "weights": {"ic": 100.0}, "steps": 500})
 >>> s["problem"], s["scheme"], s["weights"], s["optimizer"], s["layers"]
@@ -33,13 +35,14 @@ from pinncore.verdict import CLEAN, WRONG, verdict
 
 __all__ = ["SpecError", "LIMITS", "fit_spec", "sweep_spec", "catalogue", "optimizers", "lm_available",
            "PROBLEMS", "SCHEMES", "verdict", "sweep_tasks", "SECOND_STEPS", "FIRST_STEPS", "problem_menu",
-           "scheme_menu", "first_steps", "second_steps"]
+           "scheme_menu", "first_steps", "second_steps", "estimated_flops"]
 
 LIMITS = {
     "steps": 20000,            # Adam steps (or LM iterations for optimizer "lm") per fit
     "second_steps": 2000,      # L-BFGS / LM iterations after Adam
     "points": 5000,            # collocation + initial + boundary points of a problem
-    "work": 2e7,               # (steps + 10 * second_steps) * points per fit
+    "work": 4e7,               # Σ_phases iterations × cost × points per fit (flops bound the rest)
+    "flops": 3e12,             # estimated floating-point operations per fit (see estimated_flops)
     "hidden_layers": 5,
     "width": 128,
     "log_rows": 2000,          # history rows per fit (steps / log_every)
@@ -51,6 +54,7 @@ LIMITS = {
     "sweep_fits": 100,
     "sweep_steps": 5000,       # Adam steps per sweep fit
     "sweep_work": 2e8,         # the work of all the fits of a sweep
+    "sweep_flops": 3e13,       # the estimated flops of all the fits of a sweep
     "weight": 1e8,             # largest fixed λ
     "lm_points": 1000,         # points of a problem trained by Levenberg–Marquardt
 }
@@ -200,7 +204,10 @@ def first_steps(opt):
     (2000, 200)
     """
     from pinncore import phases
-    return phases.default_iterations(_split(opt)[0])
+    first = _split(opt)[0]
+    # A costly optimizer alone (L-BFGS, LM) gets the length it runs as a later phase: its own
+    # default (L-BFGS 1000) would exceed one request's flop bound on the 2-D problems.
+    return phases.follow_iterations(first) if _cost(first) > 1 else phases.default_iterations(first)
 
 
 def second_steps(opt):
@@ -249,6 +256,32 @@ def _work(opt, steps, second, n_points):
     first, then = _split(opt)
     return (steps * _cost(first) + (second * _cost(then) if then else 0)) * n_points
 
+
+def estimated_flops(opt, steps, second, n_points, layers, streams):
+    """Floating-point operations one fit is expected to take, the quantity ``LIMITS["flops"]`` bounds.
+
+    A loss-and-gradient pass costs 6 · points · streams · Σ n_in·n_out (each layer is one
+    (streams·points × n_in)(n_in × n_out) product forward and two backward: docs/design.md §2);
+    an iteration of any other optimizer its declared ``cost`` in passes (plus 4·P² for a dense quasi-Newton update); a Levenberg–Marquardt iteration a pass for the
+    Jacobian plus the Gram matrix of the N × P Jacobian, 2·N·P·min(N, P) (lm.py solves in
+    whichever of residual and parameter space is smaller). The point-steps bound ``work``
+    alone let a 5 × 128 network with 998 points ask for 15 minutes.
+
+    >>> f"{estimated_flops('adam', 2000, 0, 51, [1, 50, 50, 50, 1], 3):.3g}"
+    '9.36e+09'
+    """
+    mac = sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+    n_params = sum((a + 1) * b for a, b in zip(layers[:-1], layers[1:]))
+    kernel = 6.0 * n_points * streams * mac
+    first, then = _split(opt)
+
+    def per(name):   # one iteration of a registered optimizer
+        if _forms_jacobian(name):
+            return kernel + 2.0 * n_points * n_params * min(n_points, n_params)
+        return _cost(name) * kernel + (4.0 * n_params ** 2 if registry.optimizers[name].flags["second_order"] else 0.0)
+
+    return steps * per(first) + (second * per(then) if then else 0.0)
+
 _FIT_FIELDS = {"problem", "problem_params", "scheme", "scheme_params", "weights", "optimizer", "steps",
                "second_steps", "lr", "seed", "widths", "log_every", "grid"}
 _SWEEP_FIELDS = (_FIT_FIELDS - {"grid"}) | {"term", "log10", "lambdas", "seeds", "optimizers", "optimizer_steps"}
@@ -286,6 +319,15 @@ def _shape(name):
 
     p = problems.get(name)
     return list(p.inputs), list(p.term_names), int(sum(p.n_points.values()))
+
+
+@functools.lru_cache(maxsize=None)
+def _streams(name):
+    """The most jet streams (value, first derivatives, second-derivative pairs) a term of the
+    library problem carries: the per-point factor of a kernel pass."""
+    from pinncore import problems
+
+    return max(1 + len(lt.first) + len(lt.pairs) for lt in problems.get(name).lowering.terms)
 
 
 def _terms_of(name):
@@ -369,6 +411,11 @@ def _base_spec(body, fields, where):
     if work > LIMITS["work"]:
         raise SpecError("steps", f"steps × points = {work:.3g} is more work than one request may ask "
                                  f"({LIMITS['work']:.0e}); use fewer steps or points")
+    flops = estimated_flops(opt, steps, second, n_points, layers, _streams(name))
+    if flops > LIMITS["flops"]:
+        raise SpecError("steps", f"this fit would take about {flops:.2g} floating-point operations (steps × points "
+                                 f"× streams × Σ n_in·n_out, and N·P² per LM iteration), more than one request may "
+                                 f"ask ({LIMITS['flops']:.1e}); use fewer steps or points or narrower layers")
     log_every = _int(body.get("log_every", max(1, min(100, steps // 20))), "log_every", 1, LIMITS["steps"])
     if (steps + second) / log_every > LIMITS["log_rows"]:
         raise SpecError("log_every", f"log_every {log_every} gives more than {LIMITS['log_rows']} history rows")
@@ -463,6 +510,12 @@ def sweep_spec(body):
     if work > LIMITS["sweep_work"]:
         raise SpecError("steps", f"the sweep's fits add up to {work:.3g} point-steps, more than one request may "
                                  f"ask ({LIMITS['sweep_work']:.0e}); use fewer steps, λ values or seeds")
+    flops = sum(estimated_flops(o, spec["optimizer_steps"][o], _second(spec, o), spec["n_points"], spec["layers"],
+                                _streams(spec["problem"])) for o in opts) * len(lambdas) * len(seeds)
+    if flops > LIMITS["sweep_flops"]:
+        raise SpecError("steps", f"the sweep's fits would take about {flops:.2g} floating-point operations, more than "
+                                 f"one request may ask ({LIMITS['sweep_flops']:.1e}); use fewer steps, λ values, "
+                                 f"seeds or points, or narrower layers")
     spec.update(term=term, lambdas=lambdas, seeds=seeds, optimizers=opts)
     return spec
 
