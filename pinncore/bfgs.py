@@ -185,6 +185,7 @@ class BFGS(_optim.Optimizer):
 
     name = "bfgs"
     adapts_weights = False
+    cost = 2.5   # an iteration ≈ 1.6 evaluations (bench/bfgs_iteration.py: 1.59×), line searches vary
 
     def __init__(self, variant="ssbfgs", memory_budget=2 * 10 ** 9, restart_jump=1e5, max_evals=25, c1=1e-4, c2=0.9):
         if not isinstance(variant, str) or variant.lower() not in VARIANTS:
