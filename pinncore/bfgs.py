@@ -27,7 +27,7 @@ H₀ = I is scaled by the first curvature pair before the first update: H₀ = (
 Storage: H = κ·S with S float64, Fortran-ordered, only its upper triangle in use; S is updated
 in place by BLAS (``dsyr2``, and ``dsyr`` for the Broyden term), the scalar κ absorbs τ, so an
 iteration allocates nothing of size P × P. The memory is checked before allocating: past
-``memory_budget`` a MemoryError names the size and points to L-BFGS.
+``matrix_budget`` a MemoryError names the size and points to L-BFGS.
 
 Restart rules (H ← I, the next pair rescales it):
   1. the direction is not a finite descent direction (gᵀd ≥ 0: H lost positive definiteness
@@ -161,14 +161,14 @@ def update_coefficients(variant, ys, yy, q, sg, alpha, n, first):
 @registry.optimizers.register(
     "bfgs", description="Dense quasi-Newton (self-scaled BFGS by default; SSBroyden, BFGS) with a "
                         "strong-Wolfe line search, on the frozen weighted loss",
-    bounds={"variant": VARIANTS, "memory_budget": (1, None), "restart_jump": (1.0, None), "max_evals": (1, None),
+    bounds={"variant": VARIANTS, "matrix_budget": (1, None), "restart_jump": (1.0, None), "max_evals": (1, None),
             "c1": (0.0, 1.0), "c2": (0.0, 1.0)},
     adapts_weights=False, follows=True, second_order=True)
 class BFGS(_optim.Optimizer):
     """Dense (self-scaled) quasi-Newton on the frozen weighted loss (module docstring).
 
     variant : "ssbfgs" (default), "ssbroyden" or "bfgs".
-    memory_budget : bytes the P × P matrix may take (default 2 GB, P ≤ 15 811).
+    matrix_budget : bytes the P × P matrix may take (default 2 GB, P ≤ 15 811).
     restart_jump : after the collocation points change, reset H when the loss on the new
         points exceeds this multiple of the loss before (rule 3).
     max_evals : loss-and-gradient evaluations one line search may spend.
@@ -187,10 +187,10 @@ class BFGS(_optim.Optimizer):
     adapts_weights = False
     cost = 2.5   # an iteration ≈ 1.6 evaluations (bench/bfgs_iteration.py: 1.59×), line searches vary
 
-    def __init__(self, variant="ssbfgs", memory_budget=2 * 10 ** 9, restart_jump=1e5, max_evals=25, c1=1e-4, c2=0.9):
+    def __init__(self, variant="ssbfgs", matrix_budget=2 * 10 ** 9, restart_jump=1e5, max_evals=25, c1=1e-4, c2=0.9):
         if not isinstance(variant, str) or variant.lower() not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        for nm, v, lo in (("memory_budget", memory_budget, 1.0), ("restart_jump", restart_jump, 1.0)):
+        for nm, v, lo in (("matrix_budget", matrix_budget, 1.0), ("restart_jump", restart_jump, 1.0)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo:
                 raise ValueError(f"{nm} must be a finite number >= {lo:g}, got {v!r}")
         if isinstance(max_evals, bool) or not isinstance(max_evals, (int, np.integer)) or max_evals < 1:
@@ -198,11 +198,11 @@ class BFGS(_optim.Optimizer):
         if not (isinstance(c1, (int, float)) and isinstance(c2, (int, float)) and 0 < c1 < c2 < 1):
             raise ValueError(f"c1, c2 (the Wolfe constants) must satisfy 0 < c1 < c2 < 1, got {c1!r}, {c2!r}")
         self.c1, self.c2 = float(c1), float(c2)
-        self.variant, self.memory_budget = variant.lower(), float(memory_budget)
+        self.variant, self.matrix_budget = variant.lower(), float(matrix_budget)
         self.restart_jump, self.max_evals = float(restart_jump), int(max_evals)
 
     def config(self):
-        return {"variant": self.variant, "memory_budget": self.memory_budget, "restart_jump": self.restart_jump,
+        return {"variant": self.variant, "matrix_budget": self.matrix_budget, "restart_jump": self.restart_jump,
                 "max_evals": self.max_evals, "c1": self.c1, "c2": self.c2}
 
     def matrix_bytes(self, n):
@@ -211,14 +211,14 @@ class BFGS(_optim.Optimizer):
 
     def init(self, params):
         """Fresh state: H = I (unscaled until the first pair), no iterate yet. Raises
-        MemoryError before allocating when the matrix would exceed ``memory_budget``."""
+        MemoryError before allocating when the matrix would exceed ``matrix_budget``."""
         n = int(np.asarray(params).size)
         need = self.matrix_bytes(n)
-        if need > self.memory_budget:
+        if need > self.matrix_budget:
             raise MemoryError(
                 f"BFGS keeps a dense {n} x {n} float64 inverse Hessian: {_fmt_bytes(need)} for P = {n} parameters, "
-                f"over memory_budget = {_fmt_bytes(self.memory_budget)}; use optimizer='lbfgs' (L-BFGS stores "
-                f"2·m·P numbers) or a smaller network, or raise memory_budget")
+                f"over matrix_budget = {_fmt_bytes(self.matrix_budget)}; use optimizer='lbfgs' (L-BFGS stores "
+                f"2·m·P numbers) or a smaller network, or raise matrix_budget")
         S = np.zeros((n, n), order="F")
         np.fill_diagonal(S, 1.0)
         return {"x": np.zeros(n), "f": 0.0, "g": np.zeros(n), "valid": False, "H": S, "scale": 1.0,

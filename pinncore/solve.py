@@ -201,7 +201,7 @@ def choose_method(problem, net):
     if flops <= LM_FLOPS:
         return "lm", (f"Levenberg–Marquardt: rows × P × min(rows, P) = {rows} × {P} × {min(rows, P)} = {flops:.2g} "
                       f"flops per iteration <= {LM_FLOPS:.0e} (an iteration takes well under a second)")
-    if BFGS().matrix_bytes(P) > BFGS().memory_budget:
+    if BFGS().matrix_bytes(P) > BFGS().matrix_budget:
         return "lbfgs", f"L-BFGS: the dense {P} x {P} inverse Hessian exceeds BFGS's memory budget"
     return "bfgs", (f"self-scaled BFGS: an LM iteration would cost {flops:.2g} flops (> {LM_FLOPS:.0e}); "
                     f"a BFGS iteration costs O(P²) = {P * P:.2g} beside one loss-and-gradient evaluation")

@@ -125,11 +125,11 @@ def test_line_search_evaluates_each_point_once():
 
 def test_memory_error_names_the_size_and_points_to_lbfgs():
     with pytest.raises(MemoryError, match=r"200 x 200.*lbfgs"):
-        BFGS(memory_budget=1000).init(np.zeros(200))
+        BFGS(matrix_budget=1000).init(np.zeros(200))
     assert BFGS().matrix_bytes(1000) == 8_000_000
 
 
-@pytest.mark.parametrize("bad", [dict(variant="newton"), dict(memory_budget=0), dict(restart_jump=0.5),
+@pytest.mark.parametrize("bad", [dict(variant="newton"), dict(matrix_budget=0), dict(restart_jump=0.5),
                                  dict(max_evals=0), dict(c1=0.9, c2=0.1), dict(variant=3)])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
