@@ -6,7 +6,9 @@ one file per idea:
     network      pc.MLP, jets, and the narrow boundary to the compiled kernel (pinncore._core)
     embedding    pc.FourierFeatures, pc.Periodic (input embeddings), the architecture spec/layout
     reference    the NumPy twin of the kernel (backend="numpy"), the test oracle
-    residual     the residual tracer: Python functions -> polynomial tables over jets
+    residual     the residual language: expressions, symbolic derivatives, the function registry
+    fields       the symbols a residual receives (x, u, u.t, ...) and tracing a residual function
+    table        a traced residual lowered at points into a term table, and its evaluation
     problem      pc.Problem / pc.Term: per-term losses, gradients, NTK traces, errors
     problems     the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d,
                  klein_gordon, advection)

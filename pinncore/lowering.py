@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import residual as _residual
+from . import table as _table
 from .network import TermData, stream_plan
 
 __all__ = ["Lowering", "LoweredTerm", "term_loss"]
@@ -46,7 +46,7 @@ class LoweredTerm:
 
     name: str
     points: np.ndarray
-    table: object             # residual.Table
+    table: object             # table.Table
     first: list
     pairs: list
     var_stream: list          # stream index of each table variable
@@ -83,7 +83,7 @@ class Lowering:
 
     def lower(self, name, points, fn, paired=0):
         """Trace ``fn`` on ``points`` into a ``LoweredTerm``."""
-        table = _residual.trace(fn, self.inputs, self.outputs, points, transform=self.transform, name=name)
+        table = _table.trace(fn, self.inputs, self.outputs, points, transform=self.transform, name=name)
         derivs = sorted({v[1] for v in table.vars}, key=lambda m: (len(m), m))
         first, pairs, index = stream_plan(derivs)
         return LoweredTerm(name=name, points=points, table=table, first=first, pairs=pairs,

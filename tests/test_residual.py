@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 import pinncore as pc
 import pinncore.residual as R
 from pinncore.network import stream_plan
-from pinncore.residual import FUNCTIONS, DomainError, Expr, Function, Table, trace
+from pinncore.residual import FUNCTIONS, DomainError, Expr, Function
+from pinncore.table import Table, trace
 
 PI = np.pi
 
