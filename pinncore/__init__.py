@@ -25,6 +25,7 @@ one file per idea:
     geometry     domains: Box, Disk, Polygon, CSG (| - &), sampling, normals, grids
     conditions   Dirichlet, Neumann, Robin, initial, periodic and data terms
     resampling   adaptive collocation points (RAD, RAR-G) as run observers
+    unknown      pc.Unknown: unknown coefficients of residuals, trained with the network (inverse problems)
 
 The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, embedding.hpp, adam.hpp, bindings.cpp).
 """
@@ -41,6 +42,7 @@ from .optim import LBFGS
 from .lm import LevenbergMarquardt
 from .run import Run, TrainResult
 from .state import load_state
+from .unknown import Unknown
 from .trainer import train
 from .weighting import NTK, Balanced, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
 from .sweep import SweepResult, sweep  # noqa: E402 - after the names it uses; shadows the module name
@@ -54,7 +56,7 @@ __all__ = [
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
     "FourierFeatures", "Periodic",
-    "sweep", "SweepResult",
+    "sweep", "SweepResult", "Unknown",
 ]
 
 # The residual language's elementwise functions (pc.sin, pc.exp, pc.abs, ...): one registry

@@ -269,6 +269,8 @@ class LevenbergMarquardt(_optim.Optimizer):
         ``residual_jacobian(params)``."""
         if not all(hasattr(objective, k) for k in ("problem", "net", "weights", "point_weights")):
             return None
+        if getattr(objective, "n_unknowns", 0):   # unknowns' columns: the objective's dense (r, [J | J_u])
+            return None
         pw = objective.point_weights
         key = (id(objective.problem), id(objective.net), np.asarray(objective.weights, dtype=np.float64).tobytes(),
                None if pw is None else tuple(None if w is None else (id(w), np.asarray(w).tobytes()) for w in pw))

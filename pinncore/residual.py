@@ -91,7 +91,9 @@ class Expr:
         set_(self, "_dcache", {})
         if op in ("const", "coord", "data"):
             coord_only, poly = True, True
-        elif op == "jet":
+        elif op in ("jet", "unknown"):
+            # An unknown coefficient (pinncore.unknown) is a polynomial variable like a jet:
+            # never folded into the fixed coordinate coefficients, since it is trained.
             coord_only, poly = False, True
         elif op in ("add", "neg", "mul"):
             coord_only = all(a.coord_only for a in args)
@@ -388,6 +390,8 @@ def _diff(e, i):
     if op == "data":
         raise ValueError(f"per-point data {args[1]!r} has no derivative: a residual may multiply fields "
                          f"by it, not differentiate it")
+    if op == "unknown":
+        return _const(0.0)
     if op == "jet":
         o, alpha, out_name, inputs = args
         beta = tuple(sorted(alpha + (i,)))
@@ -442,8 +446,8 @@ def _to_str(e, parent=0):
         return repr(args[0])
     if op == "coord":
         return f"x.{args[1]}"
-    if op == "data":
-        return args[1]
+    if op in ("data", "unknown"):
+        return args[1] if op == "data" else args[0]
     if op == "jet":
         return _jet_label(e)
     if op == "fn":

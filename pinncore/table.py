@@ -133,6 +133,10 @@ class Table:
         keys = {_var_key(n) for n in self._nodes if n.op == "jet"}
         self.vars = sorted(keys, key=lambda k: (k[0], len(k[1]), k[1]))
         self._var_index = {k: v for v, k in enumerate(self.vars)}
+        # Unknown coefficients (pinncore.unknown), in order of appearance: polynomial variables
+        # V + j after the jet variables, constant over the points.
+        self.unknowns = list({id(n): n for n in self._nodes if n.op == "unknown"}.values())
+        self._unknown_index = {id(u): len(self.vars) + j for j, u in enumerate(self.unknowns)}
 
         # Coordinate-only subexpressions are fixed once the points are: evaluate them now,
         # both for the monomial coefficients and for the dual evaluator.
@@ -184,6 +188,8 @@ class Table:
         op, args = n.op, n.args
         if op == "jet":
             return {(self._var_index[_var_key(n)],): np.ones(self.n_points)}
+        if op == "unknown":
+            return {(self._unknown_index[id(n)],): np.ones(self.n_points)}
         if op == "add":
             return _padd(polys[id(args[0])], polys[id(args[1])])
         if op == "neg":
@@ -214,15 +220,26 @@ class Table:
                              f"got {J.shape}")
         return J
 
-    def evaluate(self, J):
-        """Residuals ``r`` (C, N) and exact ``dr`` (C, V, N) = dr_c/dJ_v from jet values J (V, N).
+    def _with_unknowns(self, J, theta):
+        """J (V, N) extended by one constant row per unknown: θ (U,), default their inits."""
+        if not self.unknowns:
+            return J
+        theta = np.array([u.init for u in self.unknowns]) if theta is None else np.asarray(theta, np.float64)
+        if theta.shape != (len(self.unknowns),):
+            raise ValueError(f"table '{self.name}': theta must have shape ({len(self.unknowns)},) (one value per "
+                             f"unknown {[u.name for u in self.unknowns]}), got {theta.shape}")
+        return np.concatenate([J, np.broadcast_to(theta[:, None], (len(theta), self.n_points))])
+
+    def evaluate(self, J, theta=None):
+        """Residuals ``r`` (C, N) and exact ``dr`` (C, V + U, N) = dr_c/dJ_v from jet values J (V, N),
+        then dr_c/dθ_j for the table's unknowns (``theta`` (U,): their values, default the inits).
 
         Polynomial tables use the monomial table; others use the dual-number DAG path.
         """
         if not self.polynomial:
-            return self.evaluate_dag(J)
-        J = self._check_J(J)
-        C, V, N = self.n_components, len(self.vars), self.n_points
+            return self.evaluate_dag(J, theta)
+        J = self._with_unknowns(self._check_J(J), theta)
+        C, V, N = self.n_components, len(J), self.n_points
         r = np.zeros((C, N))
         dr = np.zeros((C, V, N))
         for c, factors, coef in self.monomials:
@@ -234,21 +251,21 @@ class Table:
                 dr[c, f] += coef * _prod(vals[:k] + vals[k + 1:], coef)
         return r, dr
 
-    def evaluate_dag(self, J):
+    def evaluate_dag(self, J, theta=None):
         """Same as :meth:`evaluate` but by forward-mode dual arithmetic over the DAG.
 
         Works for every table; each node carries its value (N,) and a dict
         var index -> partial (N,) (absent = exactly zero).
         """
-        J = self._check_J(J)
+        J = self._with_unknowns(self._check_J(J), theta)
         vals, parts = dict(self._coord_vals), {}
         for n in self._nodes:
             if n.coord_only:
                 parts[id(n)] = {}
                 continue
             op, args = n.op, n.args
-            if op == "jet":
-                v = self._var_index[_var_key(n)]
+            if op in ("jet", "unknown"):
+                v = self._var_index[_var_key(n)] if op == "jet" else self._unknown_index[id(n)]
                 vals[id(n)] = J[v]
                 parts[id(n)] = {v: np.ones(self.n_points)}
                 continue
@@ -274,7 +291,7 @@ class Table:
                 f, a = args
                 d = _dscale(parts[id(a)], f.derivative(vals[id(a)], val))
             parts[id(n)] = d
-        C, V, N = self.n_components, len(self.vars), self.n_points
+        C, V, N = self.n_components, len(J), self.n_points
         r = np.zeros((C, N))
         dr = np.zeros((C, V, N))
         for c, comp in enumerate(self.components):
