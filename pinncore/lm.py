@@ -220,7 +220,8 @@ class LevenbergMarquardt(_optim.Optimizer):
             return "stopped: non-finite Jacobian at the current point"
         if 2.0 * float(np.abs(g).max(initial=0.0)) <= self.gtol:
             return "converged: gradient below gtol"
-        theta = np.asarray(params, dtype=np.float64)
+        # a copy: evaluating a trial may write it into ``params`` (an objective's own storage)
+        theta = np.array(params, dtype=np.float64)
         step_tol = self.xtol * (float(np.linalg.norm(theta)) + self.xtol)
         for _ in range(self.max_trials):
             h, pred = self._solve(system, lin, r, F, state["mu"])
@@ -238,6 +239,7 @@ class LevenbergMarquardt(_optim.Optimizer):
                 state["accepted"] += 1
                 state["stall"] = state["stall"] + 1 if F - F_new <= self.ftol * F else 0
                 break
+            params[:] = theta.astype(params.dtype)   # back at the current point
             state["mu"] *= state["nu"]
             state["nu"] *= 2.0
             state["rejected"] += 1

@@ -87,9 +87,9 @@ class Lowering:
         self._cache, self._predict_cache, self._base = {}, {}, None
 
     def _collect_unknowns(self, tables, declared):
-        """The problem's unknowns: those declared (each must be used), then the others in order of
-        appearance; none may sit in the transform (the fields must not depend on them)."""
-        found = [u for tb in tables for u in tb.unknowns]
+        """The problem's unknowns: those declared (each must be used), then the others in creation
+        order; none may sit in the transform (the fields must not depend on them)."""
+        found = sorted({id(u): u for tb in tables for u in tb.unknowns}.values(), key=lambda u: u.serial)
         used = {id(u) for u in found}
         for u in declared:
             if id(u) not in used:

@@ -133,9 +133,9 @@ class Table:
         keys = {_var_key(n) for n in self._nodes if n.op == "jet"}
         self.vars = sorted(keys, key=lambda k: (k[0], len(k[1]), k[1]))
         self._var_index = {k: v for v, k in enumerate(self.vars)}
-        # Unknown coefficients (pinncore.unknown), in order of appearance: polynomial variables
+        # Unknown coefficients (pinncore.unknown), in their creation order: polynomial variables
         # V + j after the jet variables, constant over the points.
-        self.unknowns = list({id(n): n for n in self._nodes if n.op == "unknown"}.values())
+        self.unknowns = sorted({id(n): n for n in self._nodes if n.op == "unknown"}.values(), key=lambda u: u.serial)
         self._unknown_index = {id(u): len(self.vars) + j for j, u in enumerate(self.unknowns)}
 
         # Coordinate-only subexpressions are fixed once the points are: evaluate them now,

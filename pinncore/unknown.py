@@ -18,11 +18,12 @@ scale is not known in advance (0.003 and 0.3 are equally far from an initial 0.0
 >>> nu, str(2.0 * nu)
 (Unknown('nu', init=0.05, positive=True), '2.0*nu')
 >>> us = Unknowns([nu, Unknown("c", -1.0)])
->>> us.names, us.values(us.raw_init()).tolist()
+>>> us.names, us.values(us.raw_init()).round(12).tolist()
 (['nu', 'c'], [0.05, -1.0])
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 
@@ -48,7 +49,8 @@ class Unknown(Expr):
     ['c']
     """
 
-    __slots__ = ("init", "positive")
+    __slots__ = ("init", "positive", "serial")
+    _created = itertools.count()   # creation order: a problem lists its unknowns as they were written
 
     def __init__(self, name, init, *, positive=False):
         if not isinstance(name, str) or not name.isidentifier():
@@ -62,6 +64,7 @@ class Unknown(Expr):
         super().__init__("unknown", (name,))
         object.__setattr__(self, "init", float(init))
         object.__setattr__(self, "positive", positive)
+        object.__setattr__(self, "serial", next(Unknown._created))
 
     @property
     def name(self):

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-MODULES = ["backend", "network", "embedding", "reference", "residual", "fields", "table", "problem", "problems", "objective", "optim", "weighting",
+MODULES = ["backend", "network", "embedding", "reference", "residual", "fields", "table", "unknown", "inverse", "problem", "problems", "objective", "optim", "weighting",
            "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
            "jacobian", "lm", "sweep", "geometry", "conditions", "resampling", "audit"]
 MODULES += ["web", "web.spec", "web.worker", "web.jobs"]
