@@ -214,3 +214,19 @@ def test_with_unknowns_checks_its_values():
         problem.with_unknowns([-1.0])
     with pytest.raises(ValueError, match=r"values name unknowns \['nu'\]"):
         problem.with_unknowns({"nu": 1.0})
+
+
+@pytest.mark.parametrize("scheme", ["fixed", "gradnorm", "ntk", "selfadaptive", "relobralo", "balanced"])
+def test_every_weighting_scheme_trains_the_unknowns(scheme):
+    result = pc.train(_oscillator(), pc.MLP([1, 8, 1], seed=0), steps=12, weighting=scheme, warn=False,
+                      log_every=4, audit=True)
+    assert result.status == "completed" and result.unknowns["omega"] != 1.0
+    assert set(result.weights) == {"pde", "data"}
+
+
+def test_diagnose_treats_the_data_term_like_any_other():
+    problem = _oscillator()
+    d = pc.diagnose(problem, pc.MLP([1, 8, 1], seed=0))
+    assert set(d.grad_norms) == {"pde", "data"} and all(v > 0 for v in d.grad_norms.values())
+    hist = pc.train(problem, pc.MLP([1, 8, 1], seed=0), steps=1, weighting=pc.Fixed(), warn=False).history
+    assert hist["data_grad_norm"][0] > 0 and hist["pde_grad_norm"][0] > 0
