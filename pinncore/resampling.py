@@ -218,7 +218,8 @@ class _Resampler(Observer):
         problem = run.problem
         old = problem.terms[self.term].points
         cand = self.candidates(problem, count)
-        eps = residual_norm(problem.residual_at(run.net, self.term, cand))
+        # at the unknown coefficients' current values (pc.Unknown), if the problem has any
+        eps = residual_norm(run.objective.current_problem().residual_at(run.net, self.term, cand))
         rng = np.random.default_rng([self.seed, count, 1])
         new, keep = self.select(old, cand, eps, rng)
         run.w_state = carry_point_states(run.w_state, self.term, old, new, problem.scale, keep)
