@@ -149,7 +149,13 @@ def history_axes(history, ax_loss, ax_weight, ax_grad):
 
 
 def unknown_columns(history):
-    """The history's ``unknown:<name>`` columns (a run of a problem with ``pc.Unknown`` coefficients)."""
+    """The history's ``unknown:<name>`` columns (a run of a problem with ``pc.Unknown`` coefficients).
+
+    >>> from pinncore.history import History
+    >>> h = History(["pde"]); h.append({"step": 0, "pde_loss": 1.0, "unknown:nu": 0.05})
+    >>> unknown_columns(h)
+    ['unknown:nu']
+    """
     return [k for k in history.columns if k.startswith("unknown:")]
 
 

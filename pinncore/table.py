@@ -108,8 +108,12 @@ class Table:
     n_components, n_points : int
     vars : list of (o, multi_index)
         Jet variables of the RAW network outputs, sorted by (o, len(multi), multi).
+    unknowns : list of pinncore.unknown.Unknown
+        The unknown coefficients the residual uses (creation order): polynomial variables
+        V + j after the jet variables (``evaluate(J, theta)`` gives their derivatives too).
     polynomial : bool
-        Every component is a polynomial in ``vars`` with coordinate-only coefficients.
+        Every component is a polynomial in ``vars`` and the unknowns with coordinate-only
+        coefficients.
     monomials : list of (c, factors, coef)
         Only for polynomial tables: component ``c`` gets ``coef * prod(J[f] for f in
         factors)``; ``factors`` is a sorted tuple of var indices (repeats = powers, empty =

@@ -230,3 +230,15 @@ def test_diagnose_treats_the_data_term_like_any_other():
     assert set(d.grad_norms) == {"pde", "data"} and all(v > 0 for v in d.grad_norms.values())
     hist = pc.train(problem, pc.MLP([1, 8, 1], seed=0), steps=1, weighting=pc.Fixed(), warn=False).history
     assert hist["data_grad_norm"][0] > 0 and hist["pde_grad_norm"][0] > 0
+
+
+def test_monomial_table_and_dual_dag_agree_on_unknowns():
+    tb = _mixed().lowering.terms[0].table
+    rng = np.random.default_rng(0)
+    J, theta = rng.standard_normal((len(tb.vars), tb.n_points)), np.array([0.9, -1.3])
+    (r1, d1), (r2, d2) = tb.evaluate(J, theta), tb.evaluate_dag(J, theta)
+    assert d1.shape == (tb.n_components, len(tb.vars) + 2, tb.n_points)
+    np.testing.assert_allclose(r1, r2, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d1, d2, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"theta must have shape \(2,\)"):
+        tb.evaluate(J, np.ones(3))
