@@ -230,7 +230,7 @@ class _Resampler(Observer):
             # old objective: the phase restarts with a fresh optimizer of the same settings
             opt = run.optimizer
             run.optimizer = type(opt)(**opt.config())
-            run.opt_state = run.optimizer.init(run.net.params)
+            run.opt_state = run.optimizer.init(run.params)   # the flat vector (unknowns after the net)
         self.events.append({"step": count, "term": self.term, "n_points": int(new.shape[0]),
                             "max_residual": float(eps.max()), "mean_residual": float(eps.mean())})
         return None

@@ -242,3 +242,22 @@ def test_monomial_table_and_dual_dag_agree_on_unknowns():
     np.testing.assert_allclose(d1, d2, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match=r"theta must have shape \(2,\)"):
         tb.evaluate(J, np.ones(3))
+
+
+def test_burgers_inverse_is_a_library_problem():
+    from pinncore import registry
+    spec = registry.problems["burgers_inverse"]
+    assert spec.flags["inverse"] and spec.flags["exact"]
+    clean = pc.problems.get("burgers_inverse", n_data=200, n_collocation=50)
+    noisy = pc.problems.get("burgers_inverse", noise=0.01, n_data=200, n_collocation=50)
+    assert clean.unknowns.names == ["lambda1", "lambda2"] and clean.n_points == {"pde": 250, "data": 200}
+    # the data are the Cole–Hopf solution, plus noise of σ = 0.01·std(u) when asked
+    x = clean.terms["data"].points
+    u = clean.exact(x)[:, 0]
+    net = pc.MLP([2, 4, 1], seed=0)
+    d_clean = clean.residuals(net)["data"][0] - clean.predict(net, x)[:, 0]
+    d_noisy = noisy.residuals(net)["data"][0] - noisy.predict(net, x)[:, 0]
+    np.testing.assert_allclose(-d_clean, u, atol=1e-12)
+    assert 0.5 < np.std(d_clean - d_noisy) / (0.01 * np.std(u)) < 1.5
+    with pytest.raises(ValueError, match="noise must be a finite number >= 0"):
+        pc.problems.get("burgers_inverse", noise=-0.1)
