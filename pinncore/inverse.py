@@ -29,7 +29,7 @@ BURGERS_LAMBDA = {"lambda1": 1.0, "lambda2": 0.01 / math.pi}
                             bounds={"noise": (0.0, 1.0), "n_data": (10, 25600), "n_collocation": (0, 100000)})
 def burgers_inverse(noise=0.0, n_data=2000, n_collocation=2000, seed=0, lambda1_init=0.0, lambda2_init=0.0):
     """Burgers' equation with unknown λ1, λ2 identified from ``n_data`` samples (see the module
-    docstring). Terms "pde" (the data points, then ``n_collocation`` uniform points) and
+    docstring). PDE u_t + λ1 u u_x − λ2 u_xx = 0 on t in [0, 0.99], x in [-1, 1]. Terms "pde" (the data points, then ``n_collocation`` uniform points) and
     "data" (u − u_i); unknowns "lambda1" and "lambda2" (free, starting at the given inits).
 
     >>> p = burgers_inverse(n_data=50, n_collocation=10)

@@ -451,7 +451,7 @@ def test_helmholtz_edges(fake_api):
 def test_registry_get_describe():
     assert set(P.REGISTRY) == {"harmonic", "burgers", "heat1d", "wave1d", "poisson1d", "helmholtz2d",
                                "klein_gordon", "advection",
-                               "poisson_lshape", "poisson_holes", "heat_disk"}
+                               "poisson_lshape", "poisson_holes", "heat_disk", "burgers_inverse"}
     d = P.describe()
     assert [n for n, _ in d] == list(P.REGISTRY)
     assert all(isinstance(s, str) and s and "\n" not in s for _, s in d)
