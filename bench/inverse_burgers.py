@@ -20,7 +20,7 @@ from pinncore.objective import Objective
 PUBLISHED = {0.0: {"lambda1": 0.085, "lambda2": 0.12}, 0.01: {"lambda1": 0.04, "lambda2": 0.63}}   # % (Raissi 2019)
 
 
-def fit(noise, adam, lm, layers, seed=0, pde_weight=1.0, n_collocation=2000):
+def fit(noise, adam, lm, layers, seed=0, pde_weight=1.0, n_collocation=6000):
     """One identification: Adam then Levenberg–Marquardt (Fixed weights); returns a result row."""
     problem = pc.problems.get("burgers_inverse", noise=noise, seed=seed, n_collocation=n_collocation)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -58,7 +58,7 @@ def main():
     ap.add_argument("--layers", default="2,20,20,20,1")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pde-weight", type=float, default=1.0, help="λ_pde (λ_data = 1)")
-    ap.add_argument("--collocation", type=int, default=2000, help="uniform PDE points besides the samples")
+    ap.add_argument("--collocation", type=int, default=6000, help="uniform PDE points besides the samples")
     ap.add_argument("--no-overhead", action="store_true", help="skip the per-evaluation cost comparison")
     args = ap.parse_args()
     pc.set_num_threads(args.threads)
