@@ -258,6 +258,28 @@ template <class T> void check_out(Arr<T>& J, std::size_t rows, std::size_t cols,
     ldj = static_cast<std::size_t>(J.shape(1));
 }
 
+// The BLAS dsyrk that NumPy/SciPy use, from scipy.linalg.cython_blas's exported function
+// table (fetched once, with the GIL held): the normal equations' rank-k update runs at the
+// matmul rate without pinncore linking a BLAS of its own.
+using SyrkFn = void (*)(const char*, const char*, const int*, const int*, const double*, const double*, const int*,
+                        const double*, double*, const int*);
+// An output buffer written in place: exactly dtype U, C-contiguous, writeable (never a converted copy).
+template <class U> bool is_out(const py::array& a) {
+    return a.dtype().is(py::dtype::of<U>()) && (a.flags() & py::array::c_style) && a.writeable();
+}
+
+SyrkFn blas_dsyrk() {
+    static SyrkFn fn = nullptr;
+    if (!fn) {
+        py::object cap = py::module_::import("scipy.linalg.cython_blas").attr("__pyx_capi__")["dsyrk"];
+        PyObject* c = cap.ptr();
+        void* p = PyCapsule_GetPointer(c, PyCapsule_GetName(c));
+        if (!p) throw py::error_already_set();
+        fn = reinterpret_cast<SyrkFn>(p);
+    }
+    return fn;
+}
+
 template <class T> void bind_jacobian(py::module_& mod) {
     mod.def("residual_jacobian",
             [](Model<T>& m, Arr<T> params, std::vector<std::shared_ptr<Term<T>>> terms, std::vector<Arr<T>> scales,
@@ -335,6 +357,94 @@ template <class T> void bind_jacobian(py::module_& mod) {
             },
             py::arg("model"), py::arg("params"), py::arg("term"), py::arg("scale") = py::none(),
             py::arg("adjoint") = py::none(), py::arg("begin") = 0, py::arg("end") = 0, py::arg("nthreads") = 1);
+    mod.def("normal_equations",
+            [](Model<T>& m, Arr<T> params, std::vector<std::shared_ptr<Term<T>>> terms, py::list scales, py::list adjoints,
+               std::vector<int> paired, py::list rvals, py::list extras, int n_extra, int chunk_rows, py::array A,
+               py::array g, py::object r_out, int nthreads) {
+                check_params(m, params);
+                const std::size_t nt = terms.size();
+                require(py::len(scales) == nt && py::len(adjoints) == nt && paired.size() == nt && py::len(rvals) == nt &&
+                            py::len(extras) == nt,
+                        "scales, adjoints, paired, rvals and extras must have one entry per term");
+                require(n_extra >= 0, "n_extra must be >= 0");
+                require(chunk_rows >= 1, "chunk_rows must be >= 1");
+                const std::size_t Pt = m.n_params() + static_cast<std::size_t>(n_extra);
+                require(is_out<double>(A) && A.ndim() == 2 && static_cast<std::size_t>(A.shape(0)) == Pt &&
+                            static_cast<std::size_t>(A.shape(1)) == Pt,
+                        "A must be a writeable C-contiguous float64 array of shape (" + std::to_string(Pt) + ", " +
+                            std::to_string(Pt) + ")");
+                require(is_out<double>(g) && g.ndim() == 1 && static_cast<std::size_t>(g.shape(0)) == Pt,
+                        "g must be a writeable C-contiguous float64 array of shape (" + std::to_string(Pt) + ",)");
+                std::vector<typename Jacobian<T>::Source> src(nt);
+                std::vector<py::object> keep;  // arrays stay alive while the GIL is released
+                std::size_t rows = 0;
+                for (std::size_t a = 0; a < nt; ++a) {
+                    const std::string at = "[" + std::to_string(a) + "]";
+                    require(terms[a] != nullptr, "term" + at + " is None");
+                    const Term<T>& t = *terms[a];
+                    check_term(m, t);
+                    auto& s = src[a];
+                    s.term = &t;
+                    s.paired = paired[a];
+                    require(s.paired >= 0 && 2 * static_cast<long>(s.paired) <= t.n && (s.paired == 0 || 2 * s.paired == t.n),
+                            "paired" + at + " must be 0 or half the term's points");
+                    const int n = s.paired ? s.paired : t.n;
+                    if (adjoints[a].is_none()) {
+                        require(t.table.components > 0, "term" + at + " has no residual table: pass an adjoint");
+                        s.K = t.table.components;
+                        if (!scales[a].is_none()) {
+                            Arr<T> sc = py::cast<Arr<T>>(scales[a]);
+                            require(sc.ndim() == 1 && sc.shape(0) == t.n, "scales" + at + " must be (N,) = (" + std::to_string(t.n) + ",)");
+                            s.scale = sc.data();
+                            keep.push_back(sc);
+                        }
+                        require(rvals[a].is_none(), "rvals" + at + " must be None in table mode (the table gives r)");
+                    } else {
+                        Arr<T> adj = py::cast<Arr<T>>(adjoints[a]);
+                        require(adj.ndim() == 4 && adj.shape(1) == t.streams.S() && adj.shape(2) == t.n && adj.shape(3) == m.outputs(),
+                                "adjoints" + at + " must be (K, streams, N, outputs) = (K, " + std::to_string(t.streams.S()) + ", " +
+                                    std::to_string(t.n) + ", " + std::to_string(m.outputs()) + ")");
+                        s.K = static_cast<int>(adj.shape(0));
+                        s.adjoint = adj.data();
+                        keep.push_back(adj);
+                        require(!rvals[a].is_none(), "rvals" + at + " is required with an adjoint");
+                        py::array_t<double, py::array::c_style> rv = py::cast<py::array_t<double, py::array::c_style>>(rvals[a]);
+                        require(rv.ndim() == 2 && rv.shape(0) == s.K && rv.shape(1) == n,
+                                "rvals" + at + " must be (K, rows per component) = (" + std::to_string(s.K) + ", " + std::to_string(n) + ")");
+                        s.r = rv.data();
+                        keep.push_back(rv);
+                    }
+                    if (!extras[a].is_none()) {
+                        py::array_t<double, py::array::c_style> ex = py::cast<py::array_t<double, py::array::c_style>>(extras[a]);
+                        require(ex.ndim() == 2 && ex.shape(0) == static_cast<ssize_t>(s.K) * n && ex.shape(1) == n_extra,
+                                "extras" + at + " must be (rows, n_extra) = (" + std::to_string(static_cast<long>(s.K) * n) + ", " +
+                                    std::to_string(n_extra) + ")");
+                        s.extra = ex.data();
+                        keep.push_back(ex);
+                    }
+                    rows += static_cast<std::size_t>(s.K) * n;
+                }
+                T* rp = nullptr;
+                if (!r_out.is_none()) {
+                    py::array rarr = py::cast<py::array>(r_out);
+                    require(is_out<T>(rarr) && rarr.ndim() == 1 && static_cast<std::size_t>(rarr.shape(0)) == rows,
+                            "r_out must be a writeable C-contiguous (" + std::to_string(rows) + ",) array of the network's dtype");
+                    rp = static_cast<T*>(rarr.mutable_data());
+                    keep.push_back(rarr);
+                }
+                auto syrk = blas_dsyrk();
+                double* Ap = static_cast<double*>(A.mutable_data());
+                double* gp = static_cast<double*>(g.mutable_data());
+                double rr;
+                {
+                    py::gil_scoped_release release;
+                    rr = Jacobian<T>::normal(m, params.data(), src, n_extra, chunk_rows, syrk, Ap, gp, rp, nthreads);
+                }
+                return rr;
+            },
+            py::arg("model"), py::arg("params"), py::arg("terms"), py::arg("scales"), py::arg("adjoints"), py::arg("paired"),
+            py::arg("rvals"), py::arg("extras"), py::arg("n_extra"), py::arg("chunk_rows"), py::arg("A"), py::arg("g"),
+            py::arg("r_out") = py::none(), py::arg("nthreads") = 1);
     mod.def("jets_tangent",
             [](Model<T>& m, Arr<T> params, const Term<T>& t, Arr<T> v, int nthreads) {
                 check_params(m, params);

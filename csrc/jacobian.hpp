@@ -20,6 +20,7 @@
 
 #include <cstring>
 #include <exception>
+#include <type_traits>
 #include <vector>
 
 #include "kernel.hpp"
@@ -68,55 +69,208 @@ template <class T> class Jacobian {
         run_ranges(m, tm, 0, tm.n, nthreads, 1.0, [&](Work& w, int b, int e) { tangent_range(m, tm, pv, w, b, e, jets, tangents); });
     }
 
+    // ---- The parameter-space normal equations, accumulated over point chunks (LM at large N).
+    // One source is one term's rows: table mode (adjoint == nullptr; residuals from the term's
+    // table, scaled by `scale`) or adjoint mode (K output-jet adjoints K x S x N x m with the
+    // scale folded in, residual values given in r, K x rows_per_component). paired = M > 0:
+    // row j is row(x_j) − row(x_{M+j}) (a periodic condition's point pairs). `extra` (rows x
+    // n_extra, row c*n + i, or null = zeros) holds the Jacobian columns of parameters that are
+    // not the network's (appended after θ: unknown PDE coefficients).
+    struct Source {
+        const Term<T>* term = nullptr;
+        const T* scale = nullptr;
+        const T* adjoint = nullptr;
+        int K = 0, paired = 0;
+        const double* r = nullptr;
+        const double* extra = nullptr;
+    };
+    // Column-major BLAS dsyrk (scipy.linalg.cython_blas's, i.e. the BLAS NumPy uses): C := αAAᵀ + βC.
+    using Syrk = void (*)(const char*, const char*, const int*, const int*, const double*, const double*, const int*,
+                          const double*, double*, const int*);
+
+    // A (Pt x Pt, Pt = n_params + n_extra, full symmetric) = JᵀJ, g (Pt) = Jᵀr, returns rᵀr;
+    // r (Σ K·rows, may be null) receives the residual vector. J is never held: each chunk of at
+    // most chunk_rows rows is written (threads over its points), then folded into A by ONE
+    // symmetric rank-k update (BLAS syrk at the matmul rate: N·Pt² flops for the upper
+    // triangle) and into g by a row-wise axpy. Fixed chunks in fixed order: reproducible.
+    static double normal(M& m, const T* params, const std::vector<Source>& src, int n_extra, int chunk_rows, Syrk syrk,
+                         double* A, double* g, T* r, int nthreads) {
+        std::lock_guard<std::mutex> guard(m.mutex_);
+        m.pack(params);
+        const int P = static_cast<int>(m.n_params()), Pt = P + n_extra;
+        std::memset(A, 0, sizeof(double) * Pt * Pt);
+        std::memset(g, 0, sizeof(double) * Pt);
+        chunk_rows = std::max(chunk_rows, 1);
+        int kmax = 1;
+        for (const Source& s : src) kmax = std::max(kmax, s.K);
+        const std::size_t cap = static_cast<std::size_t>(std::max(chunk_rows, kmax));
+        std::vector<double> Bc(cap * Pt), rc(cap);
+        // rows in T for float, and the second half of a pair (subtracted)
+        std::vector<T> Tb, Tb2, rt(cap), rt2(cap);
+        double rr = 0;
+        std::size_t row0 = 0;
+        for (const Source& s : src) {
+            const Term<T>& tm = *s.term;
+            const int n = s.paired ? s.paired : tm.n, K = s.K;
+            const int step = std::max(1, chunk_rows / std::max(K, 1));
+            for (int b = 0; b < n; b += step) {
+                const int e = std::min(n, b + step), nb = e - b, rows = K * nb;
+                T* Jw;
+                std::size_t ldw;
+                if constexpr (std::is_same<T, double>::value) {
+                    Jw = Bc.data();
+                    ldw = Pt;
+                } else {
+                    Tb.resize(cap * P);
+                    Jw = Tb.data();
+                    ldw = P;
+                }
+                rows_packed(m, tm, b, e, s.scale, s.adjoint, K, rt.data(), Jw, ldw, nthreads);
+                if (s.paired) {
+                    Tb2.resize(cap * P);
+                    rows_packed(m, tm, s.paired + b, s.paired + e, s.scale, s.adjoint, K, rt2.data(), Tb2.data(), P, nthreads);
+                    for (int q = 0; q < rows; ++q) {
+                        T* dst = Jw + q * ldw;
+                        const T* sub = Tb2.data() + static_cast<std::size_t>(q) * P;
+                        for (int p = 0; p < P; ++p) dst[p] -= sub[p];
+                        rt[q] -= rt2[q];
+                    }
+                }
+                for (int q = 0; q < rows; ++q) {
+                    double* dst = Bc.data() + static_cast<std::size_t>(q) * Pt;
+                    if constexpr (!std::is_same<T, double>::value) {
+                        const T* srcrow = Jw + static_cast<std::size_t>(q) * P;
+                        for (int p = 0; p < P; ++p) dst[p] = double(srcrow[p]);
+                    }
+                    const int c = q / nb, i = b + q % nb;
+                    const std::size_t gi = static_cast<std::size_t>(c) * n + i;  // row within the source
+                    for (int x = 0; x < n_extra; ++x) dst[P + x] = s.extra ? s.extra[gi * n_extra + x] : 0.0;
+                    rc[q] = s.r ? s.r[gi] : double(rt[q]);
+                    if (r) r[row0 + gi] = T(rc[q]);
+                }
+                // g += Bᵀ rc (row-wise axpy, fixed order); rr += rcᵀ rc
+                for (int q = 0; q < rows; ++q) {
+                    const double* bq = Bc.data() + static_cast<std::size_t>(q) * Pt;
+                    const double rq = rc[q];
+                    for (int p = 0; p < Pt; ++p) g[p] += bq[p] * rq;
+                    rr += rq * rq;
+                }
+                // The row-major chunk (rows x Pt) is column-major Bᶜ (Pt x rows): A += Bᶜ Bᶜᵀ.
+                const char uplo = 'U', trans = 'N';
+                const double one = 1.0;
+                syrk(&uplo, &trans, &Pt, &rows, &one, Bc.data(), &Pt, &one, A, &Pt);
+            }
+            row0 += static_cast<std::size_t>(K) * n;
+        }
+        // syrk filled the column-major upper triangle: mirror it (A is symmetric, full).
+        for (int c = 0; c < Pt; ++c)
+            for (int q = 0; q < c; ++q) A[static_cast<std::size_t>(q) * Pt + c] = A[static_cast<std::size_t>(c) * Pt + q];
+        return rr;
+    }
+
   private:
     // A parameter direction in the kernel's packed layout (W^T per layer, zero padded).
     struct Packed {
         std::vector<Buffer<T>> WT, B;
     };
 
-    // Writes the per-point parameter gradient of every layer into the J rows of one
-    // (component, chunk). Layer parameters: W_l (out x in, row-major) then b_l.
-    struct RowWriter : M::LayerHook {
+    // Writes each point's own parameter gradient into its J row, for one (component, chunk):
+    // the kernel's backward visitor (Model::backward_chunk) hands over every parameter block —
+    // the dense chain, the modified MLP's encoders U and V, a trainable embedding's B — so one
+    // writer serves every architecture. Block j (W_j: out x in row-major, then b_j): point i's
+    // gradient is Σ_s z̄_s,i in_s,iᵀ and z̄_0,i for the bias (the per-point term of the kernel's
+    // gW += Σ_i Σ_s z̄_s in_sᵀ); B's is 2π (ā_0 x̂ᵀ + Σ_f ā_f scale_k e_kᵀ) (embedding.hpp).
+    struct RowVisitor {
+        static constexpr int kMaxRegStreams = 16;
         const M* m = nullptr;
+        const Term<T>* tm = nullptr;
         T* J = nullptr;          // row of (component k, point begin)
         std::size_t ldj = 0;
-        int begin = 0;
+        int begin = 0, i0 = 0, cn = 0;
 
-        void layer(const Term<T>& tm, int l, int i0, int cn, const T* G, const Work& w) override {
-            const StreamSpec& sp = tm.streams;
-            const int S = sp.S(), F = sp.F(), in = m->widths_[l - 1], out = m->widths_[l], ldo = m->pad_[l];
-            const std::size_t wo = m->w_off_[l], bo = m->b_off_[l];
+        T* row(int i) const { return J + static_cast<std::size_t>(i0 + i - begin) * ldj; }
+
+        void block(int j, const T* G, const T* in) const {
+            const StreamSpec& sp = tm->streams;
+            const int S = sp.S(), F = sp.F(), nin = m->iw_[j], out = m->ow_[j], ldo = m->op_[j];
+            const std::size_t wo = m->w_off_[j], bo = m->b_off_[j];
             for (int i = 0; i < cn; ++i) {
-                T* row = J + static_cast<std::size_t>(i0 + i - begin) * ldj;
-                T* Wr = row + wo;
+                T* r = row(i);
+                T* Wr = r + wo;
                 const T* g0 = G + static_cast<std::size_t>(i) * ldo;
-                std::memcpy(row + bo, g0, sizeof(T) * out);  // ∂/∂b = z̄ of the value stream
-                if (l == 1) {
-                    // Input jet (x̂, scale_k e_k, 0): Σ_s z̄_s h_sᵀ = z̄_0 x̂ᵀ + Σ_f scale_k z̄_f e_kᵀ.
-                    const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * tm.d;
+                std::memcpy(r + bo, g0, sizeof(T) * out);  // ∂/∂b = z̄ of the value stream
+                if (!in) {
+                    // Raw input jet (x̂, scale_k e_k, 0): Σ_s z̄_s h_sᵀ = z̄_0 x̂ᵀ + Σ_f scale_k z̄_f e_kᵀ.
+                    const T* x = tm->xhat.data() + static_cast<std::size_t>(i0 + i) * tm->d;
                     for (int o = 0; o < out; ++o)
-                        for (int k = 0; k < tm.d; ++k) Wr[static_cast<std::size_t>(o) * in + k] = g0[o] * x[k];
+                        for (int k = 0; k < nin; ++k) Wr[static_cast<std::size_t>(o) * nin + k] = g0[o] * x[k];
                     for (int f = 0; f < F; ++f) {
                         const int k = sp.first[f];
-                        const T sc = tm.scale[k];
+                        const T sc = tm->scale[k];
                         const T* gf = G + (static_cast<std::size_t>(1 + f) * cn + i) * ldo;
-                        for (int o = 0; o < out; ++o) Wr[static_cast<std::size_t>(o) * in + k] += sc * gf[o];
+                        for (int o = 0; o < out; ++o) Wr[static_cast<std::size_t>(o) * nin + k] += sc * gf[o];
                     }
                     continue;
                 }
-                const int ldi = m->pad_[l - 1];
-                const T* H = w.H[l - 1].data();
+                const int ldi = m->ip_[j];
+                if (S <= kMaxRegStreams) {
+                    using V = typename Vec<T>::type;
+                    constexpr int vw = Vec<T>::width;
+                    // Each entry once: Σ_s over the streams in registers, one store (the
+                    // pass-per-stream form re-reads and re-writes the row S times).
+                    const T* hs[kMaxRegStreams];
+                    T gs[kMaxRegStreams];
+                    for (int s = 0; s < S; ++s) hs[s] = in + (static_cast<std::size_t>(s) * cn + i) * ldi;
+                    for (int o = 0; o < out; ++o) {
+                        for (int s = 0; s < S; ++s) gs[s] = G[(static_cast<std::size_t>(s) * cn + i) * ldo + o];
+                        T* dst = Wr + static_cast<std::size_t>(o) * nin;
+                        // Whole vectors of k: the input rows are padded to the lanes (zeros
+                        // past nin, 64-byte aligned); V's 8-byte alignment allows the unaligned
+                        // row of J. The tail stores only the nin - k real entries.
+                        int k = 0;
+                        for (; k < nin; k += vw) {
+                            V acc = gs[0] * *reinterpret_cast<const V*>(hs[0] + k);
+                            for (int s = 1; s < S; ++s) acc += gs[s] * *reinterpret_cast<const V*>(hs[s] + k);
+                            if (k + vw <= nin) {
+                                *reinterpret_cast<V*>(dst + k) = acc;
+                            } else {
+                                for (int q = 0; q < nin - k; ++q) dst[k + q] = acc[q];
+                            }
+                        }
+                    }
+                    continue;
+                }
                 for (int o = 0; o < out; ++o) {
-                    T* dst = Wr + static_cast<std::size_t>(o) * in;
+                    T* dst = Wr + static_cast<std::size_t>(o) * nin;
                     const T g = g0[o];
-                    const T* h0 = H + static_cast<std::size_t>(i) * ldi;
-                    for (int k = 0; k < in; ++k) dst[k] = g * h0[k];
+                    const T* h0 = in + static_cast<std::size_t>(i) * ldi;
+                    for (int k = 0; k < nin; ++k) dst[k] = g * h0[k];
                     for (int s = 1; s < S; ++s) {
                         const T gs = G[(static_cast<std::size_t>(s) * cn + i) * ldo + o];
-                        const T* hs = H + (static_cast<std::size_t>(s) * cn + i) * ldi;
-                        for (int k = 0; k < in; ++k) dst[k] += gs * hs[k];
+                        const T* hs = in + (static_cast<std::size_t>(s) * cn + i) * ldi;
+                        for (int k = 0; k < nin; ++k) dst[k] += gs * hs[k];
                     }
                 }
+            }
+        }
+
+        void embed(const T* A) const {
+            const int Mf = m->arch_.features, d = tm->d, ldA = m->padM_;
+            const StreamSpec& sp = tm->streams;
+            const int F = sp.F();
+            const std::size_t blkA = static_cast<std::size_t>(cn) * ldA;
+            const T twopi = T(2 * M_PI);
+            for (int i = 0; i < cn; ++i) {
+                T* gB = row(i) + m->B_off_;
+                const T* x = tm->xhat.data() + static_cast<std::size_t>(i0 + i) * d;
+                const T* a0 = A + static_cast<std::size_t>(i) * ldA;
+                for (int q = 0; q < Mf; ++q)
+                    for (int k = 0; k < d; ++k) {
+                        T v = a0[q] * x[k];
+                        for (int f = 0; f < F; ++f)
+                            if (sp.first[f] == k) v += A[(1 + f) * blkA + static_cast<std::size_t>(i) * ldA + q] * tm->scale[k];
+                        gB[static_cast<std::size_t>(q) * d + k] = twopi * v;
+                    }
             }
         }
     };
@@ -165,11 +319,13 @@ template <class T> class Jacobian {
         const int nchunks = std::max(1, (e - b + cn_max - 1) / cn_max);
         const int cn_eq = (e - b + nchunks - 1) / nchunks;
         const std::size_t N = static_cast<std::size_t>(tm.n);
+        if (m.emb_) embed_phases(m.arch_, m.omega_.data(), m.d_, tm.scale.data(), tm.streams.first, w.om, w.af);
         SweepOut<T> none;
-        RowWriter hook;
-        hook.m = &m;
-        hook.ldj = ldj;
-        hook.begin = begin;
+        RowVisitor vis;
+        vis.m = &m;
+        vis.tm = &tm;
+        vis.ldj = ldj;
+        vis.begin = begin;
         for (int i0 = b; i0 < e; i0 += cn_eq) {
             const int cn = std::min(cn_eq, e - i0);
             m.forward_chunk(tm, i0, cn, w);
@@ -205,8 +361,10 @@ template <class T> class Jacobian {
                     for (int i = 0; i < cn; ++i)
                         r[static_cast<std::size_t>(k) * nb + i0 + i - begin] = T(rs[i]) * (scale ? scale[i0 + i] : T(1));
                 }
-                hook.J = J + static_cast<std::size_t>(k) * nb * ldj;
-                m.backward_chunk(tm, i0, cn, w, false, nullptr, &hook);
+                vis.J = J + static_cast<std::size_t>(k) * nb * ldj;
+                vis.i0 = i0;
+                vis.cn = cn;
+                m.backward_chunk(tm, cn, w, vis);
             }
         }
     }

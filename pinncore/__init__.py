@@ -1,33 +1,54 @@
 """pinncore: a fast, dependency-light CPU engine for physics-informed neural networks.
 
 The public names (docs/design.md §4) live here; everything else is an implementation module,
-one file per idea:
+one file per idea (tests/test_module_map.py checks this map against the files):
 
-    network      pc.MLP, jets, and the narrow boundary to the compiled kernel (pinncore._core)
-    embedding    pc.FourierFeatures, pc.Periodic (input embeddings), the architecture spec/layout
-    reference    the NumPy twin of the kernel (backend="numpy"), the test oracle
-    residual     the residual language: expressions, symbolic derivatives, the function registry
-    fields       the symbols a residual receives (x, u, u.t, ...) and tracing a residual function
-    table        a traced residual lowered at points into a term table, and its evaluation
-    problem      pc.Problem / pc.Term: per-term losses, gradients, NTK traces, errors
-    problems     the problem library (harmonic, burgers, heat1d, wave1d, poisson1d, helmholtz2d,
-                 klein_gordon, advection)
-    optim        Adam (fused, compiled) and L-BFGS (strong Wolfe)
-    jacobian     the residual Jacobian r, J = ∂r/∂θ (dense, Gram, matrix-free) for Gauss–Newton
-    lm           pc.LevenbergMarquardt on that Jacobian (optimizer="lm")
-    weighting    loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo, Balanced
-    trainer      pc.train, History, TrainResult
-    diagnostics  pc.diagnose, LossBalanceWarning
-    io           versioned, checksummed, atomic files (no pickle)
-    cli          the `pinncore` command (demo, train, diagnose, problems, bench)
-    plotting     figures (the only module that imports matplotlib, and only when called)
-    sweep        pc.sweep: fits over grids of weights, seeds, schemes, optimizers (local cores or Dask)
-    geometry     domains: Box, Disk, Polygon, CSG (| - &), sampling, normals, grids
-    conditions   Dirichlet, Neumann, Robin, initial, periodic and data terms
-    resampling   adaptive collocation points (RAD, RAR-G) as run observers
-    unknown      pc.Unknown: unknown coefficients of residuals, trained with the network (inverse problems)
+    backend         the one boundary to the compiled kernel (pinncore._core): threads, compiled terms, adam_step
+    network         pc.MLP: layers, the flat parameter layout, jets, save/load
+    embedding       pc.FourierFeatures, pc.Periodic (input embeddings), the architecture spec
+    layout          the flat parameter layout: block offsets and shapes, weight mask, views
+    reference       the NumPy twin of the kernel (backend="numpy"), the test oracle
+    residual        the residual language: expressions, symbolic derivatives, the function registry
+    fields          the symbols a residual receives (x, u, u.t, ...) and tracing a residual function
+    table           a traced residual lowered at points into a term table, and its evaluation
+    unknown         pc.Unknown: unknown coefficients of residuals, trained with the network
+    lowering        a problem's lowering: traced tables, kernel data, fused and fallback evaluations
+    problem         pc.Problem / pc.Term: the declarative problem and its public evaluation calls
+    metrics         predictions at any points, exact values, rel-L2
+    problems        the problem library (each problem registers in registry.problems)
+    geometry        domains: Box, Disk, Polygon, CSG, sampling, normals, grids
+    conditions      Dirichlet, Neumann, Robin, initial, periodic and data terms
+    inverse         the library's inverse problems (burgers_inverse: λ1, λ2 from data)
+    registry        the registries of optimizers, weighting schemes and library problems
+    objective       what an optimizer sees: Σ λ_a L_a, residuals and Jacobian at given parameters
+    optim           the optimizer interface; Adam (fused, compiled) and L-BFGS (strong Wolfe)
+    jacobian        the residual Jacobian r, J = ∂r/∂θ (dense, Gram, matrix-free) for Gauss–Newton
+    lm              pc.LevenbergMarquardt on that Jacobian (optimizer="lm")
+    phases          training schedules [(optimizer, iterations)]: built and run by one rule
+    weighting       loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo, Balanced
+    observers       the observer interface (every hook a run calls); callbacks, checkpoints, tolerances
+    history         the history table
+    state           the saved-state format and its validation
+    run             pc.Run: the training loop, stop conditions, save/resume
+    trainer         pc.train: builds a Run and runs its phases
+    verdict         the one verdict on a fit (clean / partial / wrong steady state) and its thresholds
+    diagnostics     pc.diagnose, LossBalanceWarning, gradient statistics
+    audit           every other scheme's shadow weights beside the driving one
+    resampling      adaptive collocation points (RAD, RAR-G) as run observers
+    sweep           pc.sweep: plans the fits of a grid × seeds and runs them
+    sweep_grid      the grammar of a sweep grid's keys and of --grid items
+    sweep_problems  shipping a sweep's problem to its workers
+    sweep_fit       one fit of a sweep, from plain job data to a record
+    sweep_exec      executors: a crash-recovering local pool, inline, Dask; the progress bar
+    sweep_results   the results table (SweepResult) and its Goldilocks analysis
+    io              versioned, checksummed, atomic files (no pickle)
+    plotting        figures (the only module that imports matplotlib, and only when called)
+    demo            the demo experiment: the loss-balance crisis and its cures
+    cli             the `pinncore` command's argument parsing
+    web/            `pinncore serve`: the Loss Weight Tuner page and its JSON API
 
-The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, embedding.hpp, adam.hpp, bindings.cpp).
+The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, embedding.hpp, adam.hpp, jacobian.hpp,
+bindings.cpp).
 """
 from . import problems
 from .embedding import FourierFeatures, Periodic

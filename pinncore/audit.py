@@ -28,6 +28,7 @@ produces in the same pass. bench/bench_audit.py measures the overhead (bench/REA
 """
 from __future__ import annotations
 
+from . import registry
 from . import weighting as _weighting
 from .observers import Observer
 
@@ -35,14 +36,13 @@ __all__ = ["Audit", "default_shadows", "shadow_column"]
 
 
 def default_shadows():
-    """One instance of every adaptive scheme with its default settings (Fixed has no choice
-    to audit): GradNorm, NTK, SelfAdaptive, ReLoBRaLo, Balanced.
+    """One instance of every adaptive scheme in the registry (``registry.schemes`` with the
+    ``adapts`` flag) with its default settings (Fixed has no choice to audit).
 
     >>> [s.name for s in default_shadows()]
     ['gradnorm', 'ntk', 'selfadaptive', 'relobralo', 'balanced']
     """
-    W = _weighting
-    return [W.GradNorm(), W.NTK(), W.SelfAdaptive(), W.ReLoBRaLo(), W.Balanced()]
+    return [spec.factory() for spec in registry.schemes.specs() if spec.flags["adapts"]]
 
 
 def shadow_column(label, term):
@@ -114,8 +114,7 @@ class Audit(Observer):
         out = {}
         for label, s in self._active:
             st = self.states[label]
-            rw = getattr(s, "reported_weights", None)
-            lam = rw(st) if rw is not None else s.weights(st)
+            lam = s.reported_weights(st)
             for k in run.names:
                 out[shadow_column(label, k)] = float(lam[k])
         return out
@@ -124,5 +123,4 @@ class Audit(Observer):
         """{term: λ} of the shadow ``label`` now."""
         s = dict(self._active)[label]
         st = self.states[label]
-        rw = getattr(s, "reported_weights", None)
-        return dict(rw(st) if rw is not None else s.weights(st))
+        return dict(s.reported_weights(st))

@@ -20,16 +20,22 @@ import numpy as np
 
 try:
     from . import _core
-except ImportError as _e:  # pragma: no cover - exercised by a subprocess test
+except ImportError:  # pragma: no cover - exercised by a subprocess test (tests/test_cli.py)
     _here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # "from None": the explanation alone, without the chained "partially initialized module ...
+    # (most likely due to a circular import)" traceback of the failed relative import above it.
     raise ImportError(
         f"pinncore's compiled kernel (pinncore._core) is not built here: Python imported the source tree "
         f"{_here}. Install the package (`pip install .`, or `pip install -e .` to develop in place) and run "
-        f"from outside the repository root.") from _e
+        f"from outside the repository root.") from None
 
-__all__ = ["set_num_threads", "get_num_threads", "blas_threads", "compile_term", "CppBackend", "adam_step"]
+__all__ = ["set_num_threads", "get_num_threads", "blas_threads", "compile_term", "CppBackend", "adam_step", "MAX_THREADS"]
 
 _threads = {"n": 1}
+# More threads than this only cost: each call splits its points over them, and 100 000 of them
+# exhausted the process's thread limit ("Resource temporarily unavailable") in a later call.
+# Counts above the core count stay allowed (results are reproducible per count, machine to machine).
+MAX_THREADS = max(256, 4 * (os.cpu_count() or 1))
 _lock = threading.Lock()
 
 
@@ -43,6 +49,9 @@ def set_num_threads(n):
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
+    if n > MAX_THREADS:
+        raise ValueError(f"n must be at most {MAX_THREADS} threads (this machine has {os.cpu_count()} cores), "
+                         f"got {n}")
     with _lock:
         _threads["n"] = int(n)
 
@@ -69,11 +78,52 @@ def blas_threads():
     >>> with blas_threads():
     ...     pass
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=get_num_threads(), user_api="blas")
+    ctl = _blas_controller()
+    return contextlib.nullcontext() if ctl is None else _BlasLimit(ctl, get_num_threads())
+
+
+class _BlasLimit:
+    """Caps each BLAS library's pool at n threads for the block and restores what it changed:
+    a few ctypes calls (~2 µs), where ``ThreadpoolController.limit`` re-reads every library's
+    state (~0.1 ms, a tenth of a seed-sized LM iteration)."""
+
+    __slots__ = ("libs", "n", "saved")
+
+    def __init__(self, ctl, n):
+        self.libs = [c for c in ctl.lib_controllers if c.user_api == "blas"]
+        self.n, self.saved = n, []
+
+    def __enter__(self):
+        for c in self.libs:
+            old = c.get_num_threads()
+            if old is not None and old > self.n:
+                c.set_num_threads(self.n)
+                self.saved.append((c, old))
+        return self
+
+    def __exit__(self, *exc):
+        for c, old in reversed(self.saved):
+            c.set_num_threads(old)
+        self.saved = []
+        return False
+
+
+_controller = {}
+
+
+def _blas_controller():
+    """threadpoolctl's controller, built once: building one scans the process's loaded libraries
+    (/proc/self/maps), ~0.9 ms — more than half of a seed-sized LM iteration when done per call;
+    limiting through a built controller costs ~10 µs. None without threadpoolctl."""
+    if "ctl" not in _controller:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller["ctl"] = None
+        else:
+            import scipy.linalg  # noqa: F401  (load SciPy's BLAS before the scan, so it is seen)
+            _controller["ctl"] = ThreadpoolController()
+    return _controller["ctl"]
 
 
 def compile_term(term, dtype):
@@ -138,8 +188,9 @@ class CppBackend:
         return StepFunction(self.model, params, [t.compiled(self.dtype) for t in terms])
 
     # -- residual Jacobian (csrc/jacobian.hpp) --
-    # csrc/jacobian.hpp sweeps the plain dense chain; for an input embedding or the modified
-    # MLP the rows and tangents come from the NumPy twin (exact, slower): ``_twin``.
+    # Rows come from the kernel for every architecture (its backward visitor sees each parameter
+    # block: dense chain, encoders, embedding). The forward tangents (J v) follow the plain chain
+    # only; for an input embedding or the modified MLP they come from the NumPy twin: ``_twin``.
     def _twin(self):
         if getattr(self, "_ref", None) is None:
             from .reference import NumpyBackend
@@ -150,19 +201,30 @@ class CppBackend:
         """Stacked ``(r, J)`` of polynomial terms over all their points: rows (term, component,
         point), each row scaled by ``scales[a][i]``; ``out`` (rows, n_params) may supply J's storage.
         ``want_jacobian=False``: ``(r, None)`` from the forward pass alone."""
-        if self.spec is not None:
-            return self._twin().residual_jacobian(params, terms, scales, out, want_jacobian)
         return _core.residual_jacobian(self.model, params, [t.compiled(self.dtype) for t in terms], list(scales), out,
                                        want_jacobian, get_num_threads())
 
     def jacobian_rows(self, params, term, scale=None, adjoint=None, begin=0, end=None):
         """``(r, J)`` of one term's points [begin, end), row c*nb + i: from the polynomial table
         (rows scaled by ``scale``) or, with ``adjoint`` (K, S, N, m), ∂<adjoint_k, jets>/∂θ per point."""
-        if self.spec is not None:
-            return self._twin().jacobian_rows(params, term, scale, adjoint, begin, end)
         t = term.compiled(self.dtype)
         return _core.jacobian_rows(self.model, params, t, scale, adjoint, int(begin), t.n if end is None else int(end),
                                    get_num_threads())
+
+    def normal_equations(self, params, sources, A, g, n_extra=0, chunk_rows=512, r_out=None):
+        """JᵀJ into ``A`` and Jᵀr into ``g`` (float64, (P+n_extra)² and (P+n_extra,), written in
+        place) accumulated by the kernel over chunks of ``chunk_rows`` rows; returns rᵀr.
+
+        ``sources``: one tuple ``(term, scale, adjoint, paired, r, extra)`` per term — table mode
+        (``adjoint`` None: residuals from the term's table, rows scaled by ``scale`` (N,)) or
+        adjoint mode (``adjoint`` (K, S, N, m), scale folded in, residuals ``r`` (K, rows per
+        component) given); ``paired`` M > 0 makes row j the difference of points j and M + j;
+        ``extra`` (rows, n_extra) float64 or None: columns appended after θ. ``r_out`` (rows,)
+        of the network's dtype receives r."""
+        cs = [s[0].compiled(self.dtype) for s in sources]
+        return _core.normal_equations(self.model, params, cs, [s[1] for s in sources], [s[2] for s in sources],
+                                      [int(s[3]) for s in sources], [s[4] for s in sources], [s[5] for s in sources],
+                                      int(n_extra), int(chunk_rows), A, g, r_out, get_num_threads())
 
     def jets_tangent(self, params, term, v):
         """``(jets, tangents)``: output jets (S, N, m) and their derivative along the direction v."""

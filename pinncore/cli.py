@@ -4,19 +4,22 @@ Subcommands::
 
     pinncore demo      [--steps N] [--lbfgs N] [--lm N] [--seed S] [--plot FILE.png]
     pinncore train     --problem NAME [--weighting SCHEME] [--weights TERM=λ,...] [--steps N]
-                       [--optimizer adam|lbfgs|lm] [--lbfgs N] [--lm N] [--lr X]
+                       [--optimizer NAME] [--lbfgs N] [--lm N] [--lr X] [--resume STATE.pcs]
                        [--layers 1,50,50,50,1] [--seed S] [--out DIR] [--plot]
     pinncore diagnose  --problem NAME [--layers ...] [--seed S]
     pinncore problems
     pinncore bench     [args for bench/compare.py]
     pinncore sweep     --problem NAME --grid ic=1e-3:1e5:17 [--grid ...] [--seeds 3] [--steps N]
-                       [--optimizer adam] [--weighting SCHEME] [--workers N] [--scheduler ADDRESS]
+                       [--optimizer NAME] [--weighting SCHEME] [--workers N] [--scheduler ADDRESS]
                        [--out DIR] [--plot]
     pinncore serve     [--port P] [--host H] [--open] [--max-fits N]   (needs pinncore[web])
 
 Bad input (unknown problem or scheme, malformed --layers, negative --steps, an unwritable
 --out, layers that do not fit the problem) gives a one-line error on stderr and exit status 2.
-matplotlib is imported only for ``--plot`` (through ``pinncore.plotting``).
+matplotlib is imported only for ``--plot`` (through ``pinncore.plotting``). The choices and help
+of ``--weighting``, ``--optimizer`` and ``--problem`` are read from ``pinncore.registry``; the demo
+experiment is ``pinncore.demo``, the verdict ``pinncore.verdict``: this module parses arguments
+and calls them.
 """
 from __future__ import annotations
 
@@ -27,16 +30,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-import warnings
 
-import numpy as np
+from . import registry
+from .demo import COLUMNS, DEMO_LAMBDAS, DEMO_LAYERS, run_demo  # noqa: F401 - the former home of the demo
+from .demo import Progress as _Progress  # noqa: F401
+from .demo import fmt_lam as _fmt_lam  # noqa: F401
+from .demo import train_with_warnings as _train
+from .verdict import verdict
 
 __all__ = ["main", "DEMO_LAMBDAS", "run_demo", "verdict"]
-
-DEMO_LAMBDAS = [1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5]
-DEMO_LAYERS = [1, 50, 50, 50, 1]
-CLEAN, WRONG = 0.05, 0.30
 
 
 class UsageError(Exception):
@@ -99,7 +101,9 @@ def _weights(s):
 
 
 def _build_parser():
+    from . import __version__
     p = _Parser(prog="pinncore", description="pinncore: a fast CPU engine for physics-informed neural networks.")
+    p.add_argument("--version", action="version", version=f"pinncore {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="the loss-balance crisis and its cures on the harmonic oscillator",
@@ -119,15 +123,13 @@ def _build_parser():
                        description="Train a library problem; write history.csv, history.json and state.pcs "
                                    "(and plot.png with --plot) to --out.")
     t.add_argument("--problem", required=True, metavar="NAME", help="a library problem (see 'pinncore problems')")
-    t.add_argument("--weighting", default=None, metavar="SCHEME",
-                   help="fixed, gradnorm, ntk, selfadaptive (sa) or relobralo (default: pc.train's default, "
-                        "ntk)")
+    t.add_argument("--weighting", default=None, metavar="SCHEME", help=_scheme_help())
     t.add_argument("--weights", type=_weights, default=None, metavar="TERM=λ,...",
                    help="fixed weights, e.g. ic=100 (implies --weighting fixed)")
-    t.add_argument("--steps", type=_nonneg_int, default=2000, help="Adam steps (default 2000)")
+    t.add_argument("--steps", type=_nonneg_int, default=None, help=_steps_help())
     t.add_argument("--lbfgs", type=_nonneg_int, default=0, help="L-BFGS iterations after Adam (default 0)")
-    t.add_argument("--optimizer", choices=["adam", "lbfgs", "lm"], default="adam",
-                   help="first phase (default adam; lm: --steps counts Levenberg–Marquardt iterations)")
+    t.add_argument("--optimizer", choices=registry.optimizers.names(), default="adam", metavar="NAME",
+                   help=_optimizer_help())
     t.add_argument("--lm", type=_nonneg_int, default=0,
                    help="Levenberg–Marquardt iterations after the first phase and L-BFGS (default 0)")
     t.add_argument("--lr", type=_pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -138,14 +140,19 @@ def _build_parser():
     t.add_argument("--out", default=None, metavar="DIR", help="output directory (default ./pinncore-out/<problem>)")
     t.add_argument("--plot", action="store_true", help="also write DIR/plot.png (needs matplotlib)")
     t.add_argument("--quiet", action="store_true", help="no per-log-step lines")
+    t.add_argument("--resume", default=None, metavar="STATE.pcs",
+                   help="continue from a saved state (e.g. DIR/state.pcs of an earlier run): its network, "
+                        "optimizer state, weights and history; --steps more iterations")
 
     g = sub.add_parser("diagnose", help="gradient norms, NTK traces and advice at initialisation",
                        description="Per-term gradient norms and NTK traces at initialisation, their ratios, "
                                    "the verdict and the advice.")
-    g.add_argument("--problem", required=True, metavar="NAME")
-    g.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1")
-    g.add_argument("--seed", type=_nonneg_int, default=0)
-    g.add_argument("--weights", type=_weights, default=None, metavar="TERM=λ,...")
+    g.add_argument("--problem", required=True, metavar="NAME", help="a library problem (see 'pinncore problems')")
+    g.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1",
+                   help="layer widths (default: inputs,50,50,50,outputs)")
+    g.add_argument("--seed", type=_nonneg_int, default=0, help="network seed (default 0)")
+    g.add_argument("--weights", type=_weights, default=None, metavar="TERM=λ,...",
+                   help="weights λ to diagnose with, e.g. ic=100 (default: all 1)")
 
     sub.add_parser("problems", help="list the problem library")
     _add_sweep_parser(sub)
@@ -169,6 +176,24 @@ def _build_parser():
     return p
 
 
+def _scheme_help():
+    from . import weighting
+    names = ", ".join(f"{s.name} ({', '.join(s.aliases)})" if s.aliases else s.name for s in registry.schemes.specs())
+    return f"one of {names} (default: pc.train's default, {weighting.default().name})"
+
+
+def _optimizer_help():
+    from . import phases
+    names = ", ".join(f"{n} ({phases.default_iterations(n)})" for n in registry.optimizers.names())
+    return f"first phase: one of {names} — in brackets its default iterations (default adam)"
+
+
+def _steps_help():
+    from . import phases
+    own = ", ".join(f"{n} {phases.default_iterations(n)}" for n in registry.optimizers.names())
+    return f"iterations of the first phase (default: the optimizer's own: {own})"
+
+
 def _port(s):
     v = _nonneg_int(s)
     if v > 65535:
@@ -184,37 +209,6 @@ def _max_fits(s):
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-def verdict(rel_l2, status="completed", history=None):
-    """What a relative L2 error says about a run: 'clean' (< 5 %), 'partial', 'wrong steady
-    state' (>= 30 % with the loss no longer falling), 'partial (undertrained)' (>= 30 % while the
-    loss is still falling: more steps, not other weights), 'stopped early' (a run cut short),
-    'diverged'.
-
-    >>> verdict(0.01), verdict(0.5), verdict(0.5, status="cancelled"), verdict(float("nan"))
-    ('clean', 'wrong steady state', 'stopped early', 'diverged')
-    """
-    if rel_l2 is None or not math.isfinite(rel_l2) or status == "diverged":
-        return "diverged"
-    if rel_l2 < CLEAN:
-        return "clean"
-    if status in ("stopped", "cancelled", "interrupted"):
-        return "stopped early"
-    if rel_l2 < WRONG:
-        return "partial"
-    return "partial (undertrained)" if history is not None and _still_falling(history) else "wrong steady state"
-
-
-def _still_falling(history, window=0.2, factor=2.0):
-    """True when the total loss fell by more than ``factor`` over the last ``window`` of the run's
-    logged steps: the run had not settled, so its error says nothing about a steady state."""
-    steps, loss = history["step"], history["total_loss"]
-    if len(steps) < 3:
-        return False
-    start = steps[-1] - window * (steps[-1] - steps[0])
-    earlier = loss[steps <= start]
-    return bool(len(earlier) and np.isfinite(loss[-1]) and earlier[-1] > factor * loss[-1])
-
 
 def _problem(name):
     from . import problems
@@ -251,10 +245,19 @@ def _scheme(name, weights, problem):
     return scheme
 
 
-def _check_out(path):
-    """Create ``path`` (a directory) and check it can be written; UsageError otherwise."""
+def _check_out(path, create=True):
+    """Check that ``path`` (a directory) can be written, and create it with ``create``; UsageError
+    otherwise. Without ``create`` nothing is made: a missing folder only needs a writable parent
+    (a command whose other arguments are wrong then leaves no empty output folder behind)."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"--out {path!r} exists and is not a directory")
+    if not create and not os.path.exists(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not (os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)):
+            raise UsageError(f"cannot write to --out {path!r}: {parent!r} is not a writable folder")
+        return
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".pinncore-write-test-"):
@@ -266,198 +269,6 @@ def _check_out(path):
 def _need_matplotlib():
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib: pip install 'pinncore[plot]' (or matplotlib)")
-
-
-def _warning_line(w):
-    return f"{w.category.__name__}: {w.message}"
-
-
-def _train(problem, net, echo=False, **kw):
-    """pc.train with warnings captured: (result, [warnings]); with ``echo`` each warning is also
-    printed to stderr when it happens (between the verbose lines), not after the run."""
-    from .trainer import train
-    caught = []
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        w = warnings.WarningMessage(message, category, filename, lineno, file, line)
-        caught.append(w)
-        if echo:
-            print(f"warning: {_warning_line(w)}", file=sys.stderr, flush=True)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = show
-        result = train(problem, net, **kw)
-    return result, caught
-
-
-class _Progress:
-    """A live line on stderr when it is a terminal; plain lines otherwise."""
-
-    def __init__(self, stream=None):
-        self.stream = stream if stream is not None else sys.stderr
-        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._shown = False
-
-    def update(self, text):
-        if self.live:
-            self.stream.write("\r\033[K" + text)
-            self.stream.flush()
-            self._shown = True
-
-    def start(self, text):
-        if self.live:
-            self.update(text)
-        else:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-
-    def clear(self):
-        if self.live and self._shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self._shown = False
-
-
-# ---------------------------------------------------------------------------------- demo
-
-def _fmt_lam(v):
-    if v is None:
-        return "-"
-    if v == 0:
-        return "0"
-    e = math.log10(abs(v))
-    if abs(e - round(e)) < 1e-9:
-        return f"1e{int(round(e))}" if v > 0 else f"-1e{int(round(e))}"
-    return f"{v:.3g}"
-
-
-def _demo_runs(steps, lbfgs_steps, lm_steps=0):
-    from . import weighting as W
-    runs = [dict(method=f"Fixed λ_ic={_fmt_lam(lam)}", kind="fixed", lam=lam, weighting=W.Fixed({"ic": lam}),
-                 hard=False, lbfgs=0) for lam in DEMO_LAMBDAS]
-    for name, scheme in [("GradNorm", W.GradNorm()), ("NTK", W.NTK()), ("SelfAdaptive", W.SelfAdaptive()),
-                         ("ReLoBRaLo", W.ReLoBRaLo())]:
-        runs.append(dict(method=name, kind="adaptive", lam=None, weighting=scheme, hard=False, lbfgs=0))
-    runs.append(dict(method="hard constraint", kind="hard", lam=None, weighting=W.Fixed(), hard=True, lbfgs=0))
-    runs.append(dict(method=f"NTK + L-BFGS {lbfgs_steps}", kind="lbfgs", lam=None, weighting=W.NTK(), hard=False,
-                     lbfgs=lbfgs_steps))
-    if lm_steps:
-        # Levenberg–Marquardt from random initialisation at three fixed λ_ic, and after Adam.
-        runs += [dict(method=f"LM {lm_steps} λ_ic={_fmt_lam(lam)}", kind="lm", lam=lam,
-                      weighting=W.Fixed({"ic": lam}), hard=False, lbfgs=0, optimizer="lm", steps=lm_steps)
-                 for lam in (1.0, 1e2, 1e5)]
-        runs.append(dict(method=f"NTK + LM {lm_steps}", kind="adam+lm", lam=None, weighting=W.NTK(), hard=False,
-                         lbfgs=0, lm=lm_steps))
-    return runs
-
-
-COLUMNS = [("method", 20, "<"), ("λ_pde", 7, ">"), ("λ_ic", 8, ">"), ("L_pde", 9, ">"), ("L_ic", 9, ">"),
-           ("ratio@0", 9, ">"), ("rel-L2", 9, ">"), ("verdict", 18, "<"), ("time", 6, ">")]
-
-
-def _fmt_w(v):
-    return f"{v:.3g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
-
-
-def _row(cells):
-    return "  ".join(f"{c:{a}{w}}" for c, (_, w, a) in zip(cells, COLUMNS)).rstrip()
-
-
-def run_demo(steps=2000, lbfgs_steps=None, seed=0, lr=1e-3, out=None, progress=None, lm_steps=0):
-    """Run the demo, printing the table to ``out`` (default stdout); return the run records
-    (dicts with method, kind, lam, weights, losses, ratio0, rel_l2, verdict, wall_time, history,
-    t, u) for ``pinncore.plotting.demo_figure``."""
-    from . import problems
-
-    out = out if out is not None else sys.stdout
-    progress = progress if progress is not None else _Progress()
-    lbfgs_steps = steps if lbfgs_steps is None else lbfgs_steps
-    soft, hard = problems.harmonic(), problems.harmonic(hard_constraint=True)
-    runs = _demo_runs(steps, lbfgs_steps, lm_steps)
-    header = _demo_header(out, steps, seed, lr)
-    records, total0 = [], time.perf_counter()
-    for i, run in enumerate(runs):
-        label = f"[{i + 1:>2}/{len(runs)}] {run['method']}"
-        progress.start(label)
-        rec = _demo_fit(run, hard if run["hard"] else soft, steps, seed, lr, progress, label)
-        progress.clear()
-        records.append(rec)
-        print(_row(_demo_cells(rec)), file=out)
-        out.flush()
-    print("-" * len(header), file=out)
-    _demo_footer(records, steps, out)
-    print(f"{len(records)} runs in {time.perf_counter() - total0:.1f} s", file=out)
-    out.flush()
-    return records
-
-
-def _demo_header(out, steps, seed, lr):
-    print(f"pinncore demo: harmonic IVP u'' + (2π)² u = 0, u(0) = 1, u'(0) = 0 on [0, 1]; exact u = cos(2πt)", file=out)
-    print(f"network {DEMO_LAYERS} (tanh, seed {seed}), Adam lr {lr:g}, {steps} steps per run", file=out)
-    print("ratio@0 = λ_pde‖∇L_pde‖ / λ_ic‖∇L_ic‖ at step 0 (weighted, with the scheme's step-0 weights); "
-          "L_pde, L_ic unweighted at the end", file=out)
-    print("λ = final weights (SelfAdaptive: mean per-point weight); hard constraint: u = 1 + t² n has no IC term",
-          file=out)
-    print(f"verdict: clean if rel-L2 < {CLEAN:.0%}, wrong steady state if >= {WRONG:.0%} with the loss settled "
-          f"(undertrained if it is still falling), else partial; "
-          "! = LossBalanceWarning at step 0", file=out)
-    print(file=out)
-    header = _row([c for c, _, _ in COLUMNS])
-    print(header, file=out)
-    print("-" * len(header), file=out)
-    out.flush()
-    return header
-
-
-def _demo_fit(run, problem, steps, seed, lr, progress, label):
-    """Train one demo run and return its record."""
-    from .network import MLP
-    n_total = run.get("steps", steps) + run["lbfgs"] + run.get("lm", 0)
-
-    def cb(step, row):
-        progress.update(f"{label}: step {step}/{n_total}  rel-L2 {row.get('rel_l2', float('nan')):.2e}")
-        return False
-
-    result, caught = _train(problem, MLP(DEMO_LAYERS, seed=seed), weighting=run["weighting"],
-                            steps=run.get("steps", steps), optimizer=run.get("optimizer", "adam"), lr=lr,
-                            lbfgs_steps=run["lbfgs"], lm_steps=run.get("lm", 0), seed=seed, log_every=100,
-                            callback=cb)
-    h, terms = result.history, problem.term_names
-    ratio = None
-    if "ic" in terms:
-        num, den = h["pde_weight"][0] * h["pde_grad_norm"][0], h["ic_weight"][0] * h["ic_grad_norm"][0]
-        ratio = num / den if den > 0 else math.inf
-    t = np.linspace(0.0, 1.0, 201)[:, None]
-    return dict(method=run["method"], kind=run["kind"], lam=run["lam"], weights=dict(result.weights),
-                losses={k: float(h[f"{k}_loss"][-1]) for k in terms}, ratio0=ratio,
-                warned=any(w.category.__name__ == "LossBalanceWarning" for w in caught),
-                rel_l2=result.rel_l2, verdict=verdict(result.rel_l2, result.status, result.history),
-                wall_time=result.wall_time, status=result.status, history=h, t=t[:, 0].copy(),
-                u=problem.predict(result.net, t)[:, 0].copy(), warnings=[_warning_line(w) for w in caught])
-
-
-def _demo_cells(rec):
-    ratio, has_ic = rec["ratio0"], "ic" in rec["losses"]
-    rstr = "-" if ratio is None else f"{ratio:.2e}" + ("!" if rec["warned"] else " ")
-    return [rec["method"], _fmt_w(rec["weights"].get("pde", 1.0)),
-            _fmt_w(rec["weights"]["ic"]) if "ic" in rec["weights"] else "-",
-            f"{rec['losses']['pde']:.2e}", f"{rec['losses']['ic']:.2e}" if has_ic else "exact",
-            rstr, f"{rec['rel_l2']:.2e}" if rec["rel_l2"] is not None else "-", rec["verdict"],
-            f"{rec['wall_time']:.2f}s"]
-
-
-def _demo_footer(records, steps, out):
-    zone = [r for r in records if r["kind"] == "fixed" and r["verdict"] == "clean"]
-    if zone:
-        print(f"Goldilocks zone (fixed λ_ic with rel-L2 < {CLEAN:.0%}): "
-              f"{', '.join(_fmt_lam(r['lam']) for r in zone)}", file=out)
-    else:
-        print(f"Goldilocks zone: no fixed λ_ic reached rel-L2 < {CLEAN:.0%} in {steps} steps", file=out)
-    lm = [r for r in records if r["kind"] == "lm"]
-    if lm:
-        cells = [f"λ_ic={_fmt_lam(r['lam'])} -> {r['rel_l2']:.1e}" for r in lm]
-        print(f"Levenberg–Marquardt from random initialisation: {', '.join(cells)}", file=out)
 
 
 def _cmd_demo(args):
@@ -474,10 +285,29 @@ def _cmd_demo(args):
 
 # ---------------------------------------------------------------------------------- train
 
+def _resume_state(path, problem):
+    """The saved state at ``path`` (``--resume``), checked against the problem; UsageError otherwise."""
+    from .state import load_state
+    if not os.path.isfile(path):
+        raise UsageError(f"--resume {path!r}: no such file (give the state.pcs an earlier 'pinncore train' wrote)")
+    try:
+        state = load_state(path)
+    except (ValueError, OSError) as e:
+        raise UsageError(f"--resume {path!r}: {e}") from None
+    if list(state.get("terms", [])) != list(problem.term_names):
+        raise UsageError(f"--resume {path!r}: the state has terms {state.get('terms')}, the problem "
+                         f"{problem.term_names}")
+    return state
+
+
 def _cmd_train(args):
+    from . import phases
     problem = _problem(args.problem)
-    net = _net(problem, args.layers, args.seed)
-    scheme = _scheme(args.weighting, args.weights, problem)
+    state = _resume_state(args.resume, problem) if args.resume else None
+    net = _net(problem, args.layers, args.seed) if state is None or args.layers else None
+    # Resuming without --weighting/--weights keeps the saved scheme and its settings.
+    scheme = None if state is not None and args.weighting is None and args.weights is None else \
+        _scheme(args.weighting, args.weights, problem)
     if args.log_every < 1:
         raise UsageError("--log-every must be >= 1")
     out = args.out if args.out is not None else os.path.join("pinncore-out", args.problem)
@@ -485,12 +315,16 @@ def _cmd_train(args):
         _need_matplotlib()
     _check_out(out)
 
-    first = {"adam": f"Adam steps (lr {args.lr:g})", "lbfgs": "L-BFGS iterations", "lm": "LM iterations"}
-    print(f"pinncore train: {args.problem} {problem.term_names}, net {list(net.layers)} seed {args.seed}, "
-          f"{scheme!r}, {args.steps} {first[args.optimizer]} + {args.lbfgs} L-BFGS + {args.lm} LM", flush=True)
-    result, caught = _train(problem, net, weighting=scheme, steps=args.steps, lr=args.lr, lbfgs_steps=args.lbfgs,
-                            optimizer=args.optimizer, lm_steps=args.lm, seed=args.seed, log_every=args.log_every,
-                            verbose=not args.quiet, echo=True)
+    plan = phases.build(args.optimizer, args.steps, args.lbfgs, args.lm)
+    what = " + ".join(f"{n} {registry.optimizers[o].factory.label or o.upper()}" for o, n in plan)
+    layers = list(net.layers) if net is not None else list(state["layers"])
+    resumed = "" if state is None else f", resuming {args.resume} at step {state['step']}"
+    print(f"pinncore train: {args.problem} {problem.term_names}, net {layers} seed {args.seed}, "
+          f"{scheme if scheme is not None else 'the saved scheme'!r}, {what} iterations"
+          f"{f' (Adam lr {args.lr:g})' if plan[0][0] == 'adam' else ''}"
+          f"{resumed}", flush=True)
+    result, caught = _train(problem, net, weighting=scheme, lr=args.lr, phases=plan, seed=args.seed,
+                            log_every=args.log_every, verbose=not args.quiet, echo=True, resume=state)
     paths = [os.path.join(out, "history.csv"), os.path.join(out, "history.json"), os.path.join(out, "state.pcs")]
     result.history.to_csv(paths[0])
     result.history.to_json(paths[1])
@@ -569,10 +403,12 @@ def _add_sweep_parser(sub):
                    help="a grid axis: lo:hi:n (n log-spaced values) or a comma list, e.g. ic=1e-3:1e5:17, "
                         "weighting=fixed,ntk, lr=1e-3,3e-3; repeat for more axes")
     s.add_argument("--seeds", default="1", metavar="N|S,S,...", help="a count (seeds 0..N-1) or a list (default 1)")
-    s.add_argument("--steps", type=_nonneg_int, default=2000, help="iterations per fit (default 2000)")
-    s.add_argument("--optimizer", default="adam", help="adam or lbfgs (default adam)")
+    s.add_argument("--steps", type=_nonneg_int, default=None, help=_steps_help().replace("first phase", "fit"))
+    s.add_argument("--optimizer", choices=registry.optimizers.names(), default="adam", metavar="NAME",
+                   help=f"one of {', '.join(registry.optimizers.names())} (default adam)")
     s.add_argument("--weighting", default=None, metavar="SCHEME",
-                   help="the scheme when the grid has none (default: fixed if the grid sets λs, else ntk)")
+                   help="the scheme when the grid has none: " + _scheme_help().replace(
+                       "(default: pc.train's default", "(default: fixed if the grid sets λs, else pc.train's default"))
     s.add_argument("--lr", type=_pos_float, default=None, help="Adam learning rate (default 1e-3)")
     s.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1")
     s.add_argument("--workers", type=_nonneg_int, default=None, help="local processes (default: the available cores)")
@@ -614,7 +450,8 @@ def _dask_client(address):
 
 
 def _cmd_sweep(args):
-    from .sweep import parse_axis, sweep
+    from .phases import default_iterations
+    from .sweep import check, parse_axis, sweep
     try:
         grid = dict(parse_axis(item) for item in args.grid)
     except ValueError as e:
@@ -623,20 +460,27 @@ def _cmd_sweep(args):
     out = args.out if args.out is not None else os.path.join("pinncore-out", f"sweep-{args.problem.replace(':', '-')}")
     if args.plot:
         _need_matplotlib()
-    _check_out(out)
-    client = _dask_client(args.scheduler) if args.scheduler else None
+    _check_out(out, create=False)
     kw = {} if args.lr is None else {"lr": args.lr}
+    steps = args.steps if args.steps is not None else default_iterations(args.optimizer)
+    try:   # every argument checked before anything is printed, connected to or created
+        check(args.problem, grid, seeds=seeds, weighting=args.weighting, optimizer=args.optimizer, steps=steps,
+              layers=args.layers, **kw)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    client = _dask_client(args.scheduler) if args.scheduler else None
     where = f"Dask scheduler {args.scheduler}" if client else f"{args.workers or 'all'} local worker(s)"
     print(f"pinncore sweep: {args.problem}, grid {', '.join(f'{k} ({len(v)})' for k, v in grid.items())} x "
-          f"{len(seeds)} seed(s), {args.steps} {args.optimizer} steps per fit, on {where}", flush=True)
+          f"{len(seeds)} seed(s), {steps} {args.optimizer} steps per fit, on {where}", flush=True)
     try:
         res = sweep(args.problem, grid, seeds=seeds, weighting=args.weighting, optimizer=args.optimizer,
-                    steps=args.steps, layers=args.layers, client=client, workers=args.workers or None, **kw)
+                    steps=steps, layers=args.layers, client=client, workers=args.workers or None, **kw)
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
     finally:
         if client is not None:
             client.close()
+    _check_out(out)
     if len(res) <= 60:
         print(_sweep_table(res))
     print(res.summary())
@@ -650,7 +494,7 @@ def _cmd_sweep(args):
 
 
 def _sweep_table(res):
-    cols = [*res.keys, "seed", "status", "rel_l2", "grad_ratio0", "wall_time"]
+    cols = [*res.keys, "seed", "status", "rel_l2", "verdict", "grad_ratio0", "wall_time"]
     rows = [[_fmt_cell(r.get(c)) for c in cols] for r in res.records]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     lines = ["  ".join(f"{c:>{w}}" for c, w in zip(cols, widths))]
@@ -689,7 +533,12 @@ def _cmd_serve(args):
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``pinncore`` command; returns the exit status."""
+    """Entry point of the ``pinncore`` command; returns the exit status.
+
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    pinncore ...
+    0
+    """
     parser = _build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -43,6 +43,7 @@ import numbers
 import numpy as np
 
 from .problem import Term
+from .fields import coordinate_names, field_label
 from .residual import Expr, pointwise
 
 __all__ = ["dirichlet", "neumann", "robin", "initial", "periodic", "data", "PairedTerm"]
@@ -110,9 +111,9 @@ def _value(g, points, what):
 def _field(fields, output, who):
     if isinstance(output, str):
         for f in fields:
-            if f._label == output:
+            if field_label(f) == output:
                 return f
-        raise ValueError(f"{who}: output {output!r} is not one of {[f._label for f in fields]}")
+        raise ValueError(f"{who}: output {output!r} is not one of {[field_label(f) for f in fields]}")
     if isinstance(output, bool) or not isinstance(output, numbers.Integral) or not 0 <= output < len(fields):
         raise ValueError(f"{who}: output must be an output name or an index in [0, {len(fields)}), got {output!r}")
     return fields[output]
@@ -120,7 +121,7 @@ def _field(fields, output, who):
 
 def _input(x, name, who):
     """An input's index from its name or index."""
-    inputs = list(x._inputs)
+    inputs = list(coordinate_names(x))
     if isinstance(name, str):
         if name not in inputs:
             raise ValueError(f"{who}: {name!r} is not an input; inputs are {inputs}")
@@ -172,18 +173,18 @@ class _Normals:
 
     def derivative(self, x, u, who):
         """Σ_i n_i(x) ∂u/∂x_i over the geometry's inputs."""
-        d = len(x._inputs)
+        d = len(coordinate_names(x))
         cols = list(range(d)) if self.inputs is None else [_input(x, k, who) for k in self.inputs]
         k = self.geometry.dim if self.geometry is not None else self.array.shape[1]
         if len(cols) != k:
-            raise ValueError(f"{who}: the normals have {k} components but the term's inputs are {list(x._inputs)}; "
+            raise ValueError(f"{who}: the normals have {k} components but the term's inputs are {list(coordinate_names(x))}; "
                              f"name the {k} inputs they belong to with inputs=[...]")
         total = 0.0
         for i, c in enumerate(cols):
             if self.geometry is not None:
-                n_i = pointwise(_NormalComponent(self.geometry, cols, i), f"n_{x._inputs[c]}")
+                n_i = pointwise(_NormalComponent(self.geometry, cols, i), f"n_{coordinate_names(x)[c]}")
             else:
-                n_i = pointwise(_Values(self.points, self.array[:, i], f"normals[:, {i}]"), f"n_{x._inputs[c]}")
+                n_i = pointwise(_Values(self.points, self.array[:, i], f"normals[:, {i}]"), f"n_{coordinate_names(x)[c]}")
             total = total + n_i * u.d(c)
         return total
 

@@ -268,8 +268,8 @@ def diagnose(problem, net, weights=None):
 def _gradnorm_ratio(G, net, names):
     """Largest / smallest per-term mean|∇L_a| over the weight matrices (average of per-layer
     means): the denominators of GradNorm's eq. 40, i.e. the spread of the statistic it balances."""
-    from .weighting import _blocks, weight_mask
+    from .weighting import weight_blocks, weight_mask
 
-    blocks = _blocks(weight_mask(net.layers))
+    blocks = weight_blocks(weight_mask(net.layers))
     means = {k: float(np.mean([np.abs(G[a][s:e]).mean() for s, e in blocks])) for a, k in enumerate(names)}
     return balance_ratio(means)[0]

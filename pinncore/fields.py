@@ -12,7 +12,7 @@ import numpy as np
 
 from .residual import MAX_ORDER, Expr, UnknownNameError
 
-__all__ = ["Coordinates", "Field", "trace_expressions", "check_names"]
+__all__ = ["Coordinates", "Field", "trace_expressions", "check_names", "coordinate_names", "field_label"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -128,6 +128,24 @@ class Field(Expr):
 
 
 # ---------------------------------------------------------------------------------------
+
+def coordinate_names(x):
+    """The input names of a ``Coordinates`` (functions, not attributes: ``x.<name>`` is a coordinate).
+
+    >>> coordinate_names(Coordinates(["t", "x"]))
+    ('t', 'x')
+    """
+    return x._inputs
+
+
+def field_label(u):
+    """The label of a ``Field`` ("u", "u.x", ...) (a function: ``u.<letters>`` is a derivative).
+
+    >>> field_label(Field(Expr("coord", (0, "t")), ["t"], "u").t)
+    'u.t'
+    """
+    return u._label
+
 
 def check_names(names, what):
     if isinstance(names, str) or not all(isinstance(n, str) and n.isidentifier()

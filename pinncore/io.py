@@ -25,6 +25,9 @@ No pickle is ever used, and loading never executes code or trusts a size it
 has not checked against the bytes actually present: every malformed,
 truncated, corrupted, wrong-version or hand-crafted file raises
 :class:`FormatError` (a ``ValueError``) before anything large is allocated.
+:func:`load` checks the digest while streaming the file in 1 MiB chunks,
+then reads each array straight into its own buffer; scalar nodes are decoded
+as the JSON header is parsed, so a header costs a few times its own bytes.
 
 Writes are atomic: the file is written to a temporary file in the target's
 directory, flushed and ``fsync``-ed, then moved over the target with
@@ -102,6 +105,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import struct
 import sys
 from typing import Any, Iterator, List, Optional, Tuple
@@ -116,6 +120,7 @@ __all__ = [
     "MAX_DEPTH",
     "save",
     "load",
+    "check_regular_file",
     "dumps",
     "loads",
 ]
@@ -418,13 +423,67 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def _object_pairs(pairs: list) -> dict:
+class _Leaf:
+    """A scalar node, decoded while the JSON header is parsed: kept as a dict, each one cost
+    ~300 bytes (a 39 MB header of 3 million nodes took 913 MB); as its value, a few dozen.
+    ``error`` holds the complaint about a malformed one, raised with its path by the walk."""
+
+    __slots__ = ("value", "error")
+
+    def __init__(self, value: Any, error: Optional[str] = None) -> None:
+        self.value, self.error = value, error
+
+
+_NONE_LEAF = _Leaf(None)
+_SCALAR_TYPES = ("bool", "int", "float", "str")
+
+
+class _BadScalar(ValueError):
+    pass
+
+
+def _scalar(t: str, v: Any) -> Any:
+    """The value of a scalar node ``{"t": t, "v": v}``; _BadScalar says what is wrong."""
+    if t == "bool":
+        if type(v) is not bool:
+            raise _BadScalar("bool value must be JSON true/false")
+        return v
+    if type(v) is not str:
+        raise _BadScalar(f"{t} value must be a JSON string")
+    if t == "str":
+        return v
+    if t == "int":
+        if len(v) > _MAX_INT_DIGITS or not _INT_RE.fullmatch(v):
+            raise _BadScalar(f"malformed int {v[:40]!r}")
+        return int(v)
+    if _NAN_RE.fullmatch(v):
+        x = struct.unpack(">d", bytes.fromhex(v[4:]))[0]
+        if not math.isnan(x):
+            raise _BadScalar(f"{v!r} is not a NaN bit pattern")
+        return x
+    if not _FLOAT_RE.fullmatch(v):
+        raise _BadScalar(f"malformed float {v[:40]!r}")
+    try:
+        return float.fromhex(v)
+    except (ValueError, OverflowError):
+        raise _BadScalar(f"malformed float {v[:40]!r}") from None
+
+
+def _object_pairs(pairs: list) -> Any:
     out: dict = {}
     for key, value in pairs:
         if key in out:
             raise ValueError(f"duplicate JSON key {key!r}")
         out[key] = value
-    return out
+    t = out.get("t")
+    if t == "none" and len(out) == 1:
+        return _NONE_LEAF
+    if type(t) is str and t in _SCALAR_TYPES and len(out) == 2 and "v" in out:
+        try:
+            return _Leaf(_scalar(t, out["v"]))
+        except _BadScalar as exc:
+            return _Leaf(None, str(exc))
+    return out   # containers, arrays and malformed nodes: checked by the walk, with their path
 
 
 def _is_int(x: Any) -> bool:
@@ -449,6 +508,10 @@ class _Decoder:
     def node(self, node: Any, path: str, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise self.fail(path, f"tree nests deeper than {MAX_DEPTH} levels")
+        if type(node) is _Leaf:
+            if node.error is not None:
+                raise self.fail(path, node.error)
+            return node.value
         if type(node) is not dict:
             raise self.fail(path, f"malformed node (JSON {type(node).__name__})")
         t = node.get("t")
@@ -497,30 +560,10 @@ class _Decoder:
         return out
 
     def scalar(self, t: str, v: Any, path: str) -> Any:
-        if t == "bool":
-            if type(v) is not bool:
-                raise self.fail(path, "bool value must be JSON true/false")
-            return v
-        if type(v) is not str:
-            raise self.fail(path, f"{t} value must be a JSON string")
-        if t == "str":
-            return v
-        if t == "int":
-            if len(v) > _MAX_INT_DIGITS or not _INT_RE.fullmatch(v):
-                raise self.fail(path, f"malformed int {v[:40]!r}")
-            return int(v)
-        # float
-        if _NAN_RE.fullmatch(v):
-            x = struct.unpack(">d", bytes.fromhex(v[4:]))[0]
-            if not math.isnan(x):
-                raise self.fail(path, f"{v!r} is not a NaN bit pattern")
-            return x
-        if not _FLOAT_RE.fullmatch(v):
-            raise self.fail(path, f"malformed float {v[:40]!r}")
         try:
-            return float.fromhex(v)
-        except (ValueError, OverflowError):
-            raise self.fail(path, f"malformed float {v[:40]!r}") from None
+            return _scalar(t, v)
+        except _BadScalar as exc:
+            raise self.fail(path, str(exc)) from None
 
     def array(self, node: dict, path: str) -> _ArraySpec:
         code = node["dtype"]
@@ -574,34 +617,41 @@ class _Decoder:
                 f"{self.dlen} are not covered by any array")
 
 
-def _decode(buf: "bytes | bytearray", kind: Optional[str], source: str) -> dict:
-    jlen, dlen = _check_fixed(buf[:_FIXED_SIZE], len(buf), source)
-    body_end = len(buf) - _DIGEST_SIZE
-    if hashlib.sha256(memoryview(buf)[:body_end]).digest() != buf[body_end:]:
-        raise FormatError(f"{source}: checksum mismatch, the file is corrupted")
+def _parse(header: bytes, kind: Optional[str], source: str, dlen: int) -> Tuple[dict, list]:
+    """The tree of a checksummed JSON header, with its arrays still as ``_ArraySpec`` (checked
+    against the data section's ``dlen`` bytes); returns (tree, [(container, key, spec)])."""
     try:
-        text = buf[_FIXED_SIZE:_FIXED_SIZE + jlen].decode("utf-8")
-        header = json.loads(text, parse_constant=_reject_constant,
+        text = header.decode("utf-8")
+        parsed = json.loads(text, parse_constant=_reject_constant,
                             object_pairs_hook=_object_pairs)
     except (ValueError, RecursionError) as exc:
         raise FormatError(f"{source}: malformed JSON header ({exc})"[:500]) from None
-    if type(header) is not dict or header.keys() != {"kind", "tree"}:
+    if type(parsed) is not dict or parsed.keys() != {"kind", "tree"}:
         raise FormatError(f"{source}: malformed JSON header (expected members kind, tree)")
-    file_kind = header["kind"]
+    file_kind = parsed["kind"]
     if type(file_kind) is not str:
         raise FormatError(f"{source}: malformed JSON header (kind is not a string)")
     if kind is not None and file_kind != kind:
         raise FormatError(
             f"{source}: file kind {file_kind!r} does not match the expected "
             f"kind {kind!r}")
-    root = header["tree"]
+    root = parsed["tree"]
     if type(root) is not dict or root.get("t") != "dict":
         raise FormatError(f"{source}: malformed JSON header (root is not a dict node)")
     dec = _Decoder(source, dlen)
     tree = dec.node(root, "tree", 0)
     dec.check_layout()
+    return tree, dec.specs
+
+
+def _decode(buf: "bytes | bytearray", kind: Optional[str], source: str) -> dict:
+    jlen, dlen = _check_fixed(buf[:_FIXED_SIZE], len(buf), source)
+    body_end = len(buf) - _DIGEST_SIZE
+    if hashlib.sha256(memoryview(buf)[:body_end]).digest() != buf[body_end:]:
+        raise FormatError(f"{source}: checksum mismatch, the file is corrupted")
+    tree, specs = _parse(bytes(buf[_FIXED_SIZE:_FIXED_SIZE + jlen]), kind, source, dlen)
     data_start = _FIXED_SIZE + jlen
-    for container, key, spec in dec.specs:
+    for container, key, spec in specs:
         container[key] = _materialize(buf, data_start, spec, source)
     return tree
 
@@ -628,6 +678,47 @@ def loads(data: "bytes | bytearray | memoryview", *, kind: Optional[str] = None)
     return _decode(bytes(data), kind, "<bytes>")
 
 
+_FILE_TYPES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"))
+
+
+def _check_regular(mode: int, source: str) -> None:
+    if not stat.S_ISREG(mode):
+        what = next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
+        raise FormatError(f"{source}: is {what}; pinncore loads only regular files")
+
+
+def check_regular_file(path: "str | os.PathLike[str]") -> None:
+    """FormatError unless ``path`` is a regular file (a FIFO would block ``open`` until a writer
+    appears, a device may never end); the usual OSError when it does not exist. For readers of
+    pinncore's other files (sweep tables), to call before they open one.
+
+    >>> check_regular_file(__file__)
+    """
+    path = os.fspath(path)
+    _check_regular(os.stat(path).st_mode, repr(path))
+
+
+def _open_regular(path: str, source: str):
+    """``path`` opened for binary reading if it is a regular file; FormatError otherwise.
+
+    Checked before opening (a FIFO blocks ``open`` until a writer appears, a device may never
+    end), and again on the descriptor, opened non-blocking, in case the path was swapped
+    between the two (the descriptor is made blocking again for the read)."""
+    _check_regular(os.stat(path).st_mode, source)
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)
+    try:
+        _check_regular(os.fstat(fd).st_mode, source)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return open(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def load(path: "str | os.PathLike[str]", *, kind: Optional[str] = None) -> dict:
     """Read a tree written by :func:`save`.
 
@@ -638,27 +729,81 @@ def load(path: "str | os.PathLike[str]", *, kind: Optional[str] = None) -> dict:
     (bad magic, unsupported version, truncation, checksum mismatch, malformed
     or inconsistent header) raises :class:`FormatError`; no size declared in
     the file is trusted before it has been checked against the file's real
-    size.  Missing/unreadable files raise the usual ``OSError``.
+    size.  Missing/unreadable files raise the usual ``OSError``; a path that
+    is not a regular file (a FIFO, a device, a directory) raises
+    :class:`FormatError` without being opened for reading.
     """
     if kind is not None:
         _check_kind_arg(kind, "kind")
     path = os.fspath(path)
     source = repr(path)
-    with open(path, "rb") as f:
+    with _open_regular(path, source) as f:
         size = os.fstat(f.fileno()).st_size
         prefix = f.read(_FIXED_SIZE)
-        _check_fixed(prefix, max(size, len(prefix)), source)
-        # ``size`` is the real on-disk size and matches the declared sizes.
-        data = bytearray(size)
-        data[:_FIXED_SIZE] = prefix
-        view = memoryview(data)
-        pos = _FIXED_SIZE
-        while pos < size:
-            n = f.readinto(view[pos:])
-            if not n:
-                break
-            pos += n
-        view.release()
-        if pos != size or f.read(1):
+        jlen, dlen = _check_fixed(prefix, max(size, len(prefix)), source)
+        # ``size`` is the real on-disk size and matches the declared sizes. Pass 1 checks the
+        # digest, streaming the data section in chunks: nothing it declares is allocated
+        # before the bytes are known to be intact (a 1 GiB file of zeros behind a valid header
+        # costs one chunk, not 1 GiB).
+        digest = hashlib.sha256(prefix)
+        header = _read_exact(f, jlen, source)
+        digest.update(header)
+        _stream(f, dlen, digest.update, source)
+        stored = _read_exact(f, _DIGEST_SIZE, source)
+        if f.read(1):
             raise FormatError(f"{source}: file changed size while being read")
-    return _decode(data, kind, source)
+        if digest.digest() != stored:
+            raise FormatError(f"{source}: checksum mismatch, the file is corrupted")
+        tree, specs = _parse(header, kind, source, dlen)
+        # Pass 2: each array read straight into its own buffer, in file order (the arrays
+        # tile the data section); hashing again catches a file rewritten between the passes.
+        f.seek(_FIXED_SIZE + jlen)
+        again = hashlib.sha256(prefix)
+        again.update(header)
+        for container, key, spec in sorted(specs, key=lambda cks: (cks[2].nbytes > 0, cks[2].offset)):
+            container[key] = _read_array(f, spec, again, source)
+        if again.digest() != stored:
+            raise FormatError(f"{source}: file changed while being read")
+    return tree
+
+
+_CHUNK = 1 << 20
+
+
+def _read_exact(f: Any, n: int, source: str) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise FormatError(f"{source}: file changed size while being read")
+    return data
+
+
+def _stream(f: Any, n: int, sink: Any, source: str) -> None:
+    """Feed the next ``n`` bytes of ``f`` to ``sink`` in chunks of at most ``_CHUNK``."""
+    buf = bytearray(min(n, _CHUNK))
+    view = memoryview(buf)
+    while n:
+        got = f.readinto(view[:min(n, _CHUNK)])
+        if not got:
+            raise FormatError(f"{source}: file changed size while being read")
+        sink(view[:got])
+        n -= got
+
+
+def _read_array(f: Any, spec: _ArraySpec, digest: Any, source: str) -> np.ndarray:
+    """The array ``spec`` describes, read from the file's current position (its offset)."""
+    if spec.nbytes == 0:
+        return _materialize(b"", 0, spec, source)
+    arr = np.empty(spec.nbytes // spec.dtype.itemsize, dtype=spec.dtype)
+    raw = arr.view(np.uint8)
+    view = memoryview(raw)
+    pos = 0
+    while pos < spec.nbytes:
+        got = f.readinto(view[pos:])
+        if not got:
+            raise FormatError(f"{source}: file changed size while being read")
+        pos += got
+    digest.update(view)
+    if spec.dtype.kind == "b" and int(raw.max()) > 1:
+        raise FormatError(f"{source}: {spec.path}: bool array holds bytes other than 0/1")
+    arr = arr.reshape(spec.shape)
+    return arr if arr.dtype.isnative else arr.astype(spec.dtype.newbyteorder("="))

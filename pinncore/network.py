@@ -1,9 +1,11 @@
-"""The network: ``pc.MLP``, its jets, and the narrow boundary to the compiled kernel.
+"""The network: ``pc.MLP``, its parameters and its jets (the kernel itself is reached only through
+``pinncore.backend``, the one module that imports ``pinncore._core``).
 
 ``MLP`` is the plain tanh network of docs/design.md §4 (tanh hidden layers, linear output,
 Xavier-normal weights, zero biases). All arguments are checked here, once, with errors that
 name the argument; the compiled ``_core`` only guards memory. Two backends compute the same
-maths: ``"cpp"`` (``pinncore._core``) and ``"numpy"`` (``pinncore.reference``, the oracle).
+maths: ``"cpp"`` (``pinncore._core`` through ``pinncore.backend``) and ``"numpy"``
+(``pinncore.reference``, the oracle).
 
 Example
 -------
@@ -22,7 +24,8 @@ import numpy as np
 
 from . import backend as _kernel
 from . import reference
-from .embedding import NetSpec
+from .embedding import NetSpec, embedding_from_config
+from .embedding import n_params as arch_n_params
 from .backend import get_num_threads, set_num_threads
 
 __all__ = ["MLP", "Jet", "TermData", "set_num_threads", "get_num_threads", "check_points", "parse_derivs"]
@@ -461,7 +464,6 @@ class MLP:
     @classmethod
     def from_spec_state(cls, tree, layers, seed, dtype, backend, source="state"):
         """The network ``spec_state`` describes (fields absent: a plain MLP); errors name ``source``."""
-        from .embedding import embedding_from_config
         arch = tree.get("arch", "plain")
         try:
             emb = embedding_from_config(tree.get("embedding"))
@@ -490,17 +492,23 @@ class MLP:
             raise io.FormatError(f"{path}: invalid layers {layers!r}")
         if dtype not in ("float64", "float32"):
             raise io.FormatError(f"{path}: invalid dtype {dtype!r}")
+        # The parameter count the layers describe, checked against the array the file really
+        # holds before the network is built: a 434-byte file declaring [1, 9000, 9000, 1] made
+        # the constructor allocate and initialise 81 million parameters first.
+        try:
+            n = arch_n_params(layers, tree.get("arch", "plain"), embedding_from_config(tree.get("embedding")))
+        except (TypeError, ValueError) as e:
+            raise io.FormatError(f"{path}: invalid network: {e}") from e
+        if not isinstance(params, np.ndarray) or params.dtype != np.dtype(dtype) or params.shape != (n,):
+            raise io.FormatError(f"{path}: params must be a {dtype} array of shape ({n},) for layers {layers}")
+        if not np.isfinite(params).all():
+            raise io.FormatError(f"{path}: params contain NaN or infinite values")
         try:
             net = cls.from_spec_state(tree, layers, seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0,
                                       np.dtype(dtype), backend or (saved_backend if saved_backend in ("cpp", "numpy") else "cpp"),
                                       source=str(path))
         except (TypeError, ValueError) as e:
             raise io.FormatError(str(e) if str(e).startswith(str(path)) else f"{path}: invalid network: {e}") from e
-        n = net.n_params
-        if not isinstance(params, np.ndarray) or params.dtype != np.dtype(dtype) or params.shape != (n,):
-            raise io.FormatError(f"{path}: params must be a {dtype} array of shape ({n},) for layers {layers}")
-        if not np.isfinite(params).all():
-            raise io.FormatError(f"{path}: params contain NaN or infinite values")
         net._params[...] = params
         return net
 

@@ -3,8 +3,10 @@ conditions — behind one small interface (DeepXDE's callbacks, docs/design.md �
 
 An observer implements any of ``on_start(run)``, ``on_step(run, step)`` (after every
 iteration, when ``every == "step"``; ``run.context`` holds that iteration's statistics),
-``on_log(run, row)`` (at every history row), ``on_phase_end(run, phase)`` and
-``on_end(run)``. ``on_step`` and ``on_log`` return True to stop the run (status
+``on_log(run, row)`` (at every history row), ``on_phase_end(run, phase)``,
+``on_end(run)``, ``on_update(run, step)`` (after the weighting scheme's update of a
+weight-adapting iteration, before the optimizer step; called only on observers that override
+it) and ``row_columns(run)`` (extra columns for the history row being written). ``on_step`` and ``on_log`` return True to stop the run (status
 "stopped"), or call ``run.request_stop(status, message)`` to say why.
 
 >>> import pinncore as pc
@@ -23,8 +25,9 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
-__all__ = ["Observer", "Callback", "Checkpoint", "StopAtTolerance", "Printer"]
+__all__ = ["Observer", "Callback", "Checkpoint", "CheckpointWarning", "StopAtTolerance", "Printer"]
 
 
 class Observer:
@@ -47,6 +50,18 @@ class Observer:
     def on_end(self, run):
         pass
 
+    def on_update(self, run, step):
+        """After the scheme's update at ``step`` and before the optimizer step (weight-adapting
+        phases only). The run calls it only on observers that override it (it is per step)."""
+
+    def row_columns(self, run):
+        """Extra columns {name: float} for the history row being written (default none)."""
+        return {}
+
+    def replays_updates(self):
+        """True when this observer overrides ``on_update`` (the run calls it every step then)."""
+        return type(self).on_update is not Observer.on_update
+
 
 class Callback(Observer):
     """``fn(step, row) -> bool`` at every history row; True stops the run.
@@ -67,8 +82,18 @@ class Callback(Observer):
         return None
 
 
+class CheckpointWarning(UserWarning):
+    """A checkpoint could not be written; the run goes on without it (the message says why)."""
+
+
 class Checkpoint(Observer):
     """Save the run's state to ``path`` every ``every_steps`` iterations and when it ends.
+
+    A save that fails (a full disk, a lost mount: any ``OSError``) does not end the run: the
+    first failure warns (``CheckpointWarning``, naming the path and the error), training goes
+    on, later checkpoints are still tried (the disk may free up), and the run's message ends
+    with ``failure`` — which step the file on disk holds, if any. ``saved_step`` is the step of
+    the last successful save.
 
     >>> Checkpoint("/tmp/run.pcs", 100).every
     'step'
@@ -85,16 +110,47 @@ class Checkpoint(Observer):
         if every_steps is None:
             self.every = "log"   # only the final save: no per-step hook needed
         self._start = None
+        self.error, self.error_step, self.saved_step = None, None, None
 
     def on_start(self, run):
         self._start = run.step_count
 
     def on_step(self, run, step):
         if self.every_steps and (run.step_count - self._start) % self.every_steps == 0:
-            run.save(self.path)
+            self.save(run)
 
     def on_end(self, run):
-        run.save(self.path)
+        if not self.save(run):
+            run.message = self.annotate(run.message)
+
+    def save(self, run):
+        """Write the run's state; False (after a warning, the first time) when it failed."""
+        try:
+            run.save(self.path)
+        except OSError as e:
+            if self.error is None:
+                warnings.warn(f"checkpoint {os.fspath(self.path)!r} could not be written at step {run.step_count} "
+                              f"({type(e).__name__}: {e}); training continues without it", CheckpointWarning,
+                              stacklevel=2)
+            self.error, self.error_step = e, run.step_count
+            return False
+        self.saved_step, self.error = run.step_count, None
+        return True
+
+    @property
+    def failure(self):
+        """What went wrong with the last save (None when it succeeded)."""
+        if self.error is None:
+            return None
+        held = f"the file holds step {self.saved_step}" if self.saved_step is not None else "no checkpoint was written"
+        return (f"checkpoint {os.fspath(self.path)!r} could not be written at step {self.error_step} "
+                f"({type(self.error).__name__}: {self.error}); {held}")
+
+    def annotate(self, message):
+        """``message`` with ``failure`` appended (unchanged when the last save succeeded)."""
+        if self.failure is None or self.failure in (message or ""):
+            return message
+        return f"{message}; {self.failure}" if message else self.failure
 
 
 class StopAtTolerance(Observer):

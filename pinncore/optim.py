@@ -15,8 +15,11 @@ strong-Wolfe line search (Algorithms 3.5/3.6). It runs on the *frozen* weighted 
 Σ_a λ_a L_a (``adapts_weights = False``): changing the objective under a quasi-Newton method
 invalidates its curvature pairs. Iterates are kept in float64 whatever the network's dtype.
 
-``get(name)`` builds one by name ("adam", "lbfgs", and the optimizers registered with
-``register``, e.g. "lm").
+Every optimizer registers beside its definition in ``pinncore.registry.optimizers``
+(``@registry.optimizers.register(name, ...)``); ``get(name)`` builds one by name from there
+("adam", "lbfgs", "lm", ...), and ``register(name, cls)`` is the call form of the same.
+Each class declares ``default_iterations``: the iterations of a phase that runs it when the
+user gives no count (``pc.train(optimizer="lm")`` runs 200 LM iterations, not Adam's 2000).
 """
 from __future__ import annotations
 
@@ -24,9 +27,10 @@ import math
 
 import numpy as np
 
-from . import backend
+from . import backend, registry
 
-__all__ = ["Optimizer", "NonFiniteGradient", "Adam", "LBFGS", "adam_reference", "lbfgs", "get", "register"]
+__all__ = ["Optimizer", "NonFiniteGradient", "Adam", "LBFGS", "adam_reference", "lbfgs", "get", "register", "names",
+           "MAX_STEP"]
 
 
 class NonFiniteGradient(FloatingPointError):
@@ -39,6 +43,12 @@ class Optimizer:
     name = "optimizer"          # the history's ``phase`` value
     adapts_weights = True       # False: the run freezes the loss weights during this phase
     checks_gradients = False    # True: ``step`` raises NonFiniteGradient itself (the run skips its check)
+    log_every_iteration = False  # True: the run writes a history row after every iteration
+    default_iterations = 1000   # a phase's iterations when the user gives none (phases.build)
+    follow_iterations = None    # iterations as a later phase when none are given (None: default_iterations)
+    cost = 10.0                 # work of one iteration relative to an Adam step (the web server's budget)
+    label = None                # a short display name (None: the name in capitals)
+    learning_rate = None        # a method ``learning_rate(step)`` on optimizers that have one (logged as lr)
 
     def config(self) -> dict:
         return {}
@@ -55,8 +65,26 @@ class Optimizer:
         if not isinstance(state, dict):
             raise ValueError(f"{self.name} state must be a dict")
 
+    def health(self, state):
+        """Why ``state`` can no longer move the parameters (a message), or None. The run asks
+        at its log steps and stops with status "diverged" instead of reporting a run that
+        silently stood still."""
+        return None
+
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+def _finite(v):
+    try:
+        return math.isfinite(v)
+    except OverflowError:   # an int beyond the float range
+        return False
+
+
+# Step counters of saved states: exact as floats (Adam's bias correction takes β^t) and far inside
+# the int64 the kernel's Adam step is called with (a state claiming 10**30 failed inside the binding).
+MAX_STEP = 2 ** 53
 
 
 def _check_vectors(state, n, dtype, names, nonneg=()):
@@ -68,6 +96,10 @@ def _check_vectors(state, n, dtype, names, nonneg=()):
             raise ValueError(f"optimizer {k} must be finite" + (" and >= 0" if k in nonneg else ""))
 
 
+@registry.optimizers.register("adam", description="Adam (Kingma & Ba 2015), fused compiled step",
+                               bounds={"lr": (0.0, 1.0), "b1": (0.0, 1.0), "b2": (0.0, 1.0), "eps": (0.0, None),
+                                       "decay_rate": (0.0, 1.0), "decay_steps": (0.0, None)},
+                               adapts_weights=True)
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015, Algorithm 1) with optional exponential learning-rate decay
     lr_t = lr · decay_rate^(t / decay_steps).
@@ -82,10 +114,13 @@ class Adam(Optimizer):
 
     name = "adam"
     checks_gradients = True
+    default_iterations = 2000
+    cost = 1.0
+    label = "Adam"
 
     def __init__(self, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, decay_rate=None, decay_steps=1000):
-        for name, v in (("lr", lr), ("eps", eps)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        for name, v in (("lr", lr), ("eps", eps), ("decay_steps", decay_steps)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) or v <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         for name, v in (("b1", b1), ("b2", b2)):
             if not (isinstance(v, (int, float)) and 0 <= v < 1):
@@ -129,10 +164,21 @@ class Adam(Optimizer):
         """One Adam iteration on g = Σ_a λ_a ∇L_a from the run's evaluation; never stops a phase."""
         self._apply(params, evaluation[1], objective.weights, state)
 
+    def health(self, state):
+        """A second moment that overflowed (a weighted gradient above √(float max) ≈ 1e154, e.g.
+        a fixed weight of 1e200) makes every later update m̂/(√v̂ + ε) of that parameter zero."""
+        v = state.get("v")
+        if isinstance(v, np.ndarray) and v.size and not math.isfinite(float(v.max())):
+            n = int(np.count_nonzero(~np.isfinite(v)))
+            return (f"Adam's second-moment estimate overflowed for {n} of {v.size} parameters (a weighted "
+                    f"gradient beyond √(float max)): their updates are zero from here")
+        return None
+
     def check_state(self, state, n, dtype=None):
         super().check_state(state, n)
-        if not (isinstance(state.get("step"), int) and not isinstance(state.get("step"), bool) and state["step"] >= 0):
-            raise ValueError("optimizer must hold 'm', 'v' and an int 'step'")
+        t = state.get("step")
+        if not (isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= MAX_STEP):
+            raise ValueError(f"optimizer must hold 'm', 'v' and an int 'step' in [0, 2**53], got step {t!r}")
         _check_vectors(state, n, dtype, ("m", "v"), nonneg=("v",))
 
 
@@ -225,6 +271,8 @@ def _strong_wolfe(fun, x, f0, g0, d, alpha, c1=1e-4, c2=0.9, max_evals=25):
     return (a, fa, ga, evals) if a > 0 else (None, None, None, evals)
 
 
+@registry.optimizers.register("lbfgs", description="L-BFGS with a strong-Wolfe line search (weights frozen)",
+                               bounds={"history_size": (1, None)}, follows=True)
 class LBFGS(Optimizer):
     """L-BFGS with a strong-Wolfe line search on the frozen weighted loss (module docstring).
 
@@ -241,6 +289,10 @@ class LBFGS(Optimizer):
 
     name = "lbfgs"
     adapts_weights = False
+    default_iterations = 1000
+    label = "L-BFGS"
+    follow_iterations = 500    # after Adam it stalls well before 500 on the library problems
+    cost = 10.0                # a few loss evaluations per iteration (line search)
 
     def __init__(self, history_size=20):
         if isinstance(history_size, bool) or not isinstance(history_size, (int, np.integer)) or history_size < 1:
@@ -366,12 +418,29 @@ def lbfgs(fun, x0, maxiter, callback=None, history_size=20):
     return x, state["f"], it, msg
 
 
-_OPTIMIZERS = {"adam": Adam, "lbfgs": LBFGS}
+def register(name, cls, **kw):
+    """Make ``cls`` (an ``Optimizer`` subclass) available as ``get(name)`` / ``optimizer=name``:
+    ``registry.optimizers.add(name, cls, ...)`` (keywords: description, bounds, aliases, flags).
+    Registering the same class again under its name is a no-op.
+
+    >>> register("adam", Adam) is registry.optimizers["adam"]   # already registered: unchanged
+    True
+    """
+    if name in registry.optimizers and registry.optimizers[name].factory is cls:
+        return registry.optimizers[name]
+    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise TypeError(f"register({name!r}, cls): cls must be a pinncore.optim.Optimizer subclass, got {cls!r}")
+    kw.setdefault("adapts_weights", bool(cls.adapts_weights))
+    return registry.optimizers.add(name, cls, **kw)
 
 
-def register(name, cls):
-    """Make ``cls`` (an ``Optimizer`` subclass) available as ``get(name)`` / ``optimizer=name``."""
-    _OPTIMIZERS[name] = cls
+def names():
+    """The registered optimizer names (what ``optimizer=`` and the front ends accept).
+
+    >>> names()[:2]
+    ['adam', 'lbfgs']
+    """
+    return registry.optimizers.names()
 
 
 def get(name, **kw):
@@ -382,6 +451,7 @@ def get(name, **kw):
     """
     if isinstance(name, Optimizer):
         return name
-    if not isinstance(name, str) or name.lower() not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)} or a pc optimizer object, got {name!r}")
-    return _OPTIMIZERS[name.lower()](**kw)
+    if not isinstance(name, str) or name not in registry.optimizers:
+        raise ValueError(f"optimizer must be one of {registry.optimizers.names()} or a pc optimizer object, "
+                         f"got {name!r}")
+    return registry.optimizers[name].factory(**kw)

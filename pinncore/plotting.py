@@ -17,10 +17,11 @@ import math
 
 import numpy as np
 
+from .verdict import CLEAN
+
 __all__ = ["demo_figure", "train_figure", "history_axes", "solution_axes", "sweep_figure", "sweep_error_axes",
            "sweep_heatmap", "sweep_heatmap_axes", "domain_figure", "domain_panels", "audit_figure", "audit_axes"]
 
-CLEAN = 0.05
 
 
 def _figure(figsize):
@@ -261,7 +262,7 @@ def sweep_error_axes(ax, result, term=None, threshold=CLEAN):
     median over seeds as a line, the min..max over seeds as a band, one curve per combination of
     the other grid keys; failed fits are left out; for a λ key the Goldilocks interval (rel-L2 <
     ``threshold`` around the best) is shaded."""
-    from .sweep import hashable, record_error
+    from .sweep_results import hashable, record_error
 
     key = _numeric_key(result, term)
     others = [k for k in result.keys if k != key]
@@ -334,7 +335,7 @@ def sweep_heatmap_axes(fig, ax, result, terms=None, threshold=CLEAN, agg="median
     keys = list(terms) if terms is not None else result.lambda_keys[:2]
     if len(keys) != 2:
         raise ValueError(f"a heat map needs two λ keys, the sweep has λ keys {result.lambda_keys}")
-    keys = [result._lambda_key(k) for k in keys]
+    keys = [result.lambda_key(k) for k in keys]
     by = {}
     for params, e in result.points(agg):
         k = (params[keys[0]], params[keys[1]])

@@ -56,6 +56,8 @@ class Term:
     (1, 1)
     """
 
+    paired = 0   # > 0: the first ``paired`` points are matched with the next ones (conditions.PairedTerm)
+
     def __init__(self, points, residual):
         if not callable(residual):
             raise TypeError(f"residual must be a callable residual(x, u, ...), got {type(residual).__name__}")
@@ -111,6 +113,13 @@ class Problem:
     ['pde', 'ic']
     """
 
+    # Set by their makers, read by other modules: ``origin`` = (library name or factory path,
+    # kwargs) when a library factory built the problem (pc.sweep rebuilds it in its workers);
+    # ``geometry`` = the domain's pinncore.geometry shape when it is not a box (the web page
+    # blanks grid points outside it).
+    origin = None
+    geometry = None
+
     def __init__(self, inputs, outputs, terms, domain, exact=None, test_points=None, transform=None, unknowns=()):
         self.inputs = self._names(inputs, "inputs")
         self.outputs = self._names(outputs, "outputs")
@@ -149,7 +158,7 @@ class Problem:
             self.terms[name] = term
         self.term_names = list(self.terms)
         self.lowering = Lowering(self.inputs, self.outputs, self.scale, self.shift, transform,
-                                 [(name, t.points, t.residual, getattr(t, "paired", 0))
+                                 [(name, t.points, t.residual, t.paired)
                                   for name, t in self.terms.items()], self._declared(unknowns))
         # Unknown coefficients (pc.Unknown) found in the residuals: trained after the network's
         # parameters (pinncore.unknown); their names key result.unknowns and history columns.
@@ -351,7 +360,8 @@ class Problem:
         return _metrics.exact_values(self)
 
     def rel_l2(self, net, params=None):
-        """Relative L2 error ‖u − u_exact‖ / ‖u_exact‖ on the test points.
+        """Relative L2 error ‖u − u_exact‖ / ‖u_exact‖ on the test points (the absolute RMS
+        error when ``exact`` is identically zero there: see ``pinncore.metrics``).
 
         >>> import pinncore as pc
         >>> 0.5 < pc.problems.harmonic().rel_l2(pc.MLP([1, 10, 1], seed=0)) < 10
@@ -373,7 +383,7 @@ class Problem:
         old = self.terms[term]
         new = Term(points, old.residual)
         self.check_points(new.points, f"terms[{term!r}].points")
-        paired = getattr(old, "paired", 0)
+        paired = old.paired
         if paired:   # a paired (periodic) term: ``points`` stacks both halves
             if new.points.shape[0] % 2:
                 raise ValueError(f"term {term!r} is paired: points must stack two halves of equal length, "

@@ -18,15 +18,19 @@ map and :func:`describe` for a ``(name, one-line description)`` listing.
 
 from __future__ import annotations
 
+import collections.abc
 import functools
 import math
 
 import numpy as np
 
+from . import registry
+
 __all__ = [
     "REGISTRY",
     "get",
     "describe",
+    "check_arguments",
     # constructors
     "harmonic",
     "burgers",
@@ -96,6 +100,46 @@ def _lazy_cos():
 def _is_int(v):
     return float(v).is_integer()
 
+# ----------------------------------------------------------------------------- registration
+
+def _with_origin(name, ctor):
+    """``ctor`` wrapped so that the Problem it builds remembers how: ``problem.origin =
+    (name, kwargs)`` (the arguments given, by name). ``pc.sweep`` sends that pair to worker
+    processes, which rebuild the problem there: residuals are Python functions (lambdas),
+    which cannot be pickled."""
+    import inspect
+
+    signature = inspect.signature(ctor)
+
+    @functools.wraps(ctor)
+    def build(*args, **kwargs):
+        given = dict(signature.bind(*args, **kwargs).arguments)
+        check_arguments(name, signature, given)
+        problem = ctor(*args, **kwargs)
+        problem.origin = (name, given)
+        return problem
+
+    return build
+
+
+def _library(name, description, **kw):
+    """Register a library constructor in ``registry.problems`` (beside its definition), wrapped
+    so that the problems it builds record their origin; returns the wrapped constructor."""
+    def deco(ctor):
+        wrapped = _with_origin(name, ctor)
+        registry.problems.add(name, wrapped, description=description, **kw)
+        return wrapped
+    return deco
+
+
+def _space_time_bounds(**physics):
+    """bounds= and help= of a (t, x) library problem: its physical parameters ``name=((lo, hi),
+    help)``, then the PDE/IC/BC point counts and the sampling seed that all such problems take."""
+    bounds = {k: b for k, (b, _) in physics.items()}
+    bounds.update(n_collocation=(16, 4000), n_ic=(2, 1000), n_bc=(2, 1000), seed=(0, 2 ** 31 - 1))
+    return {"bounds": bounds, "help": {**{k: h for k, (_, h) in physics.items()}, "seed": "point sampling seed"}}
+
+
 
 # ----------------------------------------------------------------------------- 1. harmonic
 
@@ -105,6 +149,9 @@ def harmonic_exact(points, omega=2 * PI):
     return np.cos(float(omega) * p[:, :1])
 
 
+@_library("harmonic", "harmonic IVP u'' + w^2 u = 0, t in [0,1], u = cos(2 pi t) (loss-balance seed)",
+          bounds={"omega": (0.1, 40.0), "n_collocation": (2, 2000)},
+          help={"omega": "angular frequency ω", "n_collocation": "collocation points"}, exact=True)
 def harmonic(omega=2 * PI, n_collocation=50, hard_constraint=False):
     """Harmonic oscillator IVP, the project's seed problem.
 
@@ -254,6 +301,8 @@ def burgers_exact(points, nu=0.01 / PI, n_nodes=None):
     return burgers_reference(p[:, 0], p[:, 1], nu, n_nodes=n_nodes)[:, None]
 
 
+@_library("burgers", "viscous Burgers u_t + u u_x = (0.01/pi) u_xx on [0,1]x[-1,1], Cole-Hopf reference",
+          **_space_time_bounds(nu=((1e-3, 1.0), "viscosity ν")), exact=True)
 def burgers(nu=0.01 / PI, n_collocation=2048, n_ic=256, n_bc=256, seed=0):
     """Viscous Burgers equation (Raissi, Perdikaris & Karniadakis 2019, "Physics-informed
     neural networks", J. Comput. Phys. 378; reference data as in Basdevant et al. 1986).
@@ -299,6 +348,8 @@ def heat1d_exact(points, kappa=0.1):
     return (np.exp(-float(kappa) * PI ** 2 * p[:, 0]) * np.sin(PI * p[:, 1]))[:, None]
 
 
+@_library("heat1d", "heat u_t = 0.1 u_xx on [0,1]x[0,1], u = exp(-0.1 pi^2 t) sin(pi x)",
+          **_space_time_bounds(kappa=((1e-3, 10.0), "diffusivity κ"), t_max=((0.1, 10.0), "final time")), exact=True)
 def heat1d(kappa=0.1, t_max=1.0, n_collocation=1000, n_ic=128, n_bc=128, seed=0):
     """1-D heat equation with a single decaying Fourier mode (classical separable
     solution, e.g. Raissi et al. 2019 / Lu et al. 2021 DeepXDE "diffusion" examples).
@@ -351,6 +402,8 @@ def wave1d_exact(points, c=2.0):
     return u[:, None]
 
 
+@_library("wave1d", "wave u_tt = 4 u_xx on [0,1]^2, two modes (Wang, Yu & Perdikaris 2022)",
+          **_space_time_bounds(c=((0.1, 10.0), "wave speed c")), exact=True)
 def wave1d(c=2.0, n_collocation=2000, n_ic=256, n_bc=256, seed=0):
     """1-D wave equation benchmark of Wang, Yu & Perdikaris (2022), "When and why PINNs fail
     to train: a neural tangent kernel perspective", J. Comput. Phys. 449.
@@ -400,6 +453,8 @@ def poisson1d_source(points, a=4):
     return -(k * k) * np.sin(k * p[:, :1])
 
 
+@_library("poisson1d", "Poisson u_xx = f on [0,1], u = sin(4 pi x) (Wang, Yu & Perdikaris 2022)",
+          bounds={"a": (0.1, 20.0), "n_collocation": (4, 2000)}, help={"a": "wave number a in sin(aπx)"}, exact=True)
 def poisson1d(a=4, n_collocation=128):
     """1-D Poisson equation of Wang, Yu & Perdikaris (2022), "When and why PINNs fail to
     train: a neural tangent kernel perspective", J. Comput. Phys. 449.
@@ -450,6 +505,10 @@ def helmholtz2d_source(points, a1=1, a2=4, k=1.0):
     return coef * helmholtz2d_exact(points, a1, a2)
 
 
+@_library("helmholtz2d", "Helmholtz on [-1,1]^2, u = sin(pi x) sin(4 pi y) (Wang, Teng & Perdikaris 2021)",
+          bounds={"a1": (0.1, 10.0), "a2": (0.1, 10.0), "k": (0.0, 20.0), "n_collocation": (16, 4000),
+                  "n_bc": (4, 1000), "seed": (0, 2 ** 31 - 1)},
+          help={"k": "wave number k", "seed": "point sampling seed"}, exact=True)
 def helmholtz2d(a1=1, a2=4, k=1.0, n_collocation=2000, n_bc=400, seed=0):
     """2-D Helmholtz benchmark of Wang, Teng & Perdikaris (2021), "Understanding and
     mitigating gradient flow pathologies in physics-informed neural networks",
@@ -518,6 +577,8 @@ def klein_gordon_source(points):
     return (-25.0 * PI ** 2 * x * np.cos(5.0 * PI * t) + 6.0 * x ** 3 * t - 6.0 * x * t ** 3 + u ** 3)[:, None]
 
 
+@_library("klein_gordon", "Klein-Gordon u_tt - u_xx + u^3 = f on [0,1]x[-1,1], u = x cos(5 pi t) + (xt)^3 (Wang 2021)",
+          **_space_time_bounds(), exact=True)
 def klein_gordon(n_collocation=2000, n_ic=256, n_bc=256, seed=0):
     """Nonlinear Klein-Gordon benchmark of Wang, Teng & Perdikaris (2021), "Understanding and
     mitigating gradient flow pathologies in physics-informed neural networks", SIAM J. Sci.
@@ -567,6 +628,8 @@ def advection_exact(points, c=30.0):
     return np.sin(p[:, 1] - float(c) * p[:, 0])[:, None]
 
 
+@_library("advection", "periodic advection u_t + 30 u_x = 0 on [0,1]x[0,2pi], u = sin(x - 30t) (Krishnapriyan 2021)",
+          **_space_time_bounds(c=((0.1, 100.0), "advection speed c")), exact=True, periodic=True)
 def advection(c=30.0, n_collocation=2000, n_ic=256, n_bc=256, bc="dirichlet", seed=0):
     """Periodic 1-D advection, the failure mode of Krishnapriyan et al. (2021), "Characterizing
     possible failure modes in physics-informed neural networks", NeurIPS 34 (c >= 30).
@@ -653,6 +716,9 @@ def poisson_lshape_reference(points, n=128):
     return RegularGridInterpolator((axis, axis), U)(np.clip(p, -1.0, 1.0))[:, None]
 
 
+@_library("poisson_lshape", "Poisson -lap u = 1 on the L-shape [-1,1]^2 minus (0,1]^2, finite-difference reference",
+          bounds={"n_collocation": (16, 4000), "n_bc": (4, 1000), "seed": (0, 2 ** 31 - 1)},
+          help={"seed": "point sampling seed"}, exact=True)
 def poisson_lshape(n_collocation=2000, n_bc=400, method="sobol", seed=0):
     """Poisson equation on the L-shaped domain (DeepXDE's "Poisson equation in L-shaped
     domain" example; Lu et al. 2021, SIAM Rev. 63(1)).
@@ -708,6 +774,10 @@ def poisson_holes_geometry():
     return g
 
 
+@_library("poisson_holes", "Poisson on [-1,1]^2 with four circular holes, u = sin(pi x) sin(pi y)",
+          bounds={"hole_bc": ("dirichlet", "neumann"), "n_collocation": (16, 4000), "n_bc": (4, 1000),
+                  "seed": (0, 2 ** 31 - 1)},
+          help={"hole_bc": "condition on the holes", "seed": "point sampling seed"}, exact=True)
 def poisson_holes(hole_bc="dirichlet", n_collocation=2000, n_bc=400, method="sobol", seed=0):
     """Poisson equation on a square with four circular holes (a manufactured solution, so
     the reference is exact; the geometry is of the PINNacle Poisson2d-C kind: Hao et al.
@@ -773,6 +843,7 @@ def heat_disk_exact(points, kappa=0.1):
     return (np.exp(-float(kappa) * _J0_ZERO ** 2 * p[:, 0]) * j0(_J0_ZERO * r))[:, None]
 
 
+@_library("heat_disk", "heat u_t = 0.1 lap u on the unit disk, u = exp(-0.1 j^2 t) J0(j r)", exact=True)
 def heat_disk(kappa=0.1, t_max=1.0, n_collocation=2000, n_ic=400, n_bc=400, seed=0):
     """Heat equation on the unit disk, the first radial mode (separation of variables;
     e.g. Carslaw & Jaeger, "Conduction of Heat in Solids", 1959, §7.6).
@@ -824,52 +895,54 @@ def heat_disk(kappa=0.1, t_max=1.0, n_collocation=2000, n_ic=400, n_bc=400, seed
 
 # ----------------------------------------------------------------------------- registry
 
-from .inverse import burgers_inverse  # noqa: E402 - the library's inverse problems
+class _Library(collections.abc.MutableMapping):
+    """``REGISTRY``: the name -> constructor view of ``registry.problems`` (live: a problem
+    registered anywhere appears here). Assigning ``REGISTRY[name] = ctor`` registers ``ctor``."""
 
-REGISTRY = {
-    "harmonic": harmonic,
-    "burgers": burgers,
-    "heat1d": heat1d,
-    "wave1d": wave1d,
-    "poisson1d": poisson1d,
-    "helmholtz2d": helmholtz2d,
-    "klein_gordon": klein_gordon,
-    "advection": advection,
-    "poisson_lshape": poisson_lshape,
-    "poisson_holes": poisson_holes,
-    "heat_disk": heat_disk,
-    "burgers_inverse": burgers_inverse,   # pinncore/inverse.py (registered there too)
-}
+    def __getitem__(self, name):
+        if not isinstance(name, str) or name not in registry.problems:
+            raise KeyError(name)
+        return registry.problems[name].factory
 
-_DESCRIPTIONS = {
-    "harmonic": "harmonic IVP u'' + w^2 u = 0, t in [0,1], u = cos(2 pi t) (loss-balance seed)",
-    "burgers": "viscous Burgers u_t + u u_x = (0.01/pi) u_xx on [0,1]x[-1,1], Cole-Hopf reference",
-    "heat1d": "heat u_t = 0.1 u_xx on [0,1]x[0,1], u = exp(-0.1 pi^2 t) sin(pi x)",
-    "wave1d": "wave u_tt = 4 u_xx on [0,1]^2, two modes (Wang, Yu & Perdikaris 2022)",
-    "poisson1d": "Poisson u_xx = f on [0,1], u = sin(4 pi x) (Wang, Yu & Perdikaris 2022)",
-    "helmholtz2d": "Helmholtz on [-1,1]^2, u = sin(pi x) sin(4 pi y) (Wang, Teng & Perdikaris 2021)",
-    "klein_gordon": "Klein-Gordon u_tt - u_xx + u^3 = f on [0,1]x[-1,1], u = x cos(5 pi t) + (xt)^3 (Wang 2021)",
-    "advection": "periodic advection u_t + 30 u_x = 0 on [0,1]x[0,2pi], u = sin(x - 30t) (Krishnapriyan 2021)",
-    "poisson_lshape": "Poisson -lap u = 1 on the L-shape [-1,1]^2 minus (0,1]^2, finite-difference reference",
-    "poisson_holes": "Poisson on [-1,1]^2 with four circular holes, u = sin(pi x) sin(pi y)",
-    "heat_disk": "heat u_t = 0.1 lap u on the unit disk, u = exp(-0.1 j^2 t) J0(j r)",
-    "burgers_inverse": "identify l1, l2 of Burgers u_t + l1 u u_x - l2 u_xx = 0 from 2000 samples (Raissi 2019)",
-}
+    def __setitem__(self, name, ctor):
+        if name in registry.problems:   # registered beside its definition already (with its flags)
+            return
+        registry.problems.add(name, _with_origin(name, ctor))
+
+    def __delitem__(self, name):
+        raise TypeError("library problems cannot be unregistered")
+
+    def __iter__(self):
+        return iter(registry.problems.names())
+
+    def __len__(self):
+        return len(registry.problems)
+
+    def __repr__(self):
+        return f"REGISTRY({registry.problems.names()})"
+
+
+REGISTRY = _Library()
+
+# The library's inverse problems register beside their definitions (pinncore/inverse.py).
+from .inverse import burgers_inverse  # noqa: E402,F401
 
 
 def get(name, **kw):
-    """Build the problem registered as ``name`` with keyword arguments ``kw``.
+    """Build the problem registered as ``name`` (``registry.problems``) with keyword arguments ``kw``.
 
     >>> get("harmonic", n_collocation=20).n_points
     {'pde': 20, 'ic': 1}
     """
-    try:
-        ctor = REGISTRY[name]
-    except (KeyError, TypeError):
+    if not isinstance(name, str) or name not in registry.problems:
         raise ValueError(
-            f"unknown problem {name!r}; known problems: {', '.join(sorted(REGISTRY))}"
+            f"unknown problem {name!r}; known problems: {', '.join(registry.problems.names())}"
         ) from None
-    return ctor(**kw)
+    spec = registry.problems[name]
+    problem = spec.factory(**kw)
+    if problem.origin is None:   # registered without the origin wrapper (e.g. by another module)
+        problem.origin = (spec.name, dict(kw))
+    return problem
 
 
 def describe():
@@ -878,31 +951,43 @@ def describe():
     >>> [name for name, _ in describe()][:2]
     ['harmonic', 'burgers']
     """
-    return [(name, _DESCRIPTIONS.get(name, (REGISTRY[name].__doc__ or "").strip().splitlines()[0]))
-            for name in REGISTRY]
+    return [(spec.name, spec.description) for spec in registry.problems.specs()]
 
 
 # ----------------------------------------------------------------------------- origin
 
-def _with_origin(name, ctor):
-    """``ctor`` wrapped so that the Problem it builds remembers how: ``problem.origin =
-    (name, kwargs)`` (the arguments given, by name). ``pc.sweep`` sends that pair to worker
-    processes, which rebuild the problem there: residuals are Python functions (lambdas),
-    which cannot be pickled."""
-    import inspect
+def check_arguments(name, signature, given):
+    """Check each argument of a library factory against its default's kind, naming it: a number
+    where the default is a number (finite), an integer count >= 1 for ``n_*`` and >= 0 for
+    ``seed``, a bool where it is a bool, a string where it is a string. (``omega="x"`` used to
+    fail inside ``float()`` with "could not convert string to float: 'x'", naming nothing.)
 
-    signature = inspect.signature(ctor)
-
-    @functools.wraps(ctor)
-    def build(*args, **kwargs):
-        given = dict(signature.bind(*args, **kwargs).arguments)
-        problem = ctor(*args, **kwargs)
-        problem.origin = (name, given)
-        return problem
-
-    return build
-
-
-for _name in list(REGISTRY):
-    REGISTRY[_name] = globals()[_name] = _with_origin(_name, REGISTRY[_name])
-del _name
+    >>> import inspect
+    >>> try:
+    ...     check_arguments("harmonic", inspect.signature(harmonic), {"omega": "x"})
+    ... except TypeError as e:
+    ...     print(e)
+    harmonic(omega='x'): omega must be a real number (default 6.283185307179586)
+    """
+    for key, value in given.items():
+        param = signature.parameters.get(key)
+        default = None if param is None else param.default
+        where = f"{name}({key}={value!r})"
+        if isinstance(default, bool):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{where}: {key} must be True or False")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{where}: {key} must be a real number (default {default!r})")
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:   # an int beyond float range
+                finite = False
+            if not finite:
+                raise ValueError(f"{where}: {key} must be finite")
+            if key.startswith("n_") or key == "seed":
+                lo = 0 if key == "seed" else 1
+                if float(value) != int(value) or value < lo:
+                    raise ValueError(f"{where}: {key} must be an integer >= {lo}")
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise TypeError(f"{where}: {key} must be a string (default {default!r})")

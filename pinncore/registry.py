@@ -51,6 +51,7 @@ class Param:
     bounds: tuple | None = None
     choices: tuple | None = None
     kind: str = "any"
+    help: str = ""
 
     REQUIRED = "<required>"
 
@@ -62,7 +63,7 @@ class Param:
         elif not isinstance(d, (int, float, str, bool, type(None))):
             d = repr(d)
         return {"name": self.name, "default": d, "bounds": list(self.bounds) if self.bounds else None,
-                "choices": list(self.choices) if self.choices else None, "kind": self.kind}
+                "choices": list(self.choices) if self.choices else None, "kind": self.kind, "help": self.help}
 
 
 def _kind(default) -> str:
@@ -77,7 +78,7 @@ def _kind(default) -> str:
     return "any"
 
 
-def _params(factory, bounds: dict) -> dict:
+def _params(factory, bounds: dict, help: dict | None = None) -> dict:
     target = factory.__init__ if inspect.isclass(factory) else factory
     out = {}
     for p in inspect.signature(target).parameters.values():
@@ -87,8 +88,8 @@ def _params(factory, bounds: dict) -> dict:
         b = bounds.get(p.name)
         choices = tuple(b) if isinstance(b, (list, tuple)) and b and all(isinstance(v, str) for v in b) else None
         rng = tuple(b) if b is not None and choices is None else None
-        out[p.name] = Param(p.name, default, rng, choices, _kind(default))
-    unknown = set(bounds) - set(out)
+        out[p.name] = Param(p.name, default, rng, choices, _kind(default), (help or {}).get(p.name, ""))
+    unknown = (set(bounds) | set(help or {})) - set(out)
     if unknown:
         raise ValueError(f"bounds name parameters {sorted(unknown)} that {factory!r} does not take")
     return out
@@ -135,13 +136,14 @@ class Registry:
         return name.lower().replace("-", "").replace("_", "") if isinstance(name, str) else ""
 
     def add(self, name: str, factory: Callable, *, description: str | None = None, bounds: dict | None = None,
-            aliases: tuple = (), **flags) -> Spec:
-        """Register ``factory`` as ``name`` and return its Spec."""
+            aliases: tuple = (), help: dict | None = None, **flags) -> Spec:
+        """Register ``factory`` as ``name`` and return its Spec (``help``: parameter -> one-line
+        help text, shown by the front ends)."""
         bad = set(flags) - set(self.known_flags)
         if bad:
             raise ValueError(f"{self.kind} registry: unknown flag(s) {sorted(bad)}; known: {list(self.known_flags)}")
         doc = description or (inspect.getdoc(factory) or name).strip().splitlines()[0]
-        spec = Spec(name, factory, doc, _params(factory, bounds or {}),
+        spec = Spec(name, factory, doc, _params(factory, bounds or {}, help),
                     {f: bool(flags.get(f, False)) for f in self.known_flags}, tuple(aliases))
         for k in (name, *aliases):
             key = self.key(k)
@@ -185,6 +187,7 @@ class Registry:
         return [s.name for s in self._specs.values() if all(s.flags.get(f) == v for f, v in flags.items())]
 
     def specs(self) -> list:
+        """The Specs in registration order."""
         return list(self._specs.values())
 
     def describe(self) -> list:

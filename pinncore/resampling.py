@@ -195,7 +195,7 @@ class _Resampler(Observer):
     def on_start(self, run):
         if self.term not in run.problem.terms:
             raise ValueError(f"{type(self).__name__}: unknown term {self.term!r}; terms are {run.problem.term_names}")
-        if getattr(run.problem.terms[self.term], "paired", 0):
+        if run.problem.terms[self.term].paired:
             raise ValueError(f"{type(self).__name__}: term {self.term!r} is paired (periodic); resample a PDE term")
 
     def candidates(self, problem, step):
@@ -224,7 +224,7 @@ class _Resampler(Observer):
         new, keep = self.select(old, cand, eps, rng)
         run.w_state = carry_point_states(run.w_state, self.term, old, new, problem.scale, keep)
         run.replace_points(self.term, new)
-        if not getattr(run.optimizer, "adapts_weights", True):
+        if not run.optimizer.adapts_weights:
             # a second-order phase's curvature model (L-BFGS pairs and its cached loss and
             # gradient, LM's damping and its linearisation cached by parameters) describes the
             # old objective: the phase restarts with a fresh optimizer of the same settings

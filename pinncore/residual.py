@@ -155,7 +155,15 @@ class Expr:
     def __pow__(self, p):
         if isinstance(p, Expr) or not _is_number(p):
             raise TypeError("the exponent of a residual expression must be a real number")
-        return _pow(self, float(p))
+        try:
+            q = float(p)
+        except OverflowError:
+            q = float("inf")
+        if not np.isfinite(q):
+            s = _to_str(self)
+            raise ValueError(f"the exponent of {s if len(s) <= 60 else s[:57] + '...'} ** p must be a finite real "
+                             f"number, got {p!r}")
+        return _pow(self, q)
 
     def __rpow__(self, base):
         # number ** expr == exp(expr * log(number)); only meaningful for a positive base.

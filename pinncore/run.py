@@ -12,7 +12,9 @@ phases (``run.step(n, optimizer="lbfgs")``); every phase ends with a history row
 Stops cleanly at the end of an iteration: on the first non-finite loss or gradient (naming
 the step and term, keeping the last finite parameters), on Ctrl-C, on ``cancel()`` from any
 thread, when an observer asks, or when the optimizer ends its phase (converged, stalled).
-Deterministic: the same seed gives a bitwise identical history, and a saved state resumes
+An exception out of an observer or a user function propagates with status "failed" (never
+left "running"); a checkpoint that cannot be written warns and the run goes on
+(``pinncore.observers.Checkpoint``). Deterministic: the same seed gives a bitwise identical history, and a saved state resumes
 exactly (k + k steps == 2k steps).
 
 >>> import pinncore as pc
@@ -46,7 +48,8 @@ from .network import MLP
 from .objective import Objective
 from .observers import Observer, Printer
 from .problem import Problem
-from .state import STATE_KIND, check_state, load_state, optimizer_state
+from .unknown import flat_vector, saved_unknowns
+from .state import STATE_KIND, check_like, check_state, load_state, optimizer_state
 
 __all__ = ["Run", "TrainResult"]
 
@@ -169,7 +172,7 @@ class Run:
             else self._saved_scheme(state)
         self.problem, self.names = problem, problem.term_names
         self.net = self._network(problem, net, seed, state).copy()
-        self.params = self._flat_params(problem)
+        self.params = flat_vector(self.net, problem.unknowns)   # [net.params | unknowns' φ]
         self._observers, self._lock, self._cancel = [], threading.Lock(), threading.Event()
         self._stop_request, self._intr = None, None
         self.status, self.message, self._ctx, self._ev = "ready", "", None, None
@@ -191,7 +194,7 @@ class Run:
         # the net's own layout (embedding, encoders); unknowns are not weights
         self._mask = np.concatenate([_weighting.weight_mask(self.net), np.zeros(len(problem.unknowns), bool)])
         self._prev, self._spare = self.params.copy(), self.params.copy()
-        self._needs_res = bool(getattr(self.scheme, "needs_residuals", False))
+        self._needs_res = bool(self.scheme.needs_residuals)
         self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res, self.params)
         for obs in observers:
             self.add_observer(obs)
@@ -199,17 +202,6 @@ class Run:
             self.add_observer(Printer())
 
     # -- construction ---------------------------------------------------------------------
-    def _flat_params(self, problem):
-        """The optimizer's vector: the net's parameters, then the unknowns' raw parameters φ
-        (pinncore.unknown); the net keeps its parameters inside it (``MLP.share_params``)."""
-        if not len(problem.unknowns):
-            return self.net.params
-        P = self.net.n_params
-        flat = np.empty(P + len(problem.unknowns), dtype=self.net.dtype)
-        flat[P:] = problem.unknowns.raw_init()
-        self.net.share_params(flat[:P])
-        return flat
-
     @property
     def unknowns(self):
         """{name: value} of the problem's unknowns at the current parameters ({} without unknowns)."""
@@ -228,8 +220,8 @@ class Run:
     @staticmethod
     def _saved_scheme(state):
         try:
-            return _weighting.get(state["weighting"]["name"], **state["weighting"].get("config", {}))
-        except (TypeError, ValueError) as e:
+            return _weighting.restore(state["weighting"]["name"], state["weighting"].get("config", {}))
+        except (TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"resume state: cannot rebuild the weighting scheme ({e})") from e
 
     @staticmethod
@@ -259,7 +251,7 @@ class Run:
         if type(self.scheme).__name__ != state["weighting"]["name"]:
             raise ValueError(f"resume state used weighting {state['weighting']['name']}, got {type(self.scheme).__name__}")
         self.net.params[...] = state["params"]
-        self.params[self.net.n_params:] = self._saved_unknowns(state)
+        self.params[self.net.n_params:] = saved_unknowns(state, self.problem.unknowns)
         self.optimizer, self.opt_state = self._saved_optimizer(state, optimizer, lr)
         self._base = self._saved_optimizer(state, "adam", lr) if "phase" in state else None
         self.w_state = state["weighting"]["state"]
@@ -276,20 +268,6 @@ class Run:
             for col in self.history.columns.values():
                 col.pop()
 
-    def _saved_unknowns(self, state):
-        """The saved unknowns' raw parameters, checked against the problem's unknowns by name."""
-        saved = state.get("unknowns", {"names": [], "raw": np.zeros(0)})
-        names = self.problem.unknowns.names
-        extra = [k for k in saved["names"] if k not in names]
-        if extra:
-            raise ValueError(f"resume state has unknown {extra[0]!r}, which this problem does not have "
-                             f"(its unknowns: {names})")
-        if list(saved["names"]) != names:
-            missing = [k for k in names if k not in saved["names"]]
-            raise ValueError(f"resume state has unknowns {list(saved['names'])}; the problem has {names}"
-                             + (f" (unknown {missing[0]!r} is not saved)" if missing else ""))
-        return saved["raw"]
-
     def _saved_optimizer(self, state, optimizer, lr):
         """(optimizer, state): the saved one continues when ``optimizer`` names it (or is the
         default "adam": the saved first-order optimizer wins); otherwise a fresh one."""
@@ -303,7 +281,8 @@ class Run:
         return opt, opt.init(self.params)
 
     def _check_scheme_state(self, name):
-        try:  # a hand-made weighting state must at least produce valid weights
+        try:  # a hand-made weighting state must have the structure of a fresh one and produce valid weights
+            check_like(self.w_state, self.scheme.init(self.problem), "state")
             lam = self.scheme.weights(self.w_state)
             if set(lam) != set(self.names) or not all(math.isfinite(float(v)) and float(v) >= 0 for v in lam.values()):
                 raise ValueError("weights must be finite, >= 0 and name every term")
@@ -328,8 +307,8 @@ class Run:
     @property
     def weights(self):
         """{term: λ_a} as reported (SelfAdaptive reports the mean of its per-point weights)."""
-        rw = getattr(self.scheme, "reported_weights", None)
-        lam = rw(self.w_state) if rw is not None else dict(zip(self.names, self.objective.weights.tolist()))
+        lam = self.scheme.reported_weights(self.w_state) if self.scheme.reports_weights \
+            else dict(zip(self.names, self.objective.weights.tolist()))
         return {k: float(v) for k, v in lam.items()}
 
     @property
@@ -364,7 +343,12 @@ class Run:
             if self._cancel.is_set():
                 self.status, self.message = "cancelled", f"cancelled at step {self.step_count}"
                 return self.status
-            self._loop(n)
+            try:
+                self._loop(n)
+            except Exception as e:   # an observer or a user function raised: the run is no longer running
+                if self.status == "running":
+                    self.status, self.message = "failed", f"{type(e).__name__} at step {self.step_count}: {e}"
+                raise
             return self.status
         finally:
             self._lock.release()
@@ -431,7 +415,7 @@ class Run:
 
     def _make_context(self, ev):
         L, G, R = ev
-        lr = getattr(self.optimizer, "learning_rate", None)
+        lr = self.optimizer.learning_rate
         return _weighting.StepContext(self.names, L, G, R, self._mask, self._ntk_traces,
                                       (lambda: lr(self.opt_state["step"])) if lr is not None else float,
                                       point_weighted=self.objective.point_weights is not None)
@@ -456,13 +440,13 @@ class Run:
             obs.on_start(self)
         step_obs = [o for o in self._observers if o.every == "step"]
         # Observers that replay weighting updates (the audit), while the weights adapt.
-        self._update_obs = [o for o in self._observers if callable(getattr(o, "on_update", None))] \
+        self._update_obs = [o for o in self._observers if o.replays_updates()] \
             if self.optimizer.adapts_weights else []
         # A static scheme (Fixed) never changes its weights: no context, no update call per step.
-        self._adapting = self.optimizer.adapts_weights and not getattr(self.scheme, "static", False)
+        self._adapting = self.optimizer.adapts_weights and not self.scheme.static
         self._first_row = not len(self.history)
         # Second-order iterations are few and costly: an optimizer may ask for a row at each one.
-        self._row_every = 1 if getattr(self.optimizer, "log_every_iteration", False) else self.log_every
+        self._row_every = 1 if self.optimizer.log_every_iteration else self.log_every
         end = self.step_count + n
         with _Interrupt() as intr, np.errstate(all="ignore"):
             # Overflow and invalid operations are expected when a run diverges; the loop
@@ -524,6 +508,8 @@ class Run:
         if pw_next is not None:
             obj.point_weights = pw_next
         self.step_count += 1
+        if step % self._row_every == 0 and self._stands_still(G):
+            return False
         for obs in step_obs:
             if obs.on_step(self, step):
                 self.request_stop("stopped", f"stopped by {type(obs).__name__} at step {self.step_count}")
@@ -567,6 +553,24 @@ class Run:
         self.objective.forget()
         return False
 
+    def _stands_still(self, G):
+        """Stop with status "diverged" when the optimizer's state can no longer move the
+        parameters (``Optimizer.health``: Adam's second moment overflowed under a weight of
+        1e200, which used to end as "completed" with the parameters never changed)."""
+        why = self.optimizer.health(self.opt_state)
+        if why is None:
+            return False
+        lam = self.objective.weights
+        scaled = lam * np.array([float(np.linalg.norm(g.astype(np.float64))) for g in G])
+        worst = int(np.argmax(np.where(np.isfinite(scaled), scaled, np.inf)))
+        self.status = "diverged"
+        self.message = (f"{why} (step {self.step_count}; the largest weighted gradient is that of term "
+                        f"{self.names[worst]!r}, λ = {lam[worst]:.3g}); reduce the weights; returned the "
+                        f"parameters of step {self.step_count - 1}")
+        self.params[...] = self._prev   # before the update that overflowed (it may hold inf/inf = NaN)
+        self.objective.forget()
+        return True
+
     def _log(self, ev, total, can_stop=True):
         """Append a history row for ``ev`` at the current step; True if an observer stops the run."""
         L, G, R = ev
@@ -584,9 +588,7 @@ class Run:
             row[f"unknown:{k}"] = v
         warning = self._balance_columns(row, G)
         for obs in self._observers:
-            columns = getattr(obs, "row_columns", None)
-            if columns is not None:
-                row.update(columns(self))
+            row.update(obs.row_columns(self))
         self.history.append(row)
         self._first_row = False
         if warning and self.warn:

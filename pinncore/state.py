@@ -12,13 +12,18 @@ optimizer's vector, pinncore.unknown).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import io as _io
 from . import optim as _optim
 from .layout import n_params
 
-__all__ = ["STATE_KIND", "load_state", "check_state", "optimizer_state"]
+__all__ = ["STATE_KIND", "load_state", "check_state", "optimizer_state", "check_like", "HISTORY_COLUMNS"]
+
+# The history columns a resumed run reads (every row has them); the others are numbers or None.
+HISTORY_COLUMNS = ("step", "phase", "wall_time", "total_loss")
 
 STATE_KIND = "pinncore.train_state"
 
@@ -46,7 +51,7 @@ def _check_optimizer(opt, n, dt, bad):
         bad("optimizer must hold its 'name', 'config' and state")
     try:
         optimizer = _optim.get(opt.get("name", "adam"), **opt["config"])
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         bad(f"optimizer config: {e}")
     try:
         optimizer.check_state(optimizer_state(opt), n, dt)
@@ -94,14 +99,15 @@ def check_state(state):
         except (TypeError, ValueError) as e:
             bad(f"network: {e}")
     if n > MAX_PARAMS:
-        bad(f"layers {layers} describe {n:.3g} parameters (at most {MAX_PARAMS:.0e})")
+        bad(f"layers {_short(layers)} describe {n:.3g} parameters (at most {MAX_PARAMS:.0e})" if n < 1e300 else
+            f"layers {_short(layers)} describe more than 1e300 parameters (at most {MAX_PARAMS:.0e})")
     if not isinstance(state["dtype"], str) or state["dtype"] not in ("float64", "float32"):
         bad(f"dtype must be 'float64' or 'float32', got {state['dtype']!r}")
     dt = np.dtype(state["dtype"])
     if not (isinstance(state["terms"], list) and all(isinstance(t, str) for t in state["terms"])):
         bad("terms must be a list of term names")
-    if not _is_int(state["step"]):
-        bad(f"step must be an int >= 0, got {state['step']!r}")
+    if not (_is_int(state["step"]) and state["step"] <= _optim.MAX_STEP):
+        bad(f"step must be an int in [0, 2**53], got {_short(state['step'])}")
     if not _is_int(state.get("seed", 0)):
         bad(f"seed must be an int >= 0, got {state.get('seed')!r}")
 
@@ -118,11 +124,91 @@ def check_state(state):
     if not (isinstance(w, dict) and isinstance(w.get("name"), str) and isinstance(w.get("state"), dict)
             and isinstance(w.get("config", {}), dict)):
         bad("weighting must hold a scheme 'name', its 'config' dict and its 'state' dict")
-    h = state["history"]
+    _check_history(state["history"], state["step"], bad)
+    return state
+
+
+def _short(v, limit=60):
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _finite(v):
+    try:
+        return math.isfinite(v)
+    except OverflowError:   # an int beyond float range
+        return False
+
+
+def _check_history(h, step, bad):
+    """Columns of equal length; ``HISTORY_COLUMNS`` present (when there are rows); ``step`` ints
+    in [0, step], non-decreasing; ``phase`` strings; every other value a number or None."""
     if not (isinstance(h, dict) and all(isinstance(c, list) for c in h.values())):
         bad("history must be a dict of column lists")
     if len({len(c) for c in h.values()}) > 1:
-        bad("history columns have different lengths")
-    if h and ("step" not in h or not all(_is_int(v) for v in h["step"])):
-        bad("history needs a 'step' column of ints")
-    return state
+        bad("history columns have different lengths: "
+            + ", ".join(f"{k}: {len(c)}" for k, c in list(h.items())[:6]))
+    if not h or not next(iter(h.values())):
+        return
+    missing = [k for k in HISTORY_COLUMNS if k not in h]
+    if missing:
+        bad(f"history is missing column(s) {missing} (a saved history has {list(HISTORY_COLUMNS)})")
+    steps = h["step"]
+    if not all(_is_int(v) and v <= step for v in steps) or any(a > b for a, b in zip(steps, steps[1:])):
+        bad(f"history 'step' must hold non-decreasing ints in [0, {step}] (the state's step)")
+    for key, col in h.items():
+        if key == "step":
+            continue
+        ok = (lambda v: v is None or isinstance(v, str)) if key == "phase" else \
+            (lambda v: v is None or (_is_number(v) and (isinstance(v, int) and abs(v) <= _optim.MAX_STEP
+                                                         or isinstance(v, float))))
+        for i, v in enumerate(col):
+            if not ok(v):
+                want = "a string" if key == "phase" else "a number or None"
+                bad(f"history column {key!r} row {i} must be {want}, got {_short(v)}")
+
+
+def check_like(saved, fresh, what):
+    """Raise ValueError naming the path where ``saved`` does not have the structure of
+    ``fresh`` (a scheme's ``init`` state for the same problem): the same keys, arrays of the
+    same shape holding finite floats, ints (counters, bounded by 2**53) where it has ints,
+    finite numbers where it has floats, bools, strings and dicts alike. Values may differ;
+    ``None`` in ``fresh`` accepts anything.
+
+    >>> check_like({"count": 3, "w": {"a": 1.5}}, {"count": 0, "w": {"a": 1.0}}, "state")
+    >>> try:
+    ...     check_like({"count": "3", "w": {"a": 1.5}}, {"count": 0, "w": {"a": 1.0}}, "state")
+    ... except ValueError as e:
+    ...     print(e)
+    state['count'] must be an int in [0, 2**53], got '3'
+    """
+    if fresh is None:
+        return
+    if isinstance(fresh, dict):
+        if not isinstance(saved, dict):
+            raise ValueError(f"{what} must be a dict, got {type(saved).__name__}")
+        for k, v in fresh.items():
+            if k not in saved:
+                raise ValueError(f"{what} is missing {k!r}")
+            check_like(saved[k], v, f"{what}[{k!r}]")
+    elif isinstance(fresh, np.ndarray):
+        if not (isinstance(saved, np.ndarray) and saved.shape == fresh.shape and saved.dtype.kind == "f"
+                and np.isfinite(saved).all()):
+            got = f"shape {saved.shape}, dtype {saved.dtype}" if isinstance(saved, np.ndarray) else _short(saved)
+            raise ValueError(f"{what} must be a finite float array of shape {fresh.shape}, got {got}")
+    elif isinstance(fresh, bool):
+        if not isinstance(saved, bool):
+            raise ValueError(f"{what} must be a bool, got {_short(saved)}")
+    elif isinstance(fresh, int):
+        if not (_is_int(saved) and saved <= _optim.MAX_STEP):
+            raise ValueError(f"{what} must be an int in [0, 2**53], got {_short(saved)}")
+    elif isinstance(fresh, float):
+        if not (_is_number(saved) and _finite(saved)):
+            raise ValueError(f"{what} must be a finite number, got {_short(saved)}")
+    elif isinstance(fresh, str):
+        if not isinstance(saved, str):
+            raise ValueError(f"{what} must be a string, got {_short(saved)}")

@@ -27,6 +27,13 @@ from .residual import DomainError, domain_requirement
 
 __all__ = ["Table", "trace"]
 
+# A polynomial table expands powers and products into monomials (u**k is k repeated factors,
+# (a + b)**k has k + 1 terms). Past these sizes the expansion would grow with the exponent
+# (u**1e308 never finished, u**1e4 took 10 s a step): such a table is evaluated by the dual
+# fallback instead, where a power is one node, a ** p, whatever p is.
+MAX_POLY_DEGREE = 16
+MAX_POLY_MONOMIALS = 4096
+
 def _topo(roots):
     """Nodes reachable from roots, children before parents (iterative: no recursion limit)."""
     order, seen = [], set()
@@ -151,7 +158,7 @@ class Table:
                     self._coord_vals[id(n)] = np.broadcast_to(
                         np.asarray(_numeric(n, self._coord_vals, points), dtype=np.float64),
                         (self.n_points,)).copy()
-            self.polynomial = all(n.poly for n in self._nodes)
+            self.polynomial = all(n.poly for n in self._nodes) and _expands_boundedly(self._nodes)
             self.monomials = self._lower() if self.polynomial else []
         # A coefficient that is NaN or inf at some point (log(x.t) at t = 0, u / x.t, ...)
         # would poison every loss and gradient: refuse it here, where the user can see why.
@@ -325,6 +332,35 @@ class Table:
                 f"V={len(self.vars)}, {kind})")
 
 
+
+
+def _expands_boundedly(nodes):
+    """True when lowering ``nodes`` (children first, all polynomial) to monomials stays within
+    MAX_POLY_DEGREE and MAX_POLY_MONOMIALS at every node — bounds on the monomial count that
+    the expansion of add/mul/pow cannot exceed (coefficients that cancel only make it smaller).
+    Decided on the DAG before anything is expanded, so ``u**1e308`` costs one check."""
+    deg, count = {}, {}
+    for n in nodes:
+        op, args = n.op, n.args
+        if n.coord_only:
+            d, m = 0, 1
+        elif op in ("jet", "unknown"):
+            d, m = 1, 1
+        elif op == "add":
+            d, m = max(deg[id(args[0])], deg[id(args[1])]), count[id(args[0])] + count[id(args[1])]
+        elif op in ("neg", "div"):
+            d, m = deg[id(args[0])], count[id(args[0])]
+        elif op == "mul":
+            d, m = deg[id(args[0])] + deg[id(args[1])], count[id(args[0])] * count[id(args[1])]
+        else:  # pow, a non-negative integer exponent (else not polynomial)
+            p = args[1]
+            if p > MAX_POLY_DEGREE:
+                return False
+            d, m = deg[id(args[0])] * int(p), count[id(args[0])] ** int(p)
+        if d > MAX_POLY_DEGREE or m > MAX_POLY_MONOMIALS:
+            return False
+        deg[id(n)], count[id(n)] = d, m
+    return True
 
 
 def _short(e, limit=60):

@@ -31,7 +31,7 @@ import numpy as np
 
 from .residual import Expr
 
-__all__ = ["Unknown", "Unknowns"]
+__all__ = ["Unknown", "Unknowns", "flat_vector", "saved_unknowns"]
 
 
 class Unknown(Expr):
@@ -134,3 +134,43 @@ class Unknowns:
     def as_dict(self, raw):
         """{name: θ} as Python floats (``result.unknowns``)."""
         return {k: float(v) for k, v in zip(self.names, self.values(raw))}
+
+
+def flat_vector(net, unknowns):
+    """The optimizer's vector of a run: ``net.params`` itself without unknowns, else a new array
+    [the net's parameters | the unknowns' raw initial values φ] in which the net keeps its
+    parameters from now on (``MLP.share_params``: the kernel reads what the optimizer writes).
+
+    >>> import pinncore as pc
+    >>> net = pc.MLP([1, 2, 1])
+    >>> flat = flat_vector(net, Unknowns([Unknown("k", 2.0)]))
+    >>> flat.shape, float(flat[-1]), flat_vector(net, Unknowns()) is net.params
+    ((8,), 2.0, True)
+    """
+    if not len(unknowns):
+        return net.params
+    P = net.n_params
+    flat = np.empty(P + len(unknowns), dtype=net.dtype)
+    flat[P:] = unknowns.raw_init()
+    net.share_params(flat[:P])
+    return flat
+
+
+def saved_unknowns(state, unknowns):
+    """The raw parameters φ saved in a training ``state``, checked by name against ``unknowns``
+    (a state from a problem with other unknowns is refused, naming the unknown).
+
+    >>> saved_unknowns({"unknowns": {"names": ["k"], "raw": np.array([0.5])}}, Unknowns([Unknown("k", 1.0)]))
+    array([0.5])
+    """
+    saved = state.get("unknowns", {"names": [], "raw": np.zeros(0)})
+    names = unknowns.names
+    extra = [k for k in saved["names"] if k not in names]
+    if extra:
+        raise ValueError(f"resume state has unknown {extra[0]!r}, which this problem does not have "
+                         f"(its unknowns: {names})")
+    if list(saved["names"]) != names:
+        missing = [k for k in names if k not in saved["names"]]
+        raise ValueError(f"resume state has unknowns {list(saved['names'])}; the problem has {names}"
+                         + (f" (unknown {missing[0]!r} is not saved)" if missing else ""))
+    return saved["raw"]

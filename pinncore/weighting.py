@@ -22,8 +22,10 @@ Schemes
 ``ReLoBRaLo``    relative loss balancing with random look-back, Bischof & Kraus 2021.
 ``Balanced``     L2 gradient-norm balancing, log-damped, floored at the step-0 balance (the default).
 
-``get(name, **kw)`` builds one by name ("fixed", "gradnorm", "ntk", "selfadaptive"/"sa",
-"relobralo", "balanced").
+Every scheme registers beside its definition in ``pinncore.registry.schemes`` (with its
+aliases, parameter bounds and the ``adapts`` / ``reports_weights`` flags); ``get(name, **kw)``
+builds one by name from there ("fixed", "gradnorm", "ntk", "selfadaptive"/"sa", "relobralo",
+"balanced", and any scheme registered later).
 
 Example
 -------
@@ -45,12 +47,13 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from . import registry
 from .layout import Layout
 from .lowering import term_loss
 
 __all__ = [
     "Weighting", "Context", "StepContext", "Fixed", "GradNorm", "NTK", "SelfAdaptive", "ReLoBRaLo", "Balanced",
-    "get", "default", "weight_mask", "unweighted_losses",
+    "get", "default", "names", "restore", "weight_mask", "weight_blocks", "unweighted_losses",
 ]
 
 
@@ -79,11 +82,14 @@ def weight_mask(net_or_layers):
     return (layout if layout is not None else Layout(net_or_layers)).weight_mask()
 
 
-def _blocks(mask):
+def weight_blocks(mask):
     """(start, stop) of each contiguous run of True in ``mask`` — one per weight matrix."""
     m = np.asarray(mask, dtype=bool).ravel()
     edges = np.diff(np.concatenate(([0], m.astype(np.int8), [0])))
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+_blocks = weight_blocks   # the former private name (tests)
 
 
 def _check_known(names, problem, what):
@@ -93,11 +99,19 @@ def _check_known(names, problem, what):
         raise ValueError(f"{what} names unknown term(s) {unknown}; the problem's terms are {problem.term_names}")
 
 
+def _float(value, what):
+    """float(value), or a ValueError naming ``what`` for an int beyond the float range (10**400)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{what} must be a finite number, got an int of {len(str(abs(int(value))))} digits") from None
+
+
 def _number(value, what):
     """A finite, non-negative Python float from ``value`` or a ValueError naming ``what``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{what} must be a number, got {value!r}")
-    v = float(value)
+    v = _float(value, what)
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{what} must be finite and >= 0, got {v!r}")
     return v
@@ -108,7 +122,7 @@ def _positive(value, what, integer=False):
         raise ValueError(f"{what} must be a positive number, got {value!r}")
     if integer and int(value) != value:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    if not (math.isfinite(float(value)) and value > 0):
+    if not (math.isfinite(_float(value, what)) and value > 0):
         raise ValueError(f"{what} must be positive, got {value!r}")
     return int(value) if integer else float(value)
 
@@ -117,7 +131,7 @@ def _fraction(value, what, allow_none=False):
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= float(value) <= 1.0:
+            or not 0.0 <= _float(value, what) <= 1.0:
         raise ValueError(f"{what} must be a number in [0, 1], got {value!r}")
     return float(value)
 
@@ -223,6 +237,7 @@ class Weighting:
     """
 
     static = False            # True: the weights never change (the run skips ``update``)
+    reports_weights = False   # True: ``reported_weights`` is the scheme's own summary (logged as λ)
     needs_ntk = False         # reads ctx.ntk_traces() on its update steps (observers that replay
     needs_residuals = False   # schemes, like the audit, compute the traces only when one needs them)
     name = "weighting"
@@ -238,6 +253,10 @@ class Weighting:
     def point_weights(self, state) -> Optional[Dict[str, np.ndarray]]:
         """{term: (N_a,) float64 per-point weights} or None (no per-point weights)."""
         return None
+
+    def reported_weights(self, state) -> Dict[str, float]:
+        """{term: λ} as logged; default ``weights(state)`` (SelfAdaptive: mean point weight)."""
+        return self.weights(state)
 
     def config(self) -> dict:
         """The constructor arguments (JSON-like), so ``type(self)(**config)`` rebuilds the scheme;
@@ -267,6 +286,7 @@ def _copy(tree):
 
 # ------------------------------------------------------------------------------ Fixed
 
+@registry.schemes.register("fixed", description="hand-tuned constant weights λ (unset terms 1)")
 class Fixed(Weighting):
     """Hand-tuned constant weights λ_a; unspecified terms get 1.
 
@@ -331,6 +351,9 @@ def _balancing_settings(scheme, alpha, every, reference, max_weight):
         raise ValueError(f"max_weight must be >= 1, got {max_weight!r}")
 
 
+@registry.schemes.register("gradnorm", description="learning-rate annealing by gradient statistics (Wang, Teng & Perdikaris 2021)",
+                           bounds={"alpha": (1e-3, 1.0), "every": (1, 1000), "mode": ("robust", "released", "paper"),
+                                   "max_weight": (1.0, 1e12)}, adapts=True)
 class GradNorm(Weighting):
     """Learning-rate annealing by gradient statistics (Wang, Teng & Perdikaris 2021).
 
@@ -428,7 +451,7 @@ class GradNorm(Weighting):
         ref = state["reference"]
         lam = new["weights"]
         mask = np.asarray(ctx.weight_mask, dtype=bool)
-        blocks = _blocks(mask) if self.weights_only else None
+        blocks = weight_blocks(mask) if self.weights_only else None
         if self.weights_only and not blocks:
             raise ValueError("ctx.weight_mask selects no parameter; GradNorm needs weight-matrix entries")
         num, _ = self._stats(ctx.grads[ref], mask, blocks)
@@ -461,6 +484,8 @@ class GradNorm(Weighting):
 
 # ------------------------------------------------------------------------------ NTK
 
+@registry.schemes.register("ntk", description="weights from the NTK traces (Wang, Yu & Perdikaris 2022)",
+                           bounds={"every": (1, 10000), "normalize": ("mean", "sum")}, adapts=True)
 class NTK(Weighting):
     """Weights from the neural tangent kernel traces (Wang, Yu & Perdikaris 2022).
 
@@ -559,6 +584,9 @@ class NTK(Weighting):
 
 # ------------------------------------------------------------------------------ SelfAdaptive
 
+@registry.schemes.register("selfadaptive", description="per-point weights by gradient ascent (McClenny & Braga-Neto 2023)",
+                           aliases=("sa",), bounds={"lr": (1e-5, 1.0), "mask": ("identity", "square"), "init": (0.0, 1e6)},
+                           adapts=True, reports_weights=True)
 class SelfAdaptive(Weighting):
     """Self-adaptive per-point weights trained by gradient ascent (McClenny & Braga-Neto 2023).
 
@@ -608,6 +636,7 @@ class SelfAdaptive(Weighting):
 
     name = "selfadaptive"
     needs_residuals = True
+    reports_weights = True
     _MASKS = ("identity", "square")
 
     def __init__(self, lr=0.005, mask="square", init=1.0, terms=None, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -700,6 +729,8 @@ class SelfAdaptive(Weighting):
 
 _M64 = (1 << 64) - 1
 
+@registry.schemes.register("relobralo", description="relative loss balancing with random lookback (Bischof & Kraus 2021)",
+                           bounds={"alpha": (0.0, 1.0), "temperature": (1e-3, 10.0), "rho": (0.0, 1.0)}, adapts=True)
 class ReLoBRaLo(Weighting):
     """Relative Loss Balancing with Random Lookback (Bischof & Kraus 2021).
 
@@ -805,6 +836,9 @@ class ReLoBRaLo(Weighting):
 
 # ------------------------------------------------------------------------------ Balanced
 
+@registry.schemes.register("balanced", description="gradient-norm balancing, log-damped, floored at the step-0 balance (the default)",
+                           bounds={"alpha": (1e-3, 1.0), "every": (1, 1000), "max_weight": (1.0, 1e12),
+                                   "floor": ("initial", "one", "none")}, adapts=True)
 class Balanced(Weighting):
     """Gradient-norm balancing, damped in log space and floored at the step-0 balance.
 
@@ -927,10 +961,6 @@ class Balanced(Weighting):
 
 # ------------------------------------------------------------------------------ registry
 
-_REGISTRY = {"fixed": Fixed, "gradnorm": GradNorm, "ntk": NTK, "selfadaptive": SelfAdaptive, "sa": SelfAdaptive,
-             "relobralo": ReLoBRaLo, "balanced": Balanced}
-
-
 def default():
     """The scheme ``pc.train`` uses when none is given: ``Balanced()``.
 
@@ -951,10 +981,19 @@ def default():
     return Balanced()
 
 
+def names():
+    """The registered scheme names (aliases such as "sa" are accepted by ``get`` too).
+
+    >>> names()
+    ['fixed', 'gradnorm', 'ntk', 'selfadaptive', 'relobralo', 'balanced']
+    """
+    return registry.schemes.names()
+
+
 def get(name, **kw):
     """A weighting scheme by name: "fixed", "gradnorm", "ntk", "selfadaptive" (or "sa"),
-    "relobralo", "balanced" (case-insensitive); keyword arguments go to the constructor. A Weighting
-    instance is returned as is.
+    "relobralo", "balanced" or any registered one (case-insensitive; ``registry.schemes``);
+    keyword arguments go to the constructor. A Weighting instance is returned as is.
 
     >>> get("ntk", every=50)
     NTK(every=50, normalize='mean', alpha=None)
@@ -963,7 +1002,19 @@ def get(name, **kw):
         if kw:
             raise ValueError("keyword arguments cannot be applied to an existing Weighting instance")
         return name
-    key = name.lower().replace("-", "").replace("_", "") if isinstance(name, str) else None
-    if key not in _REGISTRY:
-        raise ValueError(f"unknown weighting scheme {name!r}; choose one of {sorted(_REGISTRY)}")
-    return _REGISTRY[key](**kw)
+    if not isinstance(name, str) or name not in registry.schemes:
+        raise ValueError(f"unknown weighting scheme {name!r}; choose one of {registry.schemes.all_names()}")
+    return registry.schemes[name].factory(**kw)
+
+
+def restore(saved_name, config):
+    """The scheme a saved state names (its class name, as ``Run.save`` writes it, or a registry
+    name), rebuilt with its saved ``config`` — any registered scheme, whatever its class is called.
+
+    >>> restore("NTK", {"every": 50})
+    NTK(every=50, normalize='mean', alpha=None)
+    """
+    for spec in registry.schemes.specs():
+        if spec.factory.__name__ == saved_name:
+            return spec.factory(**config)
+    return get(saved_name, **config)

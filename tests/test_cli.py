@@ -273,3 +273,73 @@ def test_plot_without_matplotlib_is_a_usage_error(tmp_path, monkeypatch, capsys)
     assert cli.main(["train", "--problem", "harmonic", "--plot", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all("matplotlib" in line for line in err)
+
+
+# ------------------------------------------------------------------------------ registries, --version, --resume
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli._build_parser().parse_args(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"pinncore {pinncore.__version__}"
+    assert cli.main(["--version"]) == 0
+
+
+def test_help_reads_the_registries(capsys):
+    """Every registered scheme and optimizer is in `train --help` and `sweep --help`, and the
+    default scheme named there is pc.train's (Balanced), not a restated one."""
+    from pinncore import registry, weighting
+    for cmd in ("train", "sweep"):
+        assert cli.main([cmd, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for name in registry.schemes.all_names() + registry.optimizers.names():
+            assert name in text, (cmd, name)
+        assert f"default, {weighting.default().name}" in text
+    assert cli.main(["diagnose", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for helptext in ("a library problem", "layer widths", "network seed", "weights λ to diagnose with"):
+        assert helptext in text   # every diagnose option has its help text
+
+
+def test_train_optimizer_alone_runs_its_own_default(tmp_path, capsys):
+    """--optimizer lm without --steps runs LM's default_iterations (200), not Adam's 2000."""
+    from pinncore import phases
+    out = tmp_path / "lm"
+    rc = cli.main(["train", "--problem", "harmonic", "--optimizer", "lm", "--layers", "1,4,1", "--weighting", "fixed",
+                   "--quiet", "--out", str(out)])
+    assert rc == 0 and f"{phases.default_iterations('lm')} LM iterations" in capsys.readouterr().out
+    assert load(str(out / "state.pcs"))["step"] <= phases.default_iterations("lm")
+
+
+def test_train_resume_continues_the_saved_run(tmp_path, capsys):
+    """train --resume DIR/state.pcs continues: 5 + 5 steps equal 10 steps in one run."""
+    one, two, ten = tmp_path / "one", tmp_path / "two", tmp_path / "ten"
+    base = ["train", "--problem", "harmonic", "--weights", "ic=100", "--layers", "1,8,1", "--quiet",
+            "--log-every", "5"]
+    assert cli.main([*base, "--steps", "5", "--out", str(one)]) == 0
+    assert cli.main(["train", "--problem", "harmonic", "--steps", "5", "--quiet", "--log-every", "5",
+                     "--resume", str(one / "state.pcs"), "--out", str(two)]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert cli.main([*base, "--steps", "10", "--out", str(ten)]) == 0
+    a, b = load(str(two / "state.pcs")), load(str(ten / "state.pcs"))
+    assert a["step"] == b["step"] == 10
+    np.testing.assert_array_equal(a["params"], b["params"])
+    assert cli.main(["train", "--problem", "harmonic", "--resume", str(tmp_path / "missing.pcs")]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert cli.main(["train", "--problem", "burgers", "--resume", str(one / "state.pcs"),
+                     "--out", str(tmp_path / "b")]) == 2
+    assert not (tmp_path / "b").exists()
+
+
+def test_import_from_a_source_tree_without_the_kernel_explains_itself(tmp_path):
+    """`import pinncore` from a source tree with no compiled _core: the one explanation, not a
+    chained "circular import" traceback above it."""
+    import shutil
+    src = os.path.dirname(os.path.abspath(pinncore.__file__))
+    shutil.copytree(src, tmp_path / "pinncore", ignore=shutil.ignore_patterns("_core*", "__pycache__"))
+    # (an editable install's import hook would find the developer's _core: leave it out)
+    code = "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]; import pinncore"
+    r = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, timeout=120)
+    assert r.returncode == 1
+    assert "is not built here" in r.stderr and "circular import" not in r.stderr
+    assert "During handling" not in r.stderr and "direct cause" not in r.stderr, r.stderr

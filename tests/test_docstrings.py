@@ -10,6 +10,8 @@ import pytest
 MODULES = ["backend", "network", "embedding", "reference", "residual", "fields", "table", "unknown", "inverse", "problem", "problems", "objective", "optim", "weighting",
            "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
            "jacobian", "lm", "sweep", "geometry", "conditions", "resampling", "audit"]
+MODULES += ["registry", "phases", "verdict", "demo", "sweep_grid", "sweep_problems", "sweep_fit", "sweep_exec",
+            "sweep_results"]
 MODULES += ["web", "web.spec", "web.worker", "web.jobs"]
 if importlib.util.find_spec("starlette") and importlib.util.find_spec("uvicorn"):  # the optional web stack
     MODULES += ["web.app", "web.server"]

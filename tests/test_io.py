@@ -493,3 +493,162 @@ def test_hypothesis_round_trip(tmp_path_factory, tree):
     back = pio.load(path)
     assert_same(tree, back)
     check_loaded_arrays(back)
+
+
+# --------------------------------------------------------------------------
+# special files (issue 23 #4): refused before they are opened for reading
+# --------------------------------------------------------------------------
+
+def _loaders():
+    import pinncore as pc
+    return {
+        "io.load": lambda p: pio.load(p, kind=KIND),
+        "load_state": pc.load_state,
+        "MLP.load": pc.MLP.load,
+        "Run(resume=)": lambda p: pc.Run(pc.problems.harmonic(), pc.MLP([1, 4, 1]), resume=p),
+        "train(resume=)": lambda p: pc.train(pc.problems.harmonic(), pc.MLP([1, 4, 1]), steps=1, resume=p),
+        "SweepResult.from_json": lambda p: pc.SweepResult.from_json(p),
+        "check_regular_file": pio.check_regular_file,
+    }
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+@pytest.mark.parametrize("loader", list(_loaders()))
+@pytest.mark.parametrize("via_link", [False, True], ids=["fifo", "link-to-fifo"])
+def test_fifo_is_refused_without_blocking(tmp_path, loader, via_link):
+    """pc.load_state on a FIFO blocked forever in open(); every load refuses it at once."""
+    fifo = tmp_path / "state.pcs"
+    os.mkfifo(fifo)
+    path = fifo
+    if via_link:
+        path = tmp_path / "link.pcs"
+        os.symlink(fifo, path)
+    t0 = time.monotonic()
+    with pytest.raises(FormatError, match=r"is a FIFO \(named pipe\); pinncore loads only regular files"):
+        _loaders()[loader](str(path))
+    assert time.monotonic() - t0 < 5.0
+
+
+@pytest.mark.parametrize("path, what", [("/dev/null", "character device"), ("/dev/zero", "character device"),
+                                        (None, "directory")])
+def test_devices_and_directories_are_refused(tmp_path, path, what):
+    path = str(tmp_path) if path is None else path
+    if not os.path.exists(path):
+        pytest.skip(f"{path} does not exist here")
+    with pytest.raises(FormatError, match=f"is a {what}"):
+        pio.load(path)
+
+
+def test_a_path_swapped_after_the_check_is_refused_on_the_descriptor(saved, tmp_path, monkeypatch):
+    """The regular-file check runs again on the opened (non-blocking) descriptor."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs os.mkfifo")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    real_open = os.open
+    monkeypatch.setattr(pio.os, "open", lambda p, flags, *a: real_open(str(fifo), flags, *a))
+    with pytest.raises(FormatError, match="FIFO"):
+        pio.load(saved)
+
+
+# --------------------------------------------------------------------------
+# declared sizes against allocation (issue 23 #6): checked before allocating,
+# the checksum streamed; a property test over crafted headers
+# --------------------------------------------------------------------------
+
+def _traced_peak(fn):
+    """(result or exception, peak bytes traced by tracemalloc while fn ran; NumPy reports its
+    buffers to tracemalloc)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        try:
+            out = fn()
+        except Exception as exc:     # noqa: BLE001 - returned to the test
+            out = exc
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_large_sparse_file_with_a_bad_checksum_is_streamed_not_allocated(tmp_path):
+    """A valid header declaring a 256 MiB array over a sparse file of zeros: the checksum fails
+    after streaming the data in chunks; the array is never allocated."""
+    n = (256 << 20) // 8
+    header = json.dumps(crafted_tree(a=arr_node(shape=(n,), nbytes=8 * n))).encode()
+    path = tmp_path / "sparse.pinn"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<8sIIQQ", b"PINNCORE", 1, 0, len(header), 8 * n) + header)
+        f.truncate(32 + len(header) + 8 * n + 32)
+    out, peak = _traced_peak(lambda: pio.load(path))
+    assert isinstance(out, FormatError) and "checksum mismatch" in str(out)
+    assert peak < 4 << 20, f"{peak} bytes traced for a file of {8 * n} data bytes"
+
+
+def test_arrays_are_read_straight_into_their_buffers(tmp_path):
+    """A valid 64 MiB array costs its own size once (not the file's bytes plus a copy)."""
+    a = np.arange((64 << 20) // 8, dtype=np.float64)
+    path = tmp_path / "big.pinn"
+    pio.save(path, {"a": a, "b": np.ones(3, bool)}, kind=KIND)
+    out, peak = _traced_peak(lambda: pio.load(path))
+    assert np.array_equal(out["a"], a) and out["b"].tolist() == [True] * 3
+    assert peak < a.nbytes + (4 << 20), f"{peak} bytes traced to load a {a.nbytes}-byte array"
+
+
+def test_a_header_of_many_nodes_costs_a_few_times_its_size(tmp_path):
+    """3 million scalar nodes in a 39 MB header took 913 MB as dicts (~300 bytes a node);
+    decoded while parsing they cost a few times the header's bytes."""
+    n = 200_000
+    header = ('{"kind":"%s","tree":{"t":"dict","items":[["a",{"t":"list","items":[%s]}],["b",{"t":"list",'
+              '"items":[%s]}]]}}' % (KIND, ",".join(['{"t":"none"}'] * n),
+                                     ",".join(['{"t":"float","v":"0x1.8p+0"}'] * (n // 4)))).encode()
+    path = tmp_path / "nodes.pinn"
+    path.write_bytes(craft(header))
+    out, peak = _traced_peak(lambda: pio.load(path, kind=KIND))
+    assert not isinstance(out, Exception), out
+    assert out["a"] == [None] * n and out["b"] == [1.5] * (n // 4)
+    assert peak < 5 * path.stat().st_size, f"{peak} bytes traced for a {path.stat().st_size}-byte file"
+
+
+def test_malformed_scalar_nodes_still_name_their_path():
+    for node, fragment in [({"t": "int", "v": "1.5"}, "malformed int"), ({"t": "bool", "v": 1}, "bool value must be JSON true/false"),
+                           ({"t": "float", "v": "nan:0000000000000000"}, "'nan:0000000000000000' is not a NaN bit pattern"),
+                           ({"t": "str", "v": 3}, "str value must be a JSON string"),
+                           ({"t": "none", "v": 1}, "malformed 'none' node"), ({"t": "int"}, "malformed 'int' node")]:
+        with pytest.raises(FormatError, match=r"tree\['x'\]\[1\]: " + fragment):
+            pio.loads(craft(crafted_tree(x={"t": "list", "items": [{"t": "none"}, node]})))
+
+
+_DT = st.sampled_from(["<f8", "<f4", "<i8", "<i4", "|b1", "<f2", ">f8", 7])
+_BIG = st.one_of(st.integers(0, 64), st.integers(0, 2 ** 63), st.sampled_from([2 ** 31, 2 ** 40, 9000 * 9000, -1]))
+
+
+@st.composite
+def _crafted_files(draw):
+    """A file whose JSON header declares arrays of any shape, offset and size over a data
+    section of any declared and real length, with a valid or broken digest."""
+    arrays = draw(st.lists(st.tuples(_DT, st.lists(_BIG, max_size=3), _BIG, _BIG), max_size=4))
+    items = [[f"a{i}", {"t": "array", "dtype": dt, "shape": shape, "offset": off, "nbytes": nb}]
+             for i, (dt, shape, off, nb) in enumerate(arrays)]
+    items += draw(st.lists(st.tuples(st.text(max_size=3), st.sampled_from(
+        [{"t": "none"}, {"t": "int", "v": "9" * 5000}, {"t": "list", "items": [{"t": "none"}] * 50}])), max_size=2))
+    header = json.dumps({"kind": KIND, "tree": {"t": "dict", "items": [list(kv) for kv in items]}}).encode()
+    real = draw(st.integers(0, 4096))
+    declared = draw(st.one_of(st.just(real), _BIG))
+    jlen = draw(st.one_of(st.just(len(header)), _BIG))
+    body = struct.pack("<8sIIQQ", b"PINNCORE", 1, 0, max(jlen, 0), min(max(declared, 0), 2 ** 64 - 1)) \
+        + header + b"\0" * real
+    digest = hashlib.sha256(body).digest() if draw(st.booleans()) else bytes(32)
+    return body + digest
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=_crafted_files())
+def test_property_crafted_headers_never_allocate_more_than_the_file(tmp_path_factory, data):
+    """Property: whatever sizes a header declares, load returns or raises FormatError, and the
+    memory it takes stays within a small multiple of the file's real size."""
+    path = tmp_path_factory.mktemp("crafted") / "f.pinn"
+    path.write_bytes(data)
+    out, peak = _traced_peak(lambda: pio.load(path, kind=KIND))
+    assert not isinstance(out, Exception) or isinstance(out, FormatError), repr(out)
+    assert peak < 4 * len(data) + (2 << 20), f"{peak} bytes traced for a {len(data)}-byte file"

@@ -280,6 +280,19 @@ def test_set_num_threads_validates(threads_reset):
             pc.set_num_threads(bad)
 
 
+def test_set_num_threads_has_an_upper_bound(threads_reset):
+    """Issue 23 #9: 100 000 was accepted and a later call failed with "Resource temporarily
+    unavailable", leaving hundreds of threads."""
+    from pinncore.backend import MAX_THREADS
+    assert MAX_THREADS >= 256
+    for bad in (MAX_THREADS + 1, 100_000, 10 ** 30, np.int64(2 ** 40)):
+        with pytest.raises(ValueError, match=rf"n must be at most {MAX_THREADS} threads .*got {int(bad)}"):
+            pc.set_num_threads(bad)
+        assert pc.get_num_threads() == 1
+    pc.set_num_threads(MAX_THREADS)       # the bound itself is a valid count (no thread starts until a call)
+    assert pc.get_num_threads() == MAX_THREADS
+
+
 def test_concurrent_python_threads_get_correct_answers():
     nets = [randomize(pc.MLP([2, 40, 40, 1]), seed=s) for s in (1, 2)]
     xs = [points(20000, 2, seed=s) for s in (1, 2)]
@@ -606,3 +619,35 @@ def test_thread_counts_and_few_points(threads_reset, dtype, nthreads, n):
     assert_rel(g2, g1, rt, "grad")
     assert_rel(n2, n1, rt, "norms")
     np.testing.assert_array_equal(net.jets_vjp(x, derivs, adj), g2)
+
+
+# ---------------------------------------------------------------- loading (issue 23 #6)
+
+@pytest.mark.parametrize("layers, arch", [([1, 9000, 9000, 1], "plain"), ([2, 5000, 5000, 5000, 1], "modified")])
+def test_load_checks_the_parameter_count_before_building_the_network(tmp_path, layers, arch):
+    """A 434-byte file declaring [1, 9000, 9000, 1] made MLP.load allocate and initialise 81
+    million parameters before it compared their count with the file's (a few) parameters."""
+    import tracemalloc
+    from pinncore import io
+    path = tmp_path / "wide.pcn"
+    io.save(path, {"layers": layers, "dtype": "float64", "seed": 0, "backend": "cpp", "arch": arch,
+                   "embedding": None, "params": np.zeros(5)}, kind="pinncore.mlp")
+    assert path.stat().st_size < 1000
+    tracemalloc.start()
+    try:
+        with pytest.raises(io.FormatError, match=r"params must be a float64 array of shape \(\d+,\) for layers"):
+            pc.MLP.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 20, f"{peak} bytes traced while refusing a {path.stat().st_size}-byte file"
+
+
+def test_load_refuses_non_finite_params_before_building(tmp_path):
+    net = pc.MLP([1, 6, 1])
+    p = net.params.copy()
+    p[2] = np.inf
+    from pinncore import io
+    io.save(tmp_path / "n.pcn", {"layers": [1, 6, 1], "dtype": "float64", "seed": 0, "params": p}, kind="pinncore.mlp")
+    with pytest.raises(io.FormatError, match="NaN or infinite"):
+        pc.MLP.load(tmp_path / "n.pcn")

@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import pinncore as pc
 import pinncore.residual as R
+import pinncore.table as T
 from pinncore.network import stream_plan
 from pinncore.residual import FUNCTIONS, DomainError, Expr, Function
 from pinncore.table import Table, trace
@@ -720,3 +721,101 @@ def test_training_treats_a_domain_error_as_a_non_finite_loss(monkeypatch):
     assert adam.step(100) == "diverged"
     assert "in term(s) 'root' (residual 'root': sqrt(1.0 + x.t*u) needs a positive argument" in adam.message
     assert np.isfinite(adam.net.params).all()
+
+
+# ------------------------------------------------------------- exponents (issue 23 #3)
+# u**1e308 expanded into 1e308 repeated factors (out of memory), u**1e5 built a monomial of
+# 1e5 factors that five Adam steps could not get through. A power whose expansion would grow
+# with its exponent is one node of the dual fallback instead: its size and evaluation cost do
+# not depend on the exponent.
+
+EXPONENTS = st.one_of(st.integers(-10 ** 6, 10 ** 6).map(float), st.floats(-1e308, 1e308, allow_nan=False),
+                      st.sampled_from([1e308, -1e308, 1e5, 1e6, 1e4, 16.0, 17.0, 0.5, -0.5, 2.5, -3.0, 1e-300]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(p=EXPONENTS, seed=st.integers(0, 2 ** 32 - 1))
+def test_property_any_exponent_gives_a_bounded_table_with_exact_derivatives(p, seed):
+    """Property: u.t + u**p traces to a table whose size does not depend on p (at most
+    MAX_POLY_DEGREE factors per monomial, or the DAG of a few nodes), and evaluates to
+    r = u_t + u**p, dr/du = p u**(p-1) as NumPy computes them."""
+    pts = np.linspace(0.0, 1.0, 5)[:, None]
+    tab = trace(lambda x, u: u.t + u ** p, ["t"], ["u"], pts)
+    assert len(tab.monomials) <= T.MAX_POLY_MONOMIALS
+    assert all(len(f) <= T.MAX_POLY_DEGREE for _, f, _ in tab.monomials)
+    assert str(tab.components[0]).count("u") <= 2        # u.t + u**p: the power stays one node
+    gen = rng(seed)
+    u, ut = gen.uniform(0.5, 1.5, 5), gen.normal(size=5)       # positive u: every power is defined
+    J = np.vstack([{(0, ()): u, (0, (0,)): ut}[v] for v in tab.vars])
+    with np.errstate(all="ignore"):
+        r, dr = tab.evaluate(J)
+        want = ut + u ** p
+        dwant = p * u ** (p - 1)
+    np.testing.assert_allclose(r[0], want, rtol=1e-12)
+    np.testing.assert_array_equal(dr[0, tab.vars.index((0, (0,)))], 1.0)
+    if p != 0:
+        np.testing.assert_allclose(dr[0, tab.vars.index((0, ()))], dwant, rtol=1e-12)
+
+
+@pytest.mark.parametrize("p", [17.0, 1e4, 1e5, 1e308, -1e5, 1e5 + 0.5, -2.5])
+def test_large_and_fractional_exponents_are_one_power_node(p):
+    pts = np.linspace(0.1, 1.0, 4)[:, None]
+    tab = trace(lambda x, u: u.t + 0.01 * u ** p, ["t"], ["u"], pts)
+    assert not tab.polynomial and tab.monomials == []
+    assert str(tab.components[0]).count("u") == 2
+
+
+def test_small_integer_powers_stay_polynomial():
+    pts = np.linspace(0.1, 1.0, 4)[:, None]
+    tab = trace(lambda x, u: u ** T.MAX_POLY_DEGREE + (u + u.t + u.tt) ** 4, ["t"], ["u"], pts)
+    assert tab.polynomial and max(len(f) for _, f, _ in tab.monomials) == T.MAX_POLY_DEGREE
+    J = rng(1).uniform(0.5, 1.5, size=(3, 4))
+    fd_check(tab, J, rtol=1e-6)
+    np.testing.assert_allclose(tab.evaluate(J)[0], tab.evaluate_dag(J)[0], rtol=1e-13)
+
+
+@pytest.mark.parametrize("build", [
+    lambda u: _square(u, 64),                       # degree 2**64 by repeated squaring
+    lambda u: (u ** 8) ** 8,                        # degree 64 through nested small powers
+    lambda u: (u + u.t + u.tt) ** 16 * (u - u.t) ** 16,       # degree 32
+], ids=["squared-64-times", "nested", "two-sums"])
+def test_expansions_that_would_grow_fall_back(build):
+    pts = np.linspace(0.1, 1.0, 3)[:, None]
+    tab = trace(lambda x, u: build(u), ["t"], ["u"], pts)
+    assert not tab.polynomial
+    J = rng(2).uniform(0.9, 1.0, size=(len(tab.vars), 3))
+    r, dr = tab.evaluate(J)
+    assert r.shape == (1, 3) and dr.shape == (1, len(tab.vars), 3)
+
+
+def _square(u, k):
+    for _ in range(k):
+        u = u * u
+    return u
+
+
+def test_many_monomials_fall_back_and_keep_exact_derivatives():
+    """(sum of 3 jets)**9 has at most 3**9 > MAX_POLY_MONOMIALS monomials in the bound: evaluated
+    by the fallback, with derivatives matching finite differences."""
+    pts = np.linspace(0.1, 1.0, 3)[:, None]
+    tab = trace(lambda x, u: (u + u.t + u.tt) ** 4 * (u - u.t) ** 9, ["t"], ["u"], pts)
+    assert not tab.polynomial
+    fd_check(tab, rng(3).uniform(0.2, 0.4, size=(3, 3)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("p", [float("inf"), -float("inf"), float("nan"), 10 ** 400])
+def test_non_finite_exponent_is_refused_naming_the_term(p):
+    with pytest.raises(ValueError, match=r"residual 'pde' .*exponent of u \*\* p must be a finite real number"):
+        trace(lambda x, u: u.t + u ** p, ["t"], ["u"], [[0.0]], name="pde")
+
+
+@pytest.mark.parametrize("p", [1e308, 1e5, -1e5, 2.5])
+def test_training_with_a_huge_exponent_finishes_and_says_what_happened(p):
+    t = np.linspace(0.0, 1.0, 20)[:, None]
+    prob = pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+                      terms={"pde": pc.Term(t, lambda x, u: u.t + 0.01 * u ** p),
+                             "ic": pc.Term([[0.0]], lambda x, u: u - 0.5)})
+    res = pc.train(prob, pc.MLP([1, 8, 1], seed=0), steps=5, log_every=5, warn=False)
+    assert res.status in ("completed", "diverged")
+    if res.status == "diverged":
+        assert "pde" in res.message

@@ -187,6 +187,90 @@ def test_checkpoint_observer_and_save(tmp_path):
         Checkpoint(str(tmp_path / "missing" / "x.pcs"), 5)
 
 
+class _FullDisk:
+    """pinncore.io.save that succeeds ``ok`` times, then fails like a full disk."""
+
+    def __init__(self, real, ok=0):
+        self.real, self.ok, self.calls = real, ok, 0
+
+    def __call__(self, path, tree, kind):
+        self.calls += 1
+        if self.calls > self.ok:
+            raise OSError(28, "No space left on device")
+        self.real(path, tree, kind=kind)
+
+
+@pytest.mark.parametrize("ok, holds", [(0, "no checkpoint was written"), (2, "the file holds step 20")])
+def test_a_failing_checkpoint_warns_once_and_keeps_the_result(tmp_path, monkeypatch, ok, holds):
+    """Issue 23 #5: a checkpoint on a full disk raised OSError out of train and lost the run."""
+    path = tmp_path / "ck.pcs"
+    disk = _FullDisk(pc.io.save, ok)
+    monkeypatch.setattr(pc.io, "save", disk)
+    with pytest.warns(pc.observers.CheckpointWarning) as caught:
+        res = pc.train(pc.problems.harmonic(), pc.MLP(LAYERS, seed=0), weighting=pc.Fixed({"ic": 100.0}), steps=50,
+                       log_every=10, warn=False, checkpoint=str(path), checkpoint_every=10)
+    assert len(caught) == 1 and disk.calls == 7          # steps 10..50, the end of the phase, the final save
+    assert str(path) in str(caught[0].message) and "No space left on device" in str(caught[0].message)
+    assert res.status == "completed" and res.step == 50
+    assert f"checkpoint {str(path)!r} could not be written at step 50" in res.message and holds in res.message
+    ref = pc.train(pc.problems.harmonic(), pc.MLP(LAYERS, seed=0), weighting=pc.Fixed({"ic": 100.0}), steps=50,
+                   log_every=10, warn=False)
+    assert np.array_equal(res.net.params, ref.net.params)   # training went on untouched
+    if ok:
+        assert pc.load_state(path)["step"] == 20
+    else:
+        assert not path.exists()
+
+
+def test_run_with_a_failing_checkpoint_completes_and_recovers(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pcs"
+    disk = _FullDisk(pc.io.save)
+    monkeypatch.setattr(pc.io, "save", disk)
+    ck = Checkpoint(str(path), 5)
+    run = make_run(observers=[ck])
+    with pytest.warns(pc.observers.CheckpointWarning, match="could not be written at step 5"):
+        assert run.step(12) == "completed"
+    assert run.status == "completed" and "could not be written at step 12" in run.message
+    assert ck.failure is not None and ck.saved_step is None
+    disk.ok = 10 ** 9                                   # the disk has room again: no new warning, saved
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run.step(3) == "completed"
+    assert ck.failure is None and ck.saved_step == 15 and pc.load_state(path)["step"] == 15
+
+
+def test_a_real_write_error_in_a_subprocess(tmp_path):
+    """RLIMIT_FSIZE makes the kernel refuse the checkpoint's bytes (EFBIG): train still returns."""
+    resource = pytest.importorskip("resource")
+    import subprocess
+    import sys
+    code = ("import resource, signal, warnings, pinncore as pc\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (2048, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    r = pc.train(pc.problems.harmonic(), pc.MLP([1, 16, 1]), steps=20, warn=False, checkpoint={str(tmp_path / 'c.pcs')!r}, checkpoint_every=5)\n"
+            "print(r.status, r.step, len([x for x in w if x.category is pc.observers.CheckpointWarning]))\n"
+            "print(r.message)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    first, message = out.stdout.splitlines()[:2]
+    assert first == "completed 20 1" and "could not be written" in message and "no checkpoint was written" in message
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())     # no temporary file left behind
+
+
+def test_an_observer_that_raises_leaves_a_failed_status():
+    class Boom(Observer):
+        def on_log(self, run, row):
+            if row["step"] >= 10:
+                raise RuntimeError("boom")
+    run = make_run(log_every=5, observers=[Boom()])
+    with pytest.raises(RuntimeError, match="boom"):
+        run.step(20)
+    assert run.status == "failed" and "RuntimeError at step 10: boom" in run.message
+    assert run.result().status == "failed"
+
+
 def test_nan_params_and_bad_arguments_are_named():
     net = pc.MLP(LAYERS)
     net.params[3] = np.nan
@@ -230,3 +314,38 @@ def test_wall_time_grows_within_one_step_call():
     run.step(600)
     w = run.history["wall_time"]
     assert len(w) == 6 and np.all(np.diff(w) > 0) and w[0] >= 0.0
+
+
+# ------------------------------------------------------------- silent answers (issue 23 #8)
+
+@pytest.mark.parametrize("lam", [1e160, 1e200, 1e300])
+def test_a_weight_that_overflows_adam_is_a_diverged_run(lam):
+    """Fixed({"ic": 1e200}): Adam's v = (1 - b2) g² overflowed and every update was zero, yet the
+    run reported "completed" with the parameters never changed."""
+    net = pc.MLP(LAYERS, seed=0)
+    res = pc.train(pc.problems.harmonic(), net, weighting=pc.Fixed({"ic": lam}), steps=50, log_every=10, warn=False)
+    assert res.status == "diverged" and res.step == 1
+    assert "second-moment estimate overflowed for" in res.message and "term 'ic'" in res.message
+    assert f"λ = {lam:.3g}" in res.message
+    if lam >= 1e200:   # every gradient component overflows: the parameters it stopped at are the initial ones
+        assert np.array_equal(res.net.params, net.params) and f"for {net.n_params} of {net.n_params}" in res.message
+
+
+def test_a_large_weight_that_does_not_overflow_still_trains():
+    net = pc.MLP(LAYERS, seed=0)
+    res = pc.train(pc.problems.harmonic(), net, weighting=pc.Fixed({"ic": 1e150}), steps=20, log_every=10, warn=False)
+    assert res.status == "completed" and not np.array_equal(res.net.params, net.params)
+
+
+def test_an_exact_solution_that_is_identically_zero_gives_the_absolute_error():
+    """exact ≡ 0 gave rel_l2 = 1.28e301 (the error over a 1e-300 floor): the RMS error instead."""
+    t = np.linspace(0.0, 1.0, 20)[:, None]
+    prob = pc.Problem(inputs=["t"], outputs=["u"], domain={"t": (0.0, 1.0)},
+                      terms={"pde": pc.Term(t, lambda x, u: u.t + u), "ic": pc.Term([[0.0]], lambda x, u: u)},
+                      exact=lambda x: np.zeros((x.shape[0], 1)))
+    net = pc.MLP([1, 8, 1], seed=3)
+    u = prob.predict(net)
+    assert prob.rel_l2(net) == pytest.approx(float(np.sqrt(np.mean(u ** 2))), rel=1e-12)
+    res = pc.train(prob, net, steps=30, log_every=10, warn=False)
+    assert res.rel_l2 == pytest.approx(float(np.sqrt(np.mean(prob.predict(res.net) ** 2))), rel=1e-12)
+    assert res.rel_l2 < 1.0 and np.all(np.isfinite(res.history["rel_l2"]))

@@ -231,7 +231,40 @@ def test_net_that_does_not_fit():
     with pytest.raises(ValueError, match="outputs"):
         pc.train(pc.problems.harmonic(), pc.MLP([1, 8, 2]), steps=1)
     with pytest.raises(TypeError, match="problem"):
-        pc.train("harmonic", pc.MLP([1, 8, 1]))
+        pc.train(42, pc.MLP([1, 8, 1]))
+    with pytest.raises(ValueError, match="unknown problem 'harmonc'.*harmonic"):
+        pc.train("harmonc", pc.MLP([1, 8, 1]))
+
+
+def test_train_accepts_a_library_name():
+    """pc.train("harmonic") builds the library problem, as pc.sweep does (same numbers)."""
+    a = pc.train("harmonic", pc.MLP([1, 8, 1]), weighting=pc.Fixed({"ic": 10.0}), steps=5, warn=False)
+    b = pc.train(pc.problems.harmonic(), pc.MLP([1, 8, 1]), weighting=pc.Fixed({"ic": 10.0}), steps=5, warn=False)
+    assert a.rel_l2 == b.rel_l2 and a.step == 5
+
+
+def test_phases_general_form_equals_the_shorthands():
+    net = pc.MLP([1, 8, 1], seed=0)
+    kw = dict(weighting=pc.Fixed({"ic": 10.0}), warn=False, log_every=5)
+    a = pc.train(pc.problems.harmonic(), net, phases=[("adam", 10), ("lbfgs", 5)], **kw)
+    b = pc.train(pc.problems.harmonic(), net, steps=10, lbfgs_steps=5, **kw)
+    assert a.rel_l2 == b.rel_l2 and a.step == b.step == 15
+    assert list(a.history["phase"]) == list(b.history["phase"])
+    with pytest.raises(ValueError, match="phases"):
+        pc.train(pc.problems.harmonic(), net, phases=[("adam", 10)], steps=5)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        pc.train(pc.problems.harmonic(), net, phases=[("sgd", 10)])
+
+
+def test_each_optimizer_runs_its_own_default_iterations():
+    """optimizer="lm" alone runs LM's 200 iterations (its default_iterations), not Adam's 2000."""
+    from pinncore import phases, registry
+    for name in registry.optimizers.names():
+        assert phases.build(name) == [(name, registry.optimizers[name].factory.default_iterations)]
+    assert phases.build("lm") == [("lm", 200)] and phases.build("adam") == [("adam", 2000)]
+    r = pc.train(pc.problems.harmonic(n_collocation=8), pc.MLP([1, 4, 1]), optimizer="lm",
+                 weighting=pc.Fixed({"ic": 10.0}), warn=False, callback=lambda step, row: step >= 3)
+    assert r.step <= 200
 
 
 def test_history_access_by_term_and_quantity():

@@ -21,6 +21,7 @@ pytest.importorskip("uvicorn", reason="the web tests need uvicorn: pip install '
 httpx = pytest.importorskip("httpx", reason="the web tests need httpx: pip install 'pinncore[test]'")
 
 import pinncore as pc  # noqa: E402
+from pinncore import registry  # noqa: E402
 from pinncore.web import spec as webspec  # noqa: E402
 
 from _webserver import ServerThread, sse, wait_for  # noqa: E402
@@ -71,7 +72,16 @@ def test_catalogue_lists_the_library(client):
     assert cat["problems"]["helmholtz2d"]["terms"] == ["pde", "bc"]
     assert {"adam", "adam+lbfgs"} <= set(cat["optimizers"])
     assert ("lm" in cat["optimizers"]) == webspec.lm_available()
-    assert set(cat["schemes"]) == {"fixed", "gradnorm", "ntk", "selfadaptive", "relobralo", "hard"}
+    assert set(cat["schemes"]) == set(registry.schemes.names()) | {"hard"}
+    assert {"fixed", "gradnorm", "ntk", "selfadaptive", "relobralo", "balanced", "hard"} <= set(cat["schemes"])
+    # Defaults come from the constructors' signatures (the page once advertised ρ = 0.999 and
+    # mask "identity" where the classes default to 0.99 and "square").
+    assert cat["schemes"]["relobralo"]["rho"]["default"] == pc.ReLoBRaLo().rho == 0.99
+    assert cat["schemes"]["selfadaptive"]["mask"]["default"] == pc.SelfAdaptive().mask == "square"
+    for spec in registry.optimizers.specs():
+        assert spec.name in cat["optimizers"]
+        if spec.flags["follows"]:
+            assert f"adam+{spec.name}" in cat["optimizers"]
     assert cat["verdict"] == {"clean": 0.05, "wrong": 0.30}
 
 
@@ -330,6 +340,9 @@ BAD_FITS = [
     ({"seed": -1}, "seed"), ({"log_every": 0}, "log_every"), ({"steps": 20000, "log_every": 1}, "log_every"),
     ({"grid": 1}, "grid"), ({"grid": 5000}, "grid"), ({"problem": "helmholtz2d", "grid": 200}, "grid"),
     ({"problem": "burgers", "steps": 20000}, "steps"),
+    # Within the step and point-step bounds, but ~15 minutes of work on wide layers (issue 23).
+    ({"steps": 20000, "widths": [128] * 5, "problem_params": {"n_collocation": 998}}, "steps"),
+    ({"problem": "helmholtz2d", "steps": 8000, "widths": [128] * 3, "problem_params": {"n_collocation": 2000}}, "steps"),
     ([], "body"), ("x", "body"), (None, "body"), (7, "body"),
 ]
 BAD_SWEEPS = [
@@ -355,7 +368,10 @@ if not webspec.lm_available():
     BAD_FITS.append(({"optimizer": "lm"}, "optimizer"))
     BAD_SWEEPS.append(({"term": "ic", "lambdas": [1.0], "optimizers": ["adam", "lm"]}, "optimizers[1]"))
 else:
-    BAD_FITS += [({"optimizer": "lm", "problem": "burgers"}, "optimizer"), ({"optimizer": "lm", "steps": 2001}, "steps")]
+    BAD_FITS += [({"optimizer": "lm", "problem": "burgers"}, "optimizer"), ({"optimizer": "lm", "steps": 2001}, "steps"),
+                 # 399 LM iterations on 1000 points and 33 409 parameters: N·P² per iteration (issue 23)
+                 ({"optimizer": "lm", "steps": 399, "widths": [128] * 3, "problem_params": {"n_collocation": 998}},
+                  "steps")]
     BAD_SWEEPS.append(({"problem": "heat1d", "term": "ic", "lambdas": [1.0], "optimizers": ["adam", "lm"]},
                        "optimizers"))
 
@@ -411,6 +427,105 @@ def test_random_bodies_never_get_5xx(server, client, kind, body):
     assert isinstance(r.json()["id" if r.status_code == 202 else "error"], str)
     if r.status_code == 202:
         client.post(r.json()["cancel"], json={})
+
+
+HEADER_BYTES = [bytes([b]) for b in [*range(0x21, 0x7F), *range(0x80, 0x100)]]
+
+
+@pytest.fixture(scope="module")
+def finished_fit(server, client):
+    links = start(client, "fit", {"steps": 20, "log_every": 10, "widths": [4]})
+    assert [e for e, _, _ in stream(client, links["events"])] == ["log", "log", "log", "end"]
+    return links
+
+
+@pytest.mark.parametrize("value", [b"\xb2", b"9" * 5000, b"-1", b"+2", b"1e3", b"0x2", b"\xb9\xb2", b"9" * 20, b"0" * 30 + b"3"],
+                         ids=["superscript-2", "5000-digits", "negative", "plus", "exponent", "hex", "superscripts",
+                              "20-digits", "leading-zeros"])
+def test_last_event_id_never_gives_5xx(client, finished_fit, value):
+    """Issue 23: 'Last-Event-ID: ²' (byte 0xB2, which str.isdigit accepts) or a 5000-digit value
+    gave 500; any value that is not a plain event id is ignored (the stream replays everything)."""
+    with client.stream("GET", finished_fit["events"], headers={"Last-Event-ID": value}) as r:
+        assert r.status_code == 200
+        assert [int(i) for _, _, i in sse(r)] == ([4] if value.endswith(b"03") else [1, 2, 3, 4])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(value=st.lists(st.sampled_from(HEADER_BYTES) | st.sampled_from([b"0", b"3", b"9", b"\xb2", b"\xb3", b"\xb9"]),
+                     min_size=1, max_size=40).map(b"".join)
+       | st.integers(0, 10 ** 60).map(lambda n: str(n).encode()))
+def test_any_last_event_id_header_is_answered(client, finished_fit, value):
+    """Property (issue 23): every header value a client can send gives 200 with the stream from
+    a valid position — resumed after the id when it is one, replayed from the start otherwise."""
+    with client.stream("GET", finished_fit["events"], headers={"Last-Event-ID": value}) as r:
+        assert r.status_code == 200
+        ids = [int(i) for _, _, i in sse(r)]
+    k = int(value) if value.isdigit() and int(value) <= 4 else 0
+    assert ids == list(range(k + 1, 5))
+
+
+HEADER_VALUE = st.one_of(st.lists(st.sampled_from(HEADER_BYTES), min_size=1, max_size=30).map(b"".join),
+                        st.sampled_from([b"\xb2", b"9" * 5000, b"application/json", b"http://127.0.0.1",
+                                         b"cross-site", b"-1", b"application/json; charset=\xff"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(headers=st.dictionaries(st.sampled_from(["Origin", "Sec-Fetch-Site", "Content-Type", "Last-Event-ID", "Host",
+                                                "Accept", "Cookie", "Transfer-Encoding-Hint", "X-Forwarded-For"]),
+                               HEADER_VALUE, max_size=4),
+       path=st.sampled_from(["api", "api/status", "api/fits", "api/fits/nope/events", "api/sweeps/nope"]))
+def test_property_any_header_values_never_give_5xx(server, client, headers, path):
+    """Property (issue 23): whatever values the guarded headers carry, every route answers
+    below 500 (the server's own checks, not a traceback)."""
+    if path == "api/fits":
+        r = client.post(path, content=b'{"steps": 5, "widths": [4]}', headers=headers)
+    else:
+        r = client.get(path, headers=headers)
+    assert r.status_code < 500, (headers, r.status_code, r.text[:200])
+    if r.status_code == 202:
+        client.post(r.json()["cancel"], json={}, headers={"Host": server.url.split("/")[2]})
+
+
+@settings(max_examples=200, deadline=None)
+@given(problem=st.sampled_from(sorted(webspec.PROBLEMS)), optimizer=st.sampled_from(sorted(webspec.optimizers())),
+       steps=st.integers(1, 20000), second=st.integers(0, 2000),
+       widths=st.lists(st.integers(1, 128), min_size=1, max_size=5), n=st.integers(2, 4000))
+def test_admitted_fits_are_bounded_by_their_flops(problem, optimizer, steps, second, widths, n):
+    """Property (issue 23): whatever a body asks, an admitted fit's estimated flops (steps ×
+    points × streams × Σ n_in·n_out, and N·P² per LM iteration) stay within LIMITS["flops"];
+    a refusal names a field."""
+    body = {"problem": problem, "optimizer": optimizer, "steps": steps, "widths": widths,
+            "problem_params": {"n_collocation": n}}
+    if "+" in optimizer:
+        body["second_steps"] = second
+    try:
+        s = webspec.fit_spec(body)
+    except webspec.SpecError as e:
+        assert e.field and str(e)
+        return
+    layers = [s["n_inputs"], *widths, 1]
+    streams = max(1 + len(lt.first) + len(lt.pairs) for lt in pc.problems.get(problem).lowering.terms)
+    flops = webspec.estimated_flops(optimizer, steps, s["second_steps"], s["n_points"], layers, streams)
+    assert flops <= webspec.LIMITS["flops"]
+
+
+def test_flops_refusal_says_what_to_change():
+    with pytest.raises(webspec.SpecError, match=r"floating-point operations .*fewer steps or points or narrower") as e:
+        webspec.fit_spec({"steps": 20000, "widths": [128] * 5, "problem_params": {"n_collocation": 998}})
+    assert e.value.field == "steps"
+    with pytest.raises(webspec.SpecError, match="sweep's fits would take about .* floating-point operations") as e:
+        webspec.sweep_spec({"term": "ic", "lambdas": [1.0, 2.0, 3.0, 4.0], "seeds": [0, 1, 2, 3, 4], "steps": 5000,
+                            "widths": [128] * 5, "problem_params": {"n_collocation": 400}})
+    assert e.value.field == "steps"
+
+
+def test_every_default_request_is_admitted():
+    """The flops bound leaves every problem's default request (each optimizer) admitted."""
+    for name, entry in webspec.PROBLEMS.items():
+        for opt in webspec.optimizers():
+            if "lm" in opt and sum(entry["params"][k].default for k in entry["points"]) > webspec.LIMITS["lm_points"]:
+                continue
+            webspec.fit_spec({"problem": name, "optimizer": opt})
 
 
 def test_unknown_things_are_4xx(client):

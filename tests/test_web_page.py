@@ -137,8 +137,16 @@ def test_a_short_sweep_fills_every_point(page):
     assert second == ("lm" if webspec.lm_available() else "none")
     n_fits = 5 * (1 if second == "none" else 2)
     page.find_element(By.ID, "sweep").click()
+    # While the sweep runs, Train and Sweep are disabled (one thing at a time).
+    WebDriverWait(page, 10).until(lambda d: attr(d, "sweep", "disabled") == "true")
+    assert attr(page, "train", "disabled") == "true"
     WebDriverWait(page, 90).until(lambda d: attr(d, "chart-sweep", "data-done") == "true")
+    WebDriverWait(page, 10).until(lambda d: attr(d, "sweep", "disabled") is None)
+    assert attr(page, "train", "disabled") is None
     assert attr(page, "chart-sweep", "data-points") == str(n_fits)
+    legend = page.find_element(By.ID, "sweep-legend").text
+    assert "clean" in legend and "shading" in legend and "(bar)" in legend
+    assert ("hatching" in legend) == (second != "none")
     rows = page.find_elements(By.CSS_SELECTOR, "#sweep-table tbody tr")
     assert len(rows) == n_fits
     lambdas = sorted({float(r.find_elements(By.TAG_NAME, "td")[0].get_attribute("textContent")) for r in rows})
@@ -161,4 +169,25 @@ def test_other_problems_draw_heat_maps(page):
     WebDriverWait(page, 10).until(lambda d: attr(d, "heat-err", "data-points") == str(64 * 64))
     assert attr(page, "heat-pred", "data-points") == attr(page, "heat-exact", "data-points") == str(64 * 64)
     assert page.find_element(By.ID, "chart-solution").is_displayed() is False
+    assert severe_logs(page) == []
+
+
+def test_menus_come_from_the_registries_and_a_problem_change_resets_the_sweep(page):
+    from selenium.webdriver.support.select import Select
+
+    from pinncore import registry
+
+    schemes = [o.get_attribute("value") for o in Select(page.find_element(By.ID, "scheme")).options]
+    assert schemes == [*registry.schemes.names(), "hard"] and "balanced" in schemes
+    opts = [o.get_attribute("value") for o in Select(page.find_element(By.ID, "optimizer")).options]
+    assert opts == list(webspec.optimizers())
+    Select(page.find_element(By.ID, "optimizer")).select_by_value("lm")
+    assert page.find_element(By.ID, "steps-label").get_attribute("textContent") == "LM iterations"
+    assert attr(page, "steps", "value") == "200"
+    Select(page.find_element(By.ID, "optimizer")).select_by_value("adam")
+    Select(page.find_element(By.ID, "problem")).select_by_value("poisson1d")
+    assert page.find_element(By.ID, "sweep-caption").text == "λ sweep: rel-L2 against λ (press Sweep)"
+    assert page.find_element(By.ID, "goldilocks").text == ""
+    assert "Goldilocks" not in page.find_element(By.ID, "sweep-legend").text
+    assert attr(page, "chart-sweep", "data-points") == "0"
     assert severe_logs(page) == []

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import pinncore as pc
+from pinncore import registry
 from pinncore import weighting as W
 from pinncore.weighting import Context
 
@@ -336,9 +337,21 @@ def test_relobralo_guards_zero_and_huge_losses():
 # ------------------------------------------------------------------------------ shared contract
 
 def _all_schemes():
-    return [W.Fixed({"ic": 10.0}), W.GradNorm(every=1), W.GradNorm(mode="paper", every=1),
-            W.GradNorm(mode="released", every=1), W.NTK(every=1, alpha=0.3), W.SelfAdaptive(mask="square"),
-            W.ReLoBRaLo(rho=0.5)]
+    """The hand-picked variants, then every registered scheme not among them (with its defaults,
+    updating every step where it has an ``every``): a newly registered scheme is checked too."""
+    picked = [W.Fixed({"ic": 10.0}), W.GradNorm(every=1), W.GradNorm(mode="paper", every=1),
+              W.GradNorm(mode="released", every=1), W.NTK(every=1, alpha=0.3), W.SelfAdaptive(mask="square"),
+              W.ReLoBRaLo(rho=0.5)]
+    seen = {type(s) for s in picked}
+    for spec in registry.schemes.specs():
+        if spec.factory not in seen:
+            picked.append(spec.factory(**({"every": 1} if "every" in spec.params else {})))
+    return picked
+
+
+def test_contract_list_covers_the_registry():
+    assert {type(s) for s in _all_schemes()} == {spec.factory for spec in registry.schemes.specs()}
+    assert W.Balanced in {type(s) for s in _all_schemes()}
 
 
 def _check_leaves(tree, path="state"):
@@ -434,6 +447,12 @@ def test_flags():
                                        ("ReLoBRaLo", W.ReLoBRaLo)])
 def test_get(name, cls):
     assert type(W.get(name)) is cls
+
+
+@pytest.mark.parametrize("name", registry.schemes.all_names())
+def test_get_every_registered_name(name):
+    assert type(W.get(name)) is registry.schemes[name].factory
+    assert W.get(name).name == registry.schemes[name].name
 
 
 def test_get_kwargs_and_unknown():

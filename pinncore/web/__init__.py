@@ -20,18 +20,21 @@ too many streams; ``Retry-After: 1``) or 403 (a foreign ``Host`` — DNS rebindi
 foreign ``Origin`` / cross-site request).
 
 ``GET /api``
-    The catalogue: problems (inputs, terms, parameters with defaults and bounds, whether a
-    hard-constraint variant exists), schemes and their parameters, optimizers (Levenberg–
-    Marquardt only when the installed pinncore has it), limits, verdict thresholds.
+    The catalogue, read from ``pinncore.registry``: problems (inputs, terms, parameters with
+    defaults and bounds, whether a hard-constraint variant exists), schemes and their parameters
+    (``scheme_info``: label, description), optimizers (every registered one, and "adam+<name>"
+    for those that may follow Adam; ``optimizer_info``: labels, default and largest iteration
+    counts), limits, verdict thresholds (``pinncore.verdict``).
 ``GET /api/status``
     ``{"max_fits", "running", "streams", "workers_ready", "jobs"}``.
 ``POST /api/fits`` → 202 ``{"id", "events", "solution", "cancel", "state", "spec"}``
     Starts a fit. Fields (all optional): ``problem`` ("harmonic"), ``problem_params``
-    ({"omega": 6.28, "n_collocation": 50}), ``scheme`` ("fixed" | "gradnorm" | "ntk" |
-    "selfadaptive" | "relobralo" | "hard" — the problem's hard-constraint variant),
+    ({"omega": 6.28, "n_collocation": 50}), ``scheme`` (a registered scheme: "fixed", "balanced",
+    "ntk", ..., or "hard" — the problem's hard-constraint variant),
     ``scheme_params``, ``weights`` (fixed λ per term, scheme "fixed" only: {"ic": 100}),
-    ``optimizer`` ("adam" | "adam+lbfgs" | "lm" | "adam+lm"), ``steps`` (iterations of the
-    first phase, as in ``pc.train``: Adam steps, 2000, or LM iterations for "lm", 200),
+    ``optimizer`` (a catalogue name: "adam", "adam+lbfgs", "lbfgs", "lm", "adam+lm", ...),
+    ``steps`` (iterations of the first phase, as in ``pc.train``; default the optimizer's own:
+    Adam 2000, LM 200),
     ``second_steps`` (L-BFGS / LM iterations after Adam: 500 / 200), ``lr``
     (1e-3), ``seed`` (0), ``widths`` (hidden layers, [50, 50, 50]), ``log_every``,
     ``grid`` (solution grid: points, or points per axis in 2-D). Unknown fields are refused.

@@ -264,9 +264,7 @@ class Api:
         job = self._job(request)
         if self.streams >= MAX_STREAMS:
             return _error(429, f"the server has {MAX_STREAMS} streams open, its limit", headers={"Retry-After": "1"})
-        last = request.headers.get("last-event-id", "0")
-        start = int(last) if last.isdigit() and int(last) <= len(job.events) else 0
-        return EventStream(self, job, start)
+        return EventStream(self, job, _resume_index(request.headers.get("last-event-id"), len(job.events)))
 
     async def solution(self, request):
         job = self._job(request)
@@ -281,6 +279,24 @@ class Api:
         job = self._job(request)
         self.manager.cancel(job)
         return JSONResponse({"id": job.id, "status": "cancelling" if not job.done else job.status})
+
+
+def _resume_index(value, n_events):
+    """Where a stream resumes after ``Last-Event-ID: value``: the id itself when it is a plain
+    ASCII decimal of at most ``n_events``, else 0 (replay all). Any other header value — non-ASCII
+    digits such as '²' (``str.isdigit`` accepts them, ``int`` does not), a 5000-digit number,
+    a sign, spaces — is ignored rather than answered with a 500.
+
+    >>> _resume_index("3", 5), _resume_index("²", 5), _resume_index("9" * 5000, 5), _resume_index(None, 5)
+    (3, 0, 0, 0)
+    """
+    if not value or not all("0" <= c <= "9" for c in value):
+        return 0
+    digits = value.lstrip("0") or "0"
+    if len(digits) > 18:       # beyond any event count; int() of 4301+ digits would raise
+        return 0
+    k = int(digits)
+    return k if k <= n_events else 0
 
 
 def _kind(request):

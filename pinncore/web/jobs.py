@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from .spec import verdict
+from pinncore.verdict import verdict
 
 __all__ = ["Pool", "Job", "Manager", "Busy"]
 
@@ -279,7 +279,8 @@ class Manager:
             job.results.append(data)
         else:
             point = dict(info, status=data.get("status"), rel_l2=data.get("rel_l2"),
-                         verdict=verdict(data.get("rel_l2")), wall_time=data.get("wall_time"),
+                         verdict=data.get("verdict") or verdict(data.get("rel_l2"), data.get("status") or "failed"),
+                         wall_time=data.get("wall_time"),
                          cpu_time=data.get("cpu_time"), step=data.get("step"),
                          ratio0=data.get("ratio0"), message=data.get("message", ""))
             job.results.append(point)

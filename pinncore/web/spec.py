@@ -1,16 +1,20 @@
 """Validation of the web API's requests: what a client may ask the server to run.
 
-A client names a library problem (``pinncore.problems``) and picks its parameters, a weighting
-scheme and its parameters, fixed weights λ, an optimizer, step counts, a seed and hidden-layer
-widths — all from fixed menus with bounds. No code travels from the client. :func:`fit_spec`
+A client names a library problem and picks its parameters, a weighting scheme and its
+parameters, fixed weights λ, an optimizer, step counts, a seed and hidden-layer widths — all
+from menus with bounds read from the registries (``pinncore.registry``: problems, schemes and
+optimizers with their parameters' defaults and declared bounds), so an entry registered there
+is offered here with no other edit. No code travels from the client. :func:`fit_spec`
 and :func:`sweep_spec` turn a decoded JSON body into a normalised, complete spec (a plain dict
 the worker processes run) or raise :class:`SpecError` naming the offending field, which the
 server answers with 400.
 
-The bounds (:data:`LIMITS`) keep one request to a few seconds of work and a few megabytes of
-memory: at most 20000 Adam steps, 5000 collocation points, 5 hidden layers of width ≤ 128 and
-2e7 point-steps of work per fit; a sweep has at most 33 λ values × 5 seeds × 2 optimizers and
-100 fits.
+The bounds (:data:`LIMITS`) keep one request to bounded work and a few megabytes of memory: at
+most 20000 Adam steps, 5000 collocation points, 5 hidden layers of width ≤ 128, 2e7 point-steps
+and 3e12 estimated floating-point operations per fit (:func:`estimated_flops`: about a minute of
+one core at 3e10 flop/s, the kernel's rate on 2-D problems; the largest default request, a 2-D
+problem trained by Adam then L-BFGS, estimates 2.7e12); a sweep has at most 33 λ values × 5
+seeds × 2 optimizers, 100 fits and 3e13 flops.
 
 >>> s = fit_spec({"problem": "harmonic", "weights": {"ic": 100.0}, "steps": 500})
 >>> s["problem"], s["scheme"], s["weights"], s["optimizer"], s["layers"]
@@ -26,14 +30,19 @@ from __future__ import annotations
 import functools
 import math
 
+from pinncore import registry
+from pinncore.verdict import CLEAN, WRONG, verdict
+
 __all__ = ["SpecError", "LIMITS", "fit_spec", "sweep_spec", "catalogue", "optimizers", "lm_available",
-           "PROBLEMS", "SCHEMES", "verdict", "sweep_tasks", "SECOND_STEPS", "FIRST_STEPS"]
+           "PROBLEMS", "SCHEMES", "verdict", "sweep_tasks", "SECOND_STEPS", "FIRST_STEPS", "problem_menu",
+           "scheme_menu", "first_steps", "second_steps", "estimated_flops"]
 
 LIMITS = {
     "steps": 20000,            # Adam steps (or LM iterations for optimizer "lm") per fit
     "second_steps": 2000,      # L-BFGS / LM iterations after Adam
     "points": 5000,            # collocation + initial + boundary points of a problem
-    "work": 2e7,               # (steps + 10 * second_steps) * points per fit
+    "work": 4e7,               # Σ_phases iterations × cost × points per fit (flops bound the rest)
+    "flops": 3e12,             # estimated floating-point operations per fit (see estimated_flops)
     "hidden_layers": 5,
     "width": 128,
     "log_rows": 2000,          # history rows per fit (steps / log_every)
@@ -45,11 +54,12 @@ LIMITS = {
     "sweep_fits": 100,
     "sweep_steps": 5000,       # Adam steps per sweep fit
     "sweep_work": 2e8,         # the work of all the fits of a sweep
+    "sweep_flops": 3e13,       # the estimated flops of all the fits of a sweep
     "weight": 1e8,             # largest fixed λ
     "lm_points": 1000,         # points of a problem trained by Levenberg–Marquardt
 }
 
-CLEAN, WRONG = 0.05, 0.30      # rel-L2 thresholds of the verdict (the course's rule of thumb)
+# The verdict and its thresholds (CLEAN, WRONG) are pinncore.verdict's.
 
 
 class SpecError(ValueError):
@@ -58,19 +68,6 @@ class SpecError(ValueError):
     def __init__(self, field, message):
         super().__init__(message)
         self.field = field
-
-
-def verdict(rel_l2):
-    """'clean' (< 5 %), 'wrong steady state' (≥ 30 %), 'partial' between, 'diverged' otherwise.
-
-    >>> verdict(0.01), verdict(0.1), verdict(0.9), verdict(None)
-    ('clean', 'partial', 'wrong steady state', 'diverged')
-    """
-    if rel_l2 is None or not math.isfinite(rel_l2):
-        return "diverged"
-    if rel_l2 < CLEAN:
-        return "clean"
-    return "wrong steady state" if rel_l2 >= WRONG else "partial"
 
 
 # ------------------------------------------------------------------------------ field parsers
@@ -138,77 +135,151 @@ class Pick:
         return {"default": self.default, "choices": self.choices, "type": "choice", "help": self.help}
 
 
-_SEED = Num(0, 0, 2 ** 31 - 1, integer=True, help="point sampling seed")
-_PI = math.pi
+def _menu_param(p):
+    """A registry parameter as a menu entry (Num or Pick), or None when it has no declared bounds
+    (it then keeps its default: the client cannot set it)."""
+    if p.choices:
+        return Pick(p.default, p.choices, help=p.help)
+    if not p.bounds or p.kind not in ("int", "float"):
+        return None
+    lo, hi = p.bounds
+    integer = p.kind == "int" and all(isinstance(b, int) for b in p.bounds if b is not None)
+    return Num(p.default, lo if lo is not None else -1e300, hi if hi is not None else 1e300, integer, help=p.help)
 
-def _space_time(n_collocation=2000, n_ic=256, **physics):
-    """The entry of a (t, x) library problem: its physical parameters, then the PDE/IC/BC point
-    counts and the sampling seed that all such problems take."""
-    params = dict(physics, n_collocation=Num(n_collocation, 16, 4000, True), n_ic=Num(n_ic, 2, 1000, True),
-                  n_bc=Num(n_ic, 2, 1000, True), seed=_SEED)
-    return {"params": params, "points": ["n_collocation", "n_ic", "n_bc"], "fixed_points": 0, "hard": False}
+
+def _menu(spec):
+    return {k: m for k, m in ((k, _menu_param(p)) for k, p in spec.params.items()) if m is not None}
 
 
-# Parameters a client may set per library problem (names = the constructor's keywords).
-# "points" lists the parameters that count collocation/IC/BC points (bounded in total).
-PROBLEMS = {
-    "harmonic": {"params": {"omega": Num(2 * _PI, 0.1, 40.0, help="angular frequency ω"),
-                            "n_collocation": Num(50, 2, 2000, True, help="collocation points")},
-                 "points": ["n_collocation"], "fixed_points": 1, "hard": True},
-    "burgers": _space_time(2048, nu=Num(0.01 / _PI, 1e-3, 1.0, help="viscosity ν")),
-    "heat1d": _space_time(1000, 128, kappa=Num(0.1, 1e-3, 10.0, help="diffusivity κ"),
-                          t_max=Num(1.0, 0.1, 10.0, help="final time")),
-    "wave1d": _space_time(c=Num(2.0, 0.1, 10.0, help="wave speed c")),
-    "poisson1d": {"params": {"a": Num(4.0, 0.1, 20.0, help="wave number a in sin(aπx)"),
-                             "n_collocation": Num(128, 4, 2000, True)},
-                  "points": ["n_collocation"], "fixed_points": 2, "hard": False},
-    "helmholtz2d": {"params": {"a1": Num(1.0, 0.1, 10.0), "a2": Num(4.0, 0.1, 10.0),
-                               "k": Num(1.0, 0.0, 20.0, help="wave number k"),
-                               "n_collocation": Num(2000, 16, 4000, True), "n_bc": Num(400, 4, 1000, True),
-                               "seed": _SEED},
-                    "points": ["n_collocation", "n_bc"], "fixed_points": 0, "hard": False},
-    "poisson_lshape": {"params": {"n_collocation": Num(2000, 16, 4000, True), "n_bc": Num(400, 4, 1000, True),
-                                  "seed": _SEED},
-                       "points": ["n_collocation", "n_bc"], "fixed_points": 0, "hard": False},
-    "poisson_holes": {"params": {"hole_bc": Pick("dirichlet", ["dirichlet", "neumann"], help="condition on the holes"),
-                                 "n_collocation": Num(2000, 16, 4000, True), "n_bc": Num(400, 4, 1000, True),
-                                 "seed": _SEED},
-                      "points": ["n_collocation", "n_bc"], "fixed_points": 0, "hard": False},
-    "klein_gordon": _space_time(),
-    "advection": _space_time(c=Num(30.0, 0.1, 100.0, help="advection speed c")),
-    # an inverse problem (pc.Unknown λ1, λ2; pinncore/inverse.py), smaller than the library's default
-    # (2000 samples + 6000 points) to fit the page's point limit
-    "burgers_inverse": {"params": {"noise": Num(0.0, 0.0, 0.1, help="data noise σ / std(u)"),
-                                   "n_data": Num(1000, 10, 2000, True, help="samples of u"),
-                                   "n_collocation": Num(1000, 0, 4000, True, help="extra PDE points"), "seed": _SEED},
-                        "points": ["n_data", "n_data", "n_collocation"], "fixed_points": 0, "hard": False},
-}
-# (The library's 3-D heat_disk is not offered: the page draws 1-D curves and 2-D heat maps.)
+@functools.lru_cache(maxsize=None)
+def _problem_menu(names):
+    out = {}
+    for name in names:
+        inputs, _, total = _shape(name)
+        if len(inputs) > 2:
+            continue   # the page draws 1-D curves and 2-D heat maps (not the 3-D heat_disk)
+        spec = registry.problems[name]
+        params = _menu(spec)
+        points = [k for k in params if k.startswith("n_")]
+        defaults = sum(spec.params[k].default for k in points)
+        out[name] = {"params": params, "points": points, "fixed_points": max(0, total - defaults),
+                     "hard": "hard_constraint" in spec.params}
+    return out
 
-# Weighting schemes and the parameters a client may set ("hard" = the hard-constraint variant
-# of the problem, which has no IC term, trained with fixed weights).
-SCHEMES = {
-    "fixed": {},
-    "gradnorm": {"alpha": Num(0.1, 1e-3, 1.0), "every": Num(10, 1, 1000, True),
-                 "mode": Pick("robust", ["robust", "released", "paper"])},
-    "ntk": {"every": Num(100, 1, 10000, True), "normalize": Pick("mean", ["mean", "sum"])},
-    "selfadaptive": {"lr": Num(0.005, 1e-5, 1.0), "mask": Pick("identity", ["identity", "square"])},
-    "relobralo": {"alpha": Num(0.999, 0.0, 1.0), "temperature": Num(0.1, 1e-3, 10.0), "rho": Num(0.999, 0.0, 1.0)},
-    "hard": {},
-}
 
-# Iterations of the second phase when a request does not say (L-BFGS stalls well before 500 on the
-# library problems; LM converges in tens of iterations where it converges at all).
-SECOND_STEPS = {"adam": 0, "lm": 0, "adam+lbfgs": 500, "adam+lm": 200}
-FIRST_STEPS = {"adam": 2000, "lm": 200, "adam+lbfgs": 2000, "adam+lm": 2000}
-# Work of one iteration per point, relative to an Adam step: an L-BFGS iteration evaluates the
-# loss a few times (line search); an LM iteration forms the residual Jacobian and solves with it.
-COST = {"adam": 1, "lbfgs": 10, "lm": 50}
+def problem_menu():
+    """Library problems the page can draw, from ``registry.problems``: name -> {"params" (the
+    parameters with declared bounds), "points" (the ``n_*`` point counts, bounded in total),
+    "fixed_points", "hard" (has a hard-constraint variant)}.
+
+    >>> problem_menu()["harmonic"]["points"], problem_menu()["harmonic"]["fixed_points"]
+    (['n_collocation'], 1)
+    """
+    return _problem_menu(tuple(registry.problems.names()))
+
+
+def scheme_menu():
+    """Weighting schemes from ``registry.schemes`` with the parameters a client may set, then
+    "hard" (the hard-constraint variant of the problem: no IC term, fixed weights).
+
+    >>> list(scheme_menu())
+    ['fixed', 'gradnorm', 'ntk', 'selfadaptive', 'relobralo', 'balanced', 'hard']
+    """
+    out = {spec.name: _menu(spec) for spec in registry.schemes.specs()}
+    out["hard"] = {}
+    return out
+
+
+def _split(opt):
+    first, _, then = opt.partition("+")
+    return first, then
+
+
+def first_steps(opt):
+    """First-phase iterations of a menu optimizer when a request does not say: the optimizer's
+    ``default_iterations`` (Adam 2000, LM 200).
+
+    >>> first_steps("adam+lbfgs"), first_steps("lm")
+    (2000, 200)
+    """
+    from pinncore import phases
+    first = _split(opt)[0]
+    # A costly optimizer alone (L-BFGS, LM) gets the length it runs as a later phase: its own
+    # default (L-BFGS 1000) would exceed one request's flop bound on the 2-D problems.
+    return phases.follow_iterations(first) if _cost(first) > 1 else phases.default_iterations(first)
+
+
+def second_steps(opt):
+    """Second-phase iterations of a menu optimizer when a request does not say (0: one phase).
+
+    >>> second_steps("adam"), second_steps("adam+lbfgs"), second_steps("adam+lm")
+    (0, 500, 200)
+    """
+    from pinncore import phases
+    then = _split(opt)[1]
+    return phases.follow_iterations(then) if then else 0
+
+
+def _cost(name):
+    return float(registry.optimizers[name].factory.cost)
+
+
+def _first_limit(opt, sweep=False):
+    """Largest first-phase iteration count: Adam-like optimizers (cost 1) get the step limit,
+    costlier ones the second-phase limit."""
+    if _cost(_split(opt)[0]) > 1:
+        return LIMITS["second_steps"]
+    return LIMITS["sweep_steps"] if sweep else LIMITS["steps"]
+
+
+def _forms_jacobian(opt):
+    return any(n and "memory_budget" in registry.optimizers[n].params for n in _split(opt))
+
+
+def __getattr__(name):
+    # The former constant tables, now read from the registries on every access.
+    if name == "PROBLEMS":
+        return problem_menu()
+    if name == "SCHEMES":
+        return scheme_menu()
+    if name == "FIRST_STEPS":
+        return {o: first_steps(o) for o in optimizers()}
+    if name == "SECOND_STEPS":
+        return {o: second_steps(o) for o in optimizers()}
+    if name == "COST":
+        return {n: _cost(n) for n in registry.optimizers.names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _work(opt, steps, second, n_points):
-    first, _, then = opt.partition("+")
-    return (steps * COST[first] + (second * COST[then] if then else 0)) * n_points
+    first, then = _split(opt)
+    return (steps * _cost(first) + (second * _cost(then) if then else 0)) * n_points
+
+
+def estimated_flops(opt, steps, second, n_points, layers, streams):
+    """Floating-point operations one fit is expected to take, the quantity ``LIMITS["flops"]`` bounds.
+
+    A loss-and-gradient pass costs 6 · points · streams · Σ n_in·n_out (each layer is one
+    (streams·points × n_in)(n_in × n_out) product forward and two backward: docs/design.md §2);
+    an iteration of any other optimizer its declared ``cost`` in passes (plus 4·P² for a dense quasi-Newton update); a Levenberg–Marquardt iteration a pass for the
+    Jacobian plus the Gram matrix of the N × P Jacobian, 2·N·P·min(N, P) (lm.py solves in
+    whichever of residual and parameter space is smaller). The point-steps bound ``work``
+    alone let a 5 × 128 network with 998 points ask for 15 minutes.
+
+    >>> f"{estimated_flops('adam', 2000, 0, 51, [1, 50, 50, 50, 1], 3):.3g}"
+    '9.36e+09'
+    """
+    mac = sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+    n_params = sum((a + 1) * b for a, b in zip(layers[:-1], layers[1:]))
+    kernel = 6.0 * n_points * streams * mac
+    first, then = _split(opt)
+
+    def per(name):   # one iteration of a registered optimizer
+        if _forms_jacobian(name):
+            return kernel + 2.0 * n_points * n_params * min(n_points, n_params)
+        return _cost(name) * kernel + (4.0 * n_params ** 2 if registry.optimizers[name].flags["second_order"] else 0.0)
+
+    return steps * per(first) + (second * per(then) if then else 0.0)
 
 _FIT_FIELDS = {"problem", "problem_params", "scheme", "scheme_params", "weights", "optimizer", "steps",
                "second_steps", "lr", "seed", "widths", "log_every", "grid"}
@@ -216,34 +287,27 @@ _SWEEP_FIELDS = (_FIT_FIELDS - {"grid"}) | {"term", "log10", "lambdas", "seeds",
 
 
 def lm_available():
-    """True when the installed pinncore trains with Levenberg–Marquardt (``optimizer="lm"``).
+    """True when Levenberg–Marquardt is registered (``optimizer="lm"``).
 
     >>> isinstance(lm_available(), bool)
     True
     """
-    import pinncore
-    from pinncore import optim
-
-    if hasattr(pinncore, "LevenbergMarquardt"):
-        return True
-    try:   # the run's optimizer registry ("lm" is registered where it is implemented)
-        optim.get("lm")
-        return True
-    except (ValueError, TypeError):
-        return False
+    return "lm" in registry.optimizers
 
 
 def optimizers():
-    """The optimizer menu: name -> description (LM entries only when it is installed).
+    """The optimizer menu, from ``registry.optimizers``: name -> description. Every registered
+    optimizer alone, and "adam+<name>" for each one that may follow Adam (flag ``follows``).
 
-    >>> list(optimizers())[:2]
-    ['adam', 'adam+lbfgs']
+    >>> list(optimizers())[:3]
+    ['adam', 'adam+lbfgs', 'lbfgs']
     """
-    menu = {"adam": "Adam", "adam+lbfgs": "Adam, then L-BFGS (weights frozen)"}
-    if lm_available():
-        menu["lm"] = "Levenberg–Marquardt"
-        menu["adam+lm"] = "Adam, then Levenberg–Marquardt"
-    return menu
+    menu = {}
+    for spec in registry.optimizers.specs():
+        if spec.name != "adam" and spec.flags["follows"] and "adam" in registry.optimizers:
+            menu[f"adam+{spec.name}"] = f"Adam, then {spec.description}"
+        menu[spec.name] = spec.description
+    return {"adam": menu.pop("adam"), **menu} if "adam" in menu else menu
 
 
 @functools.lru_cache(maxsize=None)
@@ -253,7 +317,16 @@ def _shape(name):
     from pinncore import problems
 
     p = problems.get(name)
-    return list(p.inputs), list(p.term_names)
+    return list(p.inputs), list(p.term_names), int(sum(p.n_points.values()))
+
+
+@functools.lru_cache(maxsize=None)
+def _streams(name):
+    """The most jet streams (value, first derivatives, second-derivative pairs) a term of the
+    library problem carries: the per-point factor of a kernel pass."""
+    from pinncore import problems
+
+    return max(1 + len(lt.first) + len(lt.pairs) for lt in problems.get(name).lowering.terms)
 
 
 def _terms_of(name):
@@ -261,8 +334,9 @@ def _terms_of(name):
 
 
 def _problem_part(body):
-    name = _choice(body.get("problem", "harmonic"), "problem", PROBLEMS)
-    entry = PROBLEMS[name]
+    menu = problem_menu()
+    name = _choice(body.get("problem", "harmonic"), "problem", menu)
+    entry = menu[name]
     raw = _object(body.get("problem_params", {}), "problem_params")
     _known(raw, entry["params"], "problem_params")
     params = {k: p.parse(raw[k], f"problem_params.{k}") if k in raw else p.default
@@ -275,13 +349,14 @@ def _problem_part(body):
 
 
 def _scheme_part(body, name, terms):
-    scheme = _choice(body.get("scheme", "fixed"), "scheme", SCHEMES)
-    if scheme == "hard" and not PROBLEMS[name]["hard"]:
+    schemes, problems = scheme_menu(), problem_menu()
+    scheme = _choice(body.get("scheme", "fixed"), "scheme", schemes)
+    if scheme == "hard" and not problems[name]["hard"]:
         raise SpecError("scheme", f"scheme 'hard' needs a problem with a hard-constraint variant "
-                                  f"({[k for k, v in PROBLEMS.items() if v['hard']]}), got {name!r}")
+                                  f"({[k for k, v in problems.items() if v['hard']]}), got {name!r}")
     raw = _object(body.get("scheme_params", {}), "scheme_params")
-    _known(raw, SCHEMES[scheme], "scheme_params")
-    params = {k: SCHEMES[scheme][k].parse(v, f"scheme_params.{k}") for k, v in raw.items()}
+    _known(raw, schemes[scheme], "scheme_params")
+    params = {k: schemes[scheme][k].parse(v, f"scheme_params.{k}") for k, v in raw.items()}
     if scheme == "hard":
         terms = ["pde"]
     weights = _object(body.get("weights", {}), "weights")
@@ -295,20 +370,15 @@ def _scheme_part(body, name, terms):
 
 
 def _optimizer_name(opt, field):
-    menu = optimizers()
-    if opt in ("lm", "adam+lm") and opt not in menu:
-        raise SpecError(field, f"{field} {opt!r} needs Levenberg–Marquardt, which this pinncore "
-                               f"does not have; choose one of {sorted(menu)}")
-    return _choice(opt, field, menu)
+    return _choice(opt, field, optimizers())
 
 
 def _optimizer_part(body):
     opt = _optimizer_name(body.get("optimizer", "adam"), "optimizer")
     # steps counts the first phase's iterations, as in pc.train (LM alone: LM iterations).
-    hi = LIMITS["second_steps"] if opt == "lm" else LIMITS["steps"]
-    steps = _int(body.get("steps", FIRST_STEPS[opt]), "steps", 1, hi)
-    second = _int(body.get("second_steps", SECOND_STEPS[opt]), "second_steps", 0, LIMITS["second_steps"])
-    if second and opt in ("adam", "lm"):
+    steps = _int(body.get("steps", first_steps(opt)), "steps", 1, _first_limit(opt))
+    second = _int(body.get("second_steps", second_steps(opt)), "second_steps", 0, LIMITS["second_steps"])
+    if second and "+" not in opt:
         raise SpecError("second_steps", f"second_steps need a two-phase optimizer (adam+lbfgs, adam+lm), "
                                         f"not {opt!r}")
     lr = _float(body.get("lr", 1e-3), "lr", 0.0, 1.0, open_lo=True)
@@ -333,13 +403,18 @@ def _base_spec(body, fields, where):
     opt, steps, second, lr = _optimizer_part(body)
     n_in = len(_shape(name)[0])
     layers, seed = _net_part(body, name, n_in)
-    if "lm" in opt and n_points > LIMITS["lm_points"]:
+    if _forms_jacobian(opt) and n_points > LIMITS["lm_points"]:
         raise SpecError("optimizer", f"Levenberg–Marquardt forms the residual Jacobian: at most "
                                      f"{LIMITS['lm_points']} points here, the problem has {n_points}")
     work = _work(opt, steps, second, n_points)
     if work > LIMITS["work"]:
         raise SpecError("steps", f"steps × points = {work:.3g} is more work than one request may ask "
                                  f"({LIMITS['work']:.0e}); use fewer steps or points")
+    flops = estimated_flops(opt, steps, second, n_points, layers, _streams(name))
+    if flops > LIMITS["flops"]:
+        raise SpecError("steps", f"this fit would take about {flops:.2g} floating-point operations (steps × points "
+                                 f"× streams × Σ n_in·n_out, and N·P² per LM iteration), more than one request may "
+                                 f"ask ({LIMITS['flops']:.1e}); use fewer steps or points or narrower layers")
     log_every = _int(body.get("log_every", max(1, min(100, steps // 20))), "log_every", 1, LIMITS["steps"])
     if (steps + second) / log_every > LIMITS["log_rows"]:
         raise SpecError("log_every", f"log_every {log_every} gives more than {LIMITS['log_rows']} history rows")
@@ -392,14 +467,14 @@ def sweep_spec(body):
     """
     body = dict(_object(body, "body"))
     # second_steps apply to every two-phase optimizer of the sweep, even beside a one-phase base.
-    second = body.pop("second_steps", None) if body.get("optimizer", "adam") in ("adam", "lm") else None
+    second = body.pop("second_steps", None) if "+" not in str(body.get("optimizer", "adam")) else None
     spec = _base_spec(body, _SWEEP_FIELDS, "")
     spec["second_given"] = second is not None or "second_steps" in body
     if second is not None:
         spec["second_steps"] = _int(second, "second_steps", 0, LIMITS["second_steps"])
     if spec["scheme"] != "fixed":
         raise SpecError("scheme", f"a sweep varies one fixed λ: scheme must be 'fixed', got {spec['scheme']!r}")
-    if spec["optimizer"] != "lm" and spec["steps"] > LIMITS["sweep_steps"]:
+    if spec["steps"] > _first_limit(spec["optimizer"], sweep=True):
         raise SpecError("steps", f"steps must be an integer in [1, {LIMITS['sweep_steps']}] in a sweep, "
                                  f"got {spec['steps']}")
     term = body.get("term", None)
@@ -421,19 +496,25 @@ def sweep_spec(body):
     if n_fits > LIMITS["sweep_fits"]:
         raise SpecError("lambdas", f"{len(lambdas)} λ × {len(seeds)} seeds × {len(opts)} optimizers = {n_fits} "
                                    f"fits; a sweep may run at most {LIMITS['sweep_fits']}")
-    if any("lm" in o for o in opts) and spec["n_points"] > LIMITS["lm_points"]:
+    if any(_forms_jacobian(o) for o in opts) and spec["n_points"] > LIMITS["lm_points"]:
         raise SpecError("optimizers", f"Levenberg–Marquardt forms the residual Jacobian: at most "
                                       f"{LIMITS['lm_points']} points here, the problem has {spec['n_points']}")
     firsts = _object(body.get("optimizer_steps", {}), "optimizer_steps")
     _known(firsts, opts, "optimizer_steps")
     spec["optimizer_steps"] = {
-        o: _int(firsts[o], f"optimizer_steps.{o}", 1, LIMITS["second_steps"] if o == "lm" else LIMITS["sweep_steps"])
+        o: _int(firsts[o], f"optimizer_steps.{o}", 1, _first_limit(o, sweep=True))
         if o in firsts else _first(spec, o) for o in opts}
     work = sum(_work(o, spec["optimizer_steps"][o], _second(spec, o), spec["n_points"]) for o in opts) \
         * len(lambdas) * len(seeds)
     if work > LIMITS["sweep_work"]:
         raise SpecError("steps", f"the sweep's fits add up to {work:.3g} point-steps, more than one request may "
                                  f"ask ({LIMITS['sweep_work']:.0e}); use fewer steps, λ values or seeds")
+    flops = sum(estimated_flops(o, spec["optimizer_steps"][o], _second(spec, o), spec["n_points"], spec["layers"],
+                                _streams(spec["problem"])) for o in opts) * len(lambdas) * len(seeds)
+    if flops > LIMITS["sweep_flops"]:
+        raise SpecError("steps", f"the sweep's fits would take about {flops:.2g} floating-point operations, more than "
+                                 f"one request may ask ({LIMITS['sweep_flops']:.1e}); use fewer steps, λ values, "
+                                 f"seeds or points, or narrower layers")
     spec.update(term=term, lambdas=lambdas, seeds=seeds, optimizers=opts)
     return spec
 
@@ -441,17 +522,18 @@ def sweep_spec(body):
 def _first(spec, opt):
     """First-phase iterations of ``opt`` in a sweep: the request's ``steps`` for its own optimizer
     and for the other Adam-first ones; LM alone runs its default unless ``optimizer_steps`` says."""
-    if opt == spec["optimizer"] or (opt != "lm" and spec["optimizer"] != "lm"):
+    same = _split(opt)[0] == _split(spec["optimizer"])[0]
+    if opt == spec["optimizer"] or same:
         return spec["steps"]
-    return FIRST_STEPS[opt]
+    return first_steps(opt)
 
 
 def _second(spec, opt):
     """Second-phase iterations of ``opt`` in a sweep: the request's ``second_steps`` when it gave
     them (or for its own optimizer), else the default."""
-    if SECOND_STEPS[opt] == 0:
+    if second_steps(opt) == 0:
         return 0
-    return spec["second_steps"] if spec["optimizer"] == opt or spec["second_given"] else SECOND_STEPS[opt]
+    return spec["second_steps"] if spec["optimizer"] == opt or spec["second_given"] else second_steps(opt)
 
 
 def sweep_tasks(spec):
@@ -477,19 +559,41 @@ def sweep_tasks(spec):
 
 
 def catalogue():
-    """What the server offers: problems (inputs, terms, parameters), schemes, optimizers, limits.
+    """What the server offers, read from the registries: problems (inputs, terms, parameters),
+    schemes (parameters; ``scheme_info``: label, description, adapts), optimizers (menu name ->
+    description; ``optimizer_info``: label, first-phase label and default/largest iterations,
+    second-phase default), limits and the verdict thresholds.
 
     >>> c = catalogue(); sorted(c["problems"])[:2], c["problems"]["harmonic"]["terms"]
     (['advection', 'burgers'], ['pde', 'ic'])
+    >>> c["scheme_info"]["balanced"]["label"], c["optimizer_info"]["lm"]["default_steps"]
+    ('Balanced', 200)
     """
-    from pinncore import problems
-
     out = {}
-    for name, entry in PROBLEMS.items():
-        inputs, terms = _shape(name)
-        out[name] = {"description": dict(problems.describe())[name], "inputs": inputs, "terms": terms,
+    for name, entry in problem_menu().items():
+        inputs, terms, _ = _shape(name)
+        out[name] = {"description": registry.problems[name].description, "inputs": inputs, "terms": terms,
                      "hard_constraint": entry["hard"],
                      "params": {k: p.describe() for k, p in entry["params"].items()}}
-    schemes = {k: {p: v.describe() for p, v in ps.items()} for k, ps in SCHEMES.items()}
-    return {"problems": out, "schemes": schemes, "optimizers": optimizers(), "limits": dict(LIMITS),
+    schemes = {k: {p: v.describe() for p, v in ps.items()} for k, ps in scheme_menu().items()}
+    info = {spec.name: {"label": "Fixed λ" if spec.name == "fixed" else spec.factory.__name__,
+                        "description": spec.description, "adapts": spec.flags["adapts"]}
+            for spec in registry.schemes.specs()}
+    info["hard"] = {"label": "Hard constraint", "adapts": False,
+                    "description": "the problem's hard-constraint variant: no IC term, no λ to tune"}
+    return {"problems": out, "schemes": schemes, "scheme_info": info, "optimizers": optimizers(),
+            "optimizer_info": {o: _optimizer_info(o) for o in optimizers()}, "limits": dict(LIMITS),
             "verdict": {"clean": CLEAN, "wrong": WRONG}}
+
+
+def _label(name):
+    return registry.optimizers[name].factory.label or name.upper()
+
+
+def _optimizer_info(opt):
+    first, then = _split(opt)
+    return {"label": " + ".join(_label(n) for n in (first, then) if n),
+            "first_label": f"{_label(first)} {'steps' if first == 'adam' else 'iterations'}",
+            "default_steps": first_steps(opt), "max_steps": _first_limit(opt),
+            "second_steps": second_steps(opt), "two_phase": bool(then),
+            "second_order": any(registry.optimizers[n].flags["second_order"] for n in (first, then) if n)}

@@ -83,26 +83,27 @@ def _scheme(spec):
     return weighting.get(spec["scheme"], **spec["scheme_params"])
 
 
-LM_MEMORY = 256 * 2 ** 20      # bytes LM's dense solve may use in a server worker (matrix-free beyond)
+LM_MEMORY = 256 * 2 ** 20      # bytes a dense second-order solve may use in a server worker
 
 
 def _optimizer(name):
-    """The run's optimizer for a phase name; LM with the server's memory budget."""
-    if name == "lm":
-        import pinncore
+    """The run's optimizer for a phase name; one that takes a ``memory_budget`` (LM) gets the
+    server's."""
+    from pinncore import registry
 
-        cls = getattr(pinncore, "LevenbergMarquardt", None)
-        if cls is not None:
-            return cls(memory_budget=LM_MEMORY)
-    return name
+    spec = registry.optimizers[name]
+    return spec.factory(memory_budget=LM_MEMORY) if "memory_budget" in spec.params else spec.name
 
 
 def _phases(spec):
-    """[(optimizer, iterations)] of the spec: the first phase, then an optional second one
-    (second-order optimizers freeze the weights λ at their last value)."""
+    """[(optimizer, iterations)] of the spec (``pinncore.phases.build``): the first phase, then an
+    optional second one (second-order optimizers freeze the weights λ at their last value)."""
+    from pinncore import phases
+
     opt, steps, second = spec["optimizer"], spec["steps"], spec["second_steps"]
     first, _, then = opt.partition("+")
-    return [(_optimizer(first), steps)] + ([(_optimizer(then), second)] if then and second else [])
+    plan = [(_optimizer(first), steps)] + ([(_optimizer(then), second)] if then and second else [])
+    return phases.build(phases=plan)
 
 
 def _grid(problem, n):
@@ -116,7 +117,7 @@ def _solution(problem, net, n):
     axes, x = _grid(problem, n)
     u = problem.predict(net, x)[:, 0]
     exact = None if problem.exact is None else np.asarray(problem.exact(x), dtype=np.float64).reshape(-1)
-    geometry = getattr(problem, "geometry", None)
+    geometry = problem.geometry
     if geometry is not None:   # grid points outside the domain (holes, the L's notch) become null
         outside = ~np.asarray(geometry.inside(x), dtype=bool)
         u[outside] = np.nan
@@ -154,11 +155,11 @@ def run_fit(spec, emit, started=None):
     for every history row; returns the JSON-ready summary (see the module docstring).
     ``started(run)`` is called with the run before its first step (the server keeps it to
     ``run.cancel()`` it from another thread)."""
+    from pinncore import phases as schedule
     from pinncore.diagnostics import THRESHOLD
     from pinncore.network import MLP
     from pinncore.run import Run
-
-    from .spec import verdict
+    from pinncore.verdict import verdict
 
     problem = _problem(spec)
     phases = _phases(spec)
@@ -168,10 +169,7 @@ def run_fit(spec, emit, started=None):
     if started is not None:
         started(run)
     t0, c0 = time.perf_counter(), time.process_time()
-    status = run.step(phases[0][1])
-    for name, n in phases[1:]:
-        if status in ("completed", "converged"):
-            status = run.step(n, optimizer=name)
+    schedule.run(run, phases)
     result = run.result()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     h = result.history
@@ -179,7 +177,7 @@ def run_fit(spec, emit, started=None):
     ratio, hi, lo = _balance(watch.first, terms) if watch.first else (None, None, None)
     out = {"status": result.status, "message": result.message, "step": int(result.step), "wall_time": wall,
            "cpu_time": cpu,
-           "rel_l2": result.rel_l2, "verdict": verdict(result.rel_l2), "weights": result.weights,
+           "rel_l2": result.rel_l2, "verdict": verdict(result.rel_l2, result.status, h), "weights": result.weights,
            "losses": {k: h[f"{k}_loss"][-1] for k in terms} if len(h) else {},
            "ratio0": ratio, "ratio0_terms": [hi, lo], "crisis": bool(ratio is not None and ratio > THRESHOLD),
            "solution": None if spec.get("grid") is None else _solution(problem, result.net, spec["grid"])}

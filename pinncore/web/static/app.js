@@ -6,7 +6,10 @@
   const $ = (id) => document.getElementById(id);
   const TERM_COLORS = { pde: "#2457c5", ic: "#c53030", bc: "#1f8a4c", data: "#7b3fb3" };
   const OPT_COLORS = ["#2457c5", "#dd6b20"];
-  const OPT_NAMES = { adam: "Adam", "adam+lbfgs": "Adam + L-BFGS", lm: "LM", "adam+lm": "Adam + LM" };
+  // Optimizer and scheme menus, labels and defaults come from the server's catalogue (the
+  // registries): nothing here lists them.
+  const optInfo = (k) => (state.cat && state.cat.optimizer_info[k]) || { label: k, first_label: "Iterations", default_steps: 2000, max_steps: 20000, second_steps: 0, two_phase: false };
+  const optLabel = (k) => optInfo(k).label;
   const PRETTY = {
     harmonic: "Harmonic oscillator IVP: u″ + ω²u = 0 on t ∈ [0, 1], u(0) = 1, u′(0) = 0; exact u = cos(ωt), ω = 2π — the loss-balance seed problem",
     burgers: "Viscous Burgers: u_t + u u_x = (0.01/π) u_xx on (t, x) ∈ [0, 1] × [−1, 1], u(0, x) = −sin(πx); Cole–Hopf reference",
@@ -17,7 +20,8 @@
     poisson_lshape: "Poisson: −Δu = 1 on the L-shape [−1, 1]² ∖ (0, 1]², u = 0 on its boundary; finite-difference reference (Lu et al. 2021)",
     poisson_holes: "Poisson on a square with four circular holes: exact u = sin(πx) sin(πy) (PINNacle-style geometry, Hao et al. 2023)",
   };
-  let CLEAN = 0.05, WRONG = 0.30;
+  let CLEAN = 0.05, WRONG = 0.30;   // replaced by the catalogue's (pinncore.verdict) at start
+  const SWEEP_CAPTION = "λ sweep: rel-L2 against λ (press Sweep)";
   const CRISIS = 100;
   const LAM_LO = -3, LAM_HI = 5;
 
@@ -123,6 +127,7 @@
       for (const b of this.brackets) this._bracket(g, b, X, Y);
       g.restore();
       this._frame(g, m, pw, ph);
+      for (const b of this.brackets) this._bracketLabel(g, b, m, ph);
       this._legend(g, m, w);
       c.dataset.points = String(drawn);
     }
@@ -180,11 +185,12 @@
       const x = X(b.x) + 8, y0 = Y(b.y0), y1 = Y(b.y1);
       g.strokeStyle = b.color; g.fillStyle = b.color; g.lineWidth = 1.5;
       g.beginPath(); g.moveTo(x - 4, y0); g.lineTo(x, y0); g.lineTo(x, y1); g.lineTo(x - 4, y1); g.stroke();
-      g.font = "bold 12px system-ui, sans-serif"; g.textAlign = "left"; g.textBaseline = "middle";
-      const w = g.measureText(b.text).width, ym = (y0 + y1) / 2;
-      g.fillStyle = "rgba(255,255,255,0.85)"; g.fillRect(x + 3, ym - 8, w + 4, 16);
-      g.fillStyle = b.color; g.fillText(b.text, x + 5, ym);
-      g.textBaseline = "alphabetic"; g.font = "12px system-ui, sans-serif";
+    }
+    _bracketLabel(g, b, m, ph) {
+      // The bracket's text sits in the x-axis label row, left of the axis title, never on the curves.
+      g.font = "bold 12px system-ui, sans-serif"; g.textAlign = "left"; g.textBaseline = "alphabetic";
+      g.fillStyle = b.color; g.fillText(`▮ ${b.text}`, m.l, m.t + ph + 30);
+      g.font = "12px system-ui, sans-serif";
     }
     _hatch(g, color) {
       // Diagonal lines: a second shaded zone stays readable where it overlaps the first.
@@ -354,7 +360,11 @@
     charts.solution.opts.xlabel = p.inputs[0];
     onScheme();
     resetFit();
-    state.points = []; drawSweep(); fillTable();
+    state.points = []; state.sweepOpts = []; state.sweepTerm = null;
+    $("sweep-caption").textContent = SWEEP_CAPTION;
+    $("goldilocks").textContent = "";
+    $("chart-sweep").dataset.done = "false";
+    drawSweep(); fillTable();
   }
 
   function onScheme() {
@@ -364,31 +374,25 @@
       input.disabled = !fixed;
       input.closest(".slider").setAttribute("aria-disabled", String(!fixed));
     }
-    const notes = {
-      hard: "Hard constraint: u = 1 + t²·n meets u(0) = 1 and u′(0) = 0 exactly, so there is no IC term and no λ to tune.",
-      gradnorm: "GradNorm sets λ from gradient statistics every 10 steps (Wang, Teng & Perdikaris 2021).",
-      ntk: "NTK sets λ from the neural tangent kernel traces every 100 steps (Wang, Yu & Perdikaris 2022).",
-      selfadaptive: "SelfAdaptive learns one weight per point by gradient ascent (McClenny & Braga-Neto 2023).",
-      relobralo: "ReLoBRaLo balances the terms by their relative progress (Bischof & Kraus 2021).",
-    };
-    note.hidden = fixed; note.textContent = notes[scheme] || "";
+    const info = state.cat.scheme_info[scheme] || {};
+    note.hidden = fixed; note.textContent = fixed ? "" : `${info.label}: ${info.description}.`;
   }
 
   function onOptimizer() {
-    const opt = $("optimizer").value, two = ["adam+lbfgs", "adam+lm"].includes(opt);
-    $("second-steps").disabled = !two;
-    $("second-steps").value = opt === "adam+lm" ? 200 : 500;
-    // Steps count the first phase's iterations: Adam steps, or LM iterations for LM alone
-    // (each field keeps its own value across switches).
-    const steps = $("steps"), lm = opt === "lm", was = state.lastOpt === "lm";
-    if (lm !== was && state.lastOpt !== undefined) {
+    const opt = $("optimizer").value, info = optInfo(opt);
+    $("second-steps").disabled = !info.two_phase;
+    if (info.two_phase) $("second-steps").value = info.second_steps;
+    // Steps count the first phase's iterations (Adam steps, or LM iterations for LM alone);
+    // each first-phase optimizer keeps its own value across switches.
+    const steps = $("steps"), label = info.first_label, was = state.lastLabel;
+    if (was !== undefined && label !== was) {
       state.savedSteps = state.savedSteps || {};
-      state.savedSteps[was ? "lm" : "adam"] = steps.value;
-      steps.value = state.savedSteps[lm ? "lm" : "adam"] || (lm ? 200 : 2000);
+      state.savedSteps[was] = steps.value;
+      steps.value = state.savedSteps[label] || info.default_steps;
     }
-    steps.max = lm ? 2000 : 20000;
-    $("steps-label").textContent = lm ? "LM iterations" : "Adam steps";
-    state.lastOpt = opt;
+    steps.max = info.max_steps;
+    $("steps-label").textContent = label;
+    state.lastLabel = label;
   }
 
   function intField(id, name) {
@@ -418,7 +422,7 @@
       body.weights = {};
       for (const input of $("sliders").querySelectorAll("input")) body.weights[input.dataset.term] = Math.pow(10, Number(input.value));
     }
-    if (["adam+lbfgs", "adam+lm"].includes(body.optimizer)) body.second_steps = intField("second-steps", "Second-phase iterations");
+    if (optInfo(body.optimizer).two_phase) body.second_steps = intField("second-steps", "Second-phase iterations");
     return body;
   }
 
@@ -584,8 +588,9 @@
 
   function sweepBody() {
     const body = fitBody();
-    if (body.optimizer !== "lm" && body.steps > state.cat.limits.sweep_steps)
-      throw new Error(`A sweep runs at most ${state.cat.limits.sweep_steps} Adam steps per fit`);
+    const most = Math.min(optInfo(body.optimizer).max_steps, state.cat.limits.sweep_steps);
+    if (body.steps > most)
+      throw new Error(`A sweep runs at most ${most} ${optInfo(body.optimizer).first_label} per fit`);
     body.scheme = "fixed";
     if (!body.weights) body.weights = {};
     const term = $("sweep-term").value;
@@ -597,7 +602,7 @@
     const second = $("sweep-second").value;
     body.optimizers = [body.optimizer];
     if (second !== "none" && second !== body.optimizer) body.optimizers.push(second);
-    if (!["adam+lbfgs", "adam+lm"].includes(body.optimizer)) delete body.second_steps;
+    if (!optInfo(body.optimizer).two_phase) delete body.second_steps;
     return body;
   }
 
@@ -614,6 +619,7 @@
     drawSweep(); fillTable();
     $("chart-sweep").dataset.done = "false";
     $("sweep-cancel").disabled = false;
+    $("train").disabled = true; $("sweep").disabled = true;   // one thing at a time while the sweep runs
     $("sweep-caption").textContent = `λ sweep of λ_${body.term}: starting ${sw.n} fits…`;
     const r = await post("/api/sweeps", body, "the sweep");
     if (sw.closed) return;
@@ -645,7 +651,11 @@
     $("chart-sweep").dataset.cpu = state.points.reduce((a, p) => a + (p.cpu_time || 0), 0).toFixed(3);
     endSweep(sw);
   }
-  function endSweep(sw) { if (state.sweep === sw) state.sweep = null; $("sweep-cancel").disabled = true; }
+  function endSweep(sw) {
+    if (state.sweep === sw) state.sweep = null;
+    $("sweep-cancel").disabled = true;
+    if (!state.sweep) { $("train").disabled = false; $("sweep").disabled = false; }
+  }
   function stopSweep() {
     const sw = state.sweep;
     if (!sw) return;
@@ -682,7 +692,7 @@
   function drawSweep() {
     const curves = sweepCurves(), series = [], xb = [];
     for (const c of curves) {
-      const name = OPT_NAMES[c.opt] || c.opt;
+      const name = optLabel(c.opt);
       series.push({ label: `${name} (median)`, color: c.color, width: 1.6, count: false, points: c.med.map(([l, e]) => [l, isFinite(e) ? e : null]) });
       series.push({ color: c.color, markersOnly: true, radius: 3.5, hollow: c.row === 1,
                     points: state.points.filter((p) => p.optimizer === c.opt).map((p) => [p.lambda, p.rel_l2]) });
@@ -698,8 +708,9 @@
     p.vlines = slider && !slider.disabled ? [{ x: Math.pow(10, Number(slider.value)), color: "#6b7280" }] : [];
     p.opts.xlabel = `λ_${term}`;
     p.set(series);
+    sweepLegend(curves);
     $("goldilocks").textContent = curves.map((c) => {
-      const name = OPT_NAMES[c.opt] || c.opt, n = c.med.filter(([, e]) => e < CLEAN).length;
+      const name = optLabel(c.opt), n = c.med.filter(([, e]) => e < CLEAN).length;
       if (!c.med.length) return "";
       if (!c.spans.length) return `${name}: no clean fit yet`;
       return `${name}: Goldilocks zone ` + c.spans.map((s) => s[0] === s[1] ? `λ = ${sci(s[0])}` : `λ ∈ [${sci(s[0])}, ${sci(s[1])}]`).join(", ") +
@@ -707,10 +718,22 @@
     }).filter(Boolean).join(" · ");
   }
 
+  /** What the sweep chart's shading, hatching and bars mean (one entry per optimizer drawn). */
+  function sweepLegend(curves) {
+    const sw = (cls) => `<span class="swatch ${cls}"></span>`;   // colours in style.css (no inline styles: CSP)
+    const items = [
+      `${sw("clean")} rel-L2 &lt; ${Math.round(CLEAN * 100)} % (clean)`,
+      `${sw("wrong")} rel-L2 ≥ ${Math.round(WRONG * 100)} %`,
+    ];
+    for (const c of curves)
+      items.push(`${sw(`zone${c.row}`)}${sw(`bar${c.row}`)} ${optLabel(c.opt)}: Goldilocks zone (${c.row ? "hatching" : "shading"}) and its span (bar)`);
+    $("sweep-legend").innerHTML = items.join(" · ");
+  }
+
   function fillTable() {
     const rows = [...state.points].sort((a, b) => a.lambda - b.lambda || a.optimizer.localeCompare(b.optimizer) || a.seed - b.seed);
     $("sweep-table").querySelector("tbody").innerHTML = rows.map((p) =>
-      `<tr><td>${sci(p.lambda, 3)}</td><td>${OPT_NAMES[p.optimizer] || p.optimizer}</td><td>${p.seed}</td><td>${pct(p.rel_l2)}</td>` +
+      `<tr><td>${sci(p.lambda, 3)}</td><td>${optLabel(p.optimizer)}</td><td>${p.seed}</td><td>${pct(p.rel_l2)}</td>` +
       `<td>${p.status === "completed" || p.status === "converged" ? p.verdict : p.status}</td><td>${p.wall_time ? p.wall_time.toFixed(2) + " s" : "—"}</td></tr>`).join("");
   }
 
@@ -723,11 +746,18 @@
     state.cat = cat;
     CLEAN = cat.verdict.clean; WRONG = cat.verdict.wrong;
     $("problem").innerHTML = Object.keys(cat.problems).map((k) => `<option value="${k}">${k}</option>`).join("");
-    $("optimizer").innerHTML = Object.entries(cat.optimizers).map(([k, v]) => `<option value="${k}">${v}</option>`).join("");
-    const second = Object.keys(cat.optimizers).filter((k) => k !== "adam");
+    $("scheme").innerHTML = Object.keys(cat.schemes).map((k) =>
+      `<option value="${k}" title="${cat.scheme_info[k].description}">${cat.scheme_info[k].label}</option>`).join("");
+    $("scheme").value = "fixed";
+    $("optimizer").innerHTML = Object.keys(cat.optimizers).map((k) =>
+      `<option value="${k}" title="${cat.optimizers[k]}">${optLabel(k)}</option>`).join("");
+    const first = Object.keys(cat.optimizers)[0];
+    const second = Object.keys(cat.optimizers).filter((k) => k !== first);
     $("sweep-second").innerHTML = `<option value="none">none</option>` +
-      second.map((k) => `<option value="${k}">${OPT_NAMES[k] || cat.optimizers[k]}</option>`).join("");
-    if (second.includes("lm")) $("sweep-second").value = "lm";
+      second.map((k) => `<option value="${k}">${optLabel(k)}</option>`).join("");
+    // Side by side by default: the first second-order optimizer that runs alone (from random init).
+    const pick = second.find((k) => cat.optimizer_info[k].second_order && !cat.optimizer_info[k].two_phase);
+    if (pick) $("sweep-second").value = pick;
     $("problem").addEventListener("change", onProblem);
     $("scheme").addEventListener("change", onScheme);
     $("optimizer").addEventListener("change", onOptimizer);

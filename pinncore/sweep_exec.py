@@ -1,0 +1,208 @@
+"""Where a sweep's fits run: a local process pool that survives lost workers, this process
+alone, or a Dask cluster; and the progress bar.
+
+A worker that dies (killed, out of memory) breaks the local pool, which is restarted and its
+unfinished fits resubmitted; a fit that was running when a pool broke is retried alone, so a
+fit that kills its worker is identified, and after ``retries`` lost attempts it is a record
+with status "lost". On Dask the scheduler reschedules lost tasks and ``retries`` goes to
+``client.submit``.
+
+>>> Bar(3, stream=None).live in (True, False)
+True
+"""
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import signal
+import sys
+import time
+import uuid
+import warnings
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from .sweep_fit import run_fit
+
+__all__ = ["LocalPool", "run_inline", "run_dask", "Bar"]
+
+
+def _init_worker():
+    from .backend import set_num_threads
+    set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+class LocalPool:
+    """Fits on a process pool that survives lost workers.
+
+    At most ``workers`` fits are in flight, so when a worker dies (the pool breaks and every
+    in-flight fit is lost) the suspects are known: they are resubmitted on a fresh pool, each
+    alone, so that a fit that kills its worker is charged alone; after ``retries`` lost
+    attempts it becomes a "lost" record.
+    """
+
+    def __init__(self, jobs, workers, retries, on_record):
+        self.jobs, self.workers, self.retries, self.on_record = jobs, workers, retries, on_record
+        self.pending = collections.deque(range(len(jobs)))
+        self.inflight = {}
+        self.attempts = [0] * len(jobs)
+        self.suspects = set()
+        self.restarts = 0
+        self.executor = None
+        self.ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                               else "spawn")
+
+    def _start(self):
+        self.executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.ctx, initializer=_init_worker)
+
+    def _submit(self, i):
+        with warnings.catch_warnings():  # Python >= 3.12 warns on fork with threads; workers start fresh
+            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+            try:
+                fut = self.executor.submit(run_fit, self.jobs[i])
+            except BrokenProcessPool:  # a worker died while idle: nothing of this fit is lost
+                self._recover([])
+                fut = self.executor.submit(run_fit, self.jobs[i])
+        self.attempts[i] += 1
+        self.inflight[fut] = i
+
+    def _fill(self):
+        while self.pending and len(self.inflight) < self.workers:
+            if self.suspects & set(self.inflight.values()):
+                return  # a suspect runs alone
+            i = self.pending[0]
+            if i in self.suspects and self.inflight:
+                return
+            self._submit(self.pending.popleft())
+            if i in self.suspects:
+                return
+
+    def run(self):
+        self._start()
+        try:
+            while self.pending or self.inflight:
+                self._fill()
+                done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
+                lost = [self._collect(f) for f in done]
+                if any(i is not None for i in lost):
+                    self._recover([i for i in lost if i is not None])
+        except BaseException:
+            self._kill()
+            raise
+        self.executor.shutdown(wait=True)
+
+    def _collect(self, fut):
+        """Deliver a finished fit; return its index when its worker was lost."""
+        i = self.inflight.pop(fut)
+        try:
+            rec = fut.result()
+        except BrokenProcessPool:
+            return i
+        except Exception as e:  # noqa: BLE001 - e.g. a result that cannot be sent back
+            rec = {"status": "error", "error": f"{type(e).__name__}: {e}"}
+        self.suspects.discard(i)
+        self.on_record(i, rec)
+        return None
+
+    def _recover(self, lost):
+        """The pool broke: collect what still finished, then resubmit the rest on a new pool."""
+        done, _ = wait(list(self.inflight), timeout=60)
+        for f in done:
+            i = self._collect(f)
+            if i is not None:
+                lost.append(i)
+        lost += list(self.inflight.values())
+        self.inflight.clear()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.restarts += 1
+        for i in sorted(lost, reverse=True):
+            if self.attempts[i] > self.retries:
+                self.suspects.discard(i)
+                self.on_record(i, {"status": "lost", "error": f"the worker process died {self.attempts[i]} times "
+                                                              f"while running this fit"})
+            else:
+                if len(lost) > 1 or i in self.suspects:
+                    self.suspects.add(i)
+                self.pending.appendleft(i)
+        self._start()
+
+    def _kill(self):
+        ex = self.executor
+        if ex is None:
+            return
+        procs = list(getattr(ex, "_processes", {}).values())
+        for p in procs:  # do not wait for running fits
+            p.terminate()
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.join(timeout=5)
+
+
+def run_inline(jobs, on_record):
+    """Run the fits in this process, one after the other (``workers=1``)."""
+    from .backend import get_num_threads, set_num_threads
+    threads = get_num_threads()
+    try:
+        for i, job in enumerate(jobs):
+            rec = run_fit(job)
+            if rec.get("status") == "interrupted":  # pc.train turned Ctrl-C into a status
+                raise KeyboardInterrupt
+            on_record(i, rec)
+    finally:
+        set_num_threads(threads)
+
+
+def run_dask(client, jobs, retries, on_record):
+    """Run the fits as tasks of a synchronous ``dask.distributed.Client``."""
+    from distributed import as_completed
+    if getattr(client, "asynchronous", False):
+        raise ValueError("client must be a synchronous dask.distributed.Client (asynchronous=False)")
+    tag = uuid.uuid4().hex[:12]
+    futures = [client.submit(run_fit, job, key=f"pinncore-sweep-{tag}-{i}", pure=False, retries=retries)
+               for i, job in enumerate(jobs)]
+    index = {f.key: i for i, f in enumerate(futures)}
+    try:
+        for fut in as_completed(futures):
+            try:
+                rec = fut.result()
+            except Exception as e:  # noqa: BLE001 - e.g. KilledWorker: the fit took down its workers
+                rec = {"status": "lost", "error": f"{type(e).__name__}: {e}"}
+            on_record(index[fut.key], rec)
+    except BaseException:
+        client.cancel(futures)
+        raise
+
+
+class Bar:
+    """records done / total and the ETA on one live line of stderr, only when it is a terminal."""
+
+    def __init__(self, total, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.total, self.failed, self.t0, self.shown = total, 0, time.perf_counter(), False
+
+    def __call__(self, done, total, record):
+        if record.get("status") != "completed":
+            self.failed += 1
+        if not self.live:
+            return
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / done * (total - done)
+        n = int(24 * done / total)
+        bad = f"  {self.failed} failed" if self.failed else ""
+        self.stream.write(f"\r\033[Ksweep {done}/{total} [{'#' * n}{'.' * (24 - n)}] {done / total:4.0%}  "
+                          f"{_fmt_time(elapsed)} elapsed, ETA {_fmt_time(eta)}{bad}")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self):
+        if self.live and self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _fmt_time(s):
+    if s < 60:
+        return f"{s:.1f}s"
+    return f"{int(s // 60)}m{int(s % 60):02d}s" if s < 3600 else f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
