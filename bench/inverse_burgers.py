@@ -22,7 +22,7 @@ PUBLISHED = {0.0: {"lambda1": 0.085, "lambda2": 0.12}, 0.01: {"lambda1": 0.04, "
 
 def fit(noise, adam, lm, layers, seed=0, pde_weight=1.0, n_collocation=6000):
     """One identification: Adam then Levenberg–Marquardt (Fixed weights); returns a result row."""
-    problem = pc.problems.get("burgers_inverse", noise=noise, seed=seed, n_collocation=n_collocation)
+    problem = pc.problems.get("burgers_inverse", noise=noise, seed=seed, n_data=2000, n_collocation=n_collocation)
     wall, cpu = time.perf_counter(), time.process_time()
     result = pc.train(problem, pc.MLP(layers, seed=seed), weighting=pc.Fixed({"pde": pde_weight}), steps=adam,
                       lm_steps=lm, warn=False, log_every=500)
@@ -37,7 +37,7 @@ def fit(noise, adam, lm, layers, seed=0, pde_weight=1.0, n_collocation=6000):
 
 def overhead(layers, repeats=20):
     """Seconds per evaluation with the unknowns trained vs the same coefficients as constants."""
-    problem = pc.problems.get("burgers_inverse")
+    problem = pc.problems.get("burgers_inverse", n_data=2000, n_collocation=6000)
     fixed = problem.with_unknowns(list(BURGERS_LAMBDA.values()))
     net = pc.MLP(layers, seed=0)
     out = {}
