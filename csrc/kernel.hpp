@@ -362,6 +362,10 @@ template <class T> class Model {
     // first layer / encoders only when a trainable embedding is behind them.
     bool needs_input_adjoint(int j) const { return (j >= 2 && j <= L_) || (arch_.trainable && (j == 1 || j > L_)); }
     bool hidden(int j) const { return (j >= 1 && j < L_) || j > L_; }
+    // A narrow output (the output layer, m <= kSmallOut) of a dense chain's matrix with stored
+    // input jets: its products run on whole rows (simd.hpp) instead of through gemm. Wp_[j]
+    // (W with the input padded to ip_[j]) is packed for every such j (needs_input_adjoint).
+    bool small_out(int j) const { return j >= 2 && j <= L_ && ow_[j] <= kSmallOut; }
 
     void pack(const T* params) {
         for (int j = 1; j <= nm_; ++j) {
@@ -495,7 +499,10 @@ template <class T> class Model {
         const int F = sp.F(), ld = op_[j], d = tm.d;
         const T* WT = WT_[j].data();
         if (in) {
-            gemm<T>(sp.S() * cn, gemm_cols<T>(ow_[j]), iw_[j], in, ip_[j], 1, WT, ld, Z, ld, false);
+            if (small_out(j))
+                small_out_forward<T>(sp.S() * cn, ow_[j], iw_[j], in, ip_[j], Wp_[j].data(), ip_[j], Z, ld);
+            else
+                gemm<T>(sp.S() * cn, gemm_cols<T>(ow_[j]), iw_[j], in, ip_[j], 1, WT, ld, Z, ld, false);
             return false;
         }
         for (int i = 0; i < cn; ++i) {
@@ -678,7 +685,10 @@ template <class T> class Model {
         T* gWT = w.gWT[j].data();
         if (in) {
             // gW^T (in x out) += H^T Z̄: A = H read transposed.
-            gemm<T>(iw_[j], gemm_cols<T>(ow_[j]), R, in, 1, ip_[j], G, ldo, gWT, ldo, true);
+            if (small_out(j))
+                small_out_grad<T>(R, ow_[j], iw_[j], in, ip_[j], G, ldo, gWT, ldo);
+            else
+                gemm<T>(iw_[j], gemm_cols<T>(ow_[j]), R, in, 1, ip_[j], G, ldo, gWT, ldo, true);
         } else {
             for (int i = 0; i < cn; ++i) {
                 const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * tm.d;
@@ -749,7 +759,10 @@ template <class T> class Model {
             vis.block(l, G, input_of(w, l));
             if (l >= 2) {
                 const int ldi = op_[l - 1];
-                gemm<T>(R, gemm_cols<T>(ow_[l - 1]), ow_[l], G, op_[l], 1, Wp_[l].data(), ldi, Gnext, ldi, false);
+                if (small_out(l))
+                    small_out_adjoint<T>(R, ow_[l], ldi, G, op_[l], Wp_[l].data(), ldi, Gnext, ldi);
+                else
+                    gemm<T>(R, gemm_cols<T>(ow_[l - 1]), ow_[l], G, op_[l], 1, Wp_[l].data(), ldi, Gnext, ldi, false);
                 if (arch_.modified) {
                     // Row by row: the gate's z̄ goes through the activation while in L1.
                     const std::size_t blk = static_cast<std::size_t>(cn) * ldi;
