@@ -375,8 +375,10 @@ constexpr double kExpm1Coef[14] = {1.0,
 
 // One vector of tanh and sech^2. Written on whole vectors (not a scalar loop left to the
 // auto-vectoriser) so the elementwise passes can fuse it with their other per-vector work.
+// Always inlined: called out of line (GCC's choice inside the fixed-stream-count passes)
+// it passed the vectors through the stack and cost a third more.
 template <class T>
-inline typename Vec<T>::type tanh_sech2_vec(typename Vec<T>::type x, typename Vec<T>::type& s1) {
+__attribute__((always_inline)) inline typename Vec<T>::type tanh_sech2_vec(typename Vec<T>::type x, typename Vec<T>::type& s1) {
     using V = typename Vec<T>::type;
     using C = TanhConst<T>;
     using Int = typename C::Int;
