@@ -815,6 +815,9 @@ template <class T> class Model {
                 small_out_grad<T>(R, ow_[j], iw_[j], in, ip_[j], G, ldo, gWT, ldo);
             else
                 gemm<T>(iw_[j], gemm_cols<T>(ow_[j]), R, in, 1, ip_[j], G, ldo, gWT, ldo, true);
+        } else if (tm.d <= kRawSums) {
+            raw_input_grad(tm, i0, cn, G, ldo, gWT, w.gb[j].data());
+            return;
         } else {
             for (int i = 0; i < cn; ++i) {
                 const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * tm.d;
@@ -835,10 +838,44 @@ template <class T> class Model {
                 }
             }
         }
+        // gb += Σ_i z̄_0,i: column sums in registers, one update of gb per chunk.
+        using V = typename Vec<T>::type;
         T* gb = w.gb[j].data();
-        for (int i = 0; i < cn; ++i) {
-            const T* g = G + static_cast<std::size_t>(i) * ldo;
-            for (int o = 0; o < ldo; ++o) gb[o] += g[o];
+        for (int o = 0; o < ldo; o += Vec<T>::width) {
+            V sb = V{};
+            for (int i = 0; i < cn; ++i) sb += *reinterpret_cast<const V*>(G + static_cast<std::size_t>(i) * ldo + o);
+            *reinterpret_cast<V*>(gb + o) += sb;
+        }
+    }
+
+    // The first layer fed by the raw input jet (x̂, scale_k e_k, 0), d <= kRawSums inputs: per
+    // vector of output units, the chunk's sums Σ_i x̂_ik z̄_0,i, Σ_i z̄_0,i (the bias) and
+    // Σ_i z̄_f,i stay in registers and update gWT and gb once per chunk (per point, the
+    // read-modify-write of d + 1 rows cost more than the FMAs).
+    static constexpr int kRawSums = 8;
+    void raw_input_grad(const Term<T>& tm, int i0, int cn, const T* G, int ldo, T* gWT, T* gb) const {
+        using V = typename Vec<T>::type;
+        const StreamSpec& sp = tm.streams;
+        const int d = tm.d, F = sp.F();
+        const T* X = tm.xhat.data() + static_cast<std::size_t>(i0) * d;
+        auto vat = [](const T* p) { return *reinterpret_cast<const V*>(p); };
+        for (int o = 0; o < ldo; o += Vec<T>::width) {
+            V sx[kRawSums], sb = V{};
+            for (int k = 0; k < d; ++k) sx[k] = V{};
+            for (int i = 0; i < cn; ++i) {
+                const V g = vat(G + static_cast<std::size_t>(i) * ldo + o);
+                sb += g;
+                for (int k = 0; k < d; ++k) sx[k] += X[static_cast<std::size_t>(i) * d + k] * g;
+            }
+            for (int k = 0; k < d; ++k) *reinterpret_cast<V*>(gWT + static_cast<std::size_t>(k) * ldo + o) += sx[k];
+            *reinterpret_cast<V*>(gb + o) += sb;
+            for (int f = 0; f < F; ++f) {
+                V sf = V{};
+                const T* Gf = G + static_cast<std::size_t>(1 + f) * cn * ldo + o;
+                for (int i = 0; i < cn; ++i) sf += vat(Gf + static_cast<std::size_t>(i) * ldo);
+                const int k = sp.first[f];
+                *reinterpret_cast<V*>(gWT + static_cast<std::size_t>(k) * ldo + o) += tm.scale[k] * sf;
+            }
         }
     }
 
