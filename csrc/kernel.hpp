@@ -627,6 +627,32 @@ template <class T> class Model {
                 gemm<T>(sp.S() * cn, gemm_cols<T>(ow_[j]), iw_[j], in, ip_[j], 1, WT, ld, Z, ld, false);
             return false;
         }
+        if (d <= kRawSums) {
+            // Per vector of output units: the bias and the d weight columns in registers, then
+            // every point (the same FMAs in the same order as the loop below).
+            using V = typename Vec<T>::type;
+            const T* X = tm.xhat.data() + static_cast<std::size_t>(i0) * d;
+            for (int o = 0; o < ld; o += Vec<T>::width) {
+                V wk[kRawSums];
+                for (int k = 0; k < d; ++k) wk[k] = *reinterpret_cast<const V*>(WT + static_cast<std::size_t>(k) * ld + o);
+                const V b = *reinterpret_cast<const V*>(B_[j].data() + o);
+                for (int i = 0; i < cn; ++i) {
+                    V z = b;
+                    for (int k = 0; k < d; ++k) z += X[static_cast<std::size_t>(i) * d + k] * wk[k];
+                    *reinterpret_cast<V*>(Z + static_cast<std::size_t>(i) * ld + o) = z;
+                }
+                for (int f = 0; f < F; ++f) {
+                    const int k = sp.first[f];
+                    const V zf = tm.scale[k] * wk[k];
+                    T* Zf = Z + static_cast<std::size_t>(1 + f) * cn * ld + o;
+                    for (int i = 0; i < cn; ++i) *reinterpret_cast<V*>(Zf + static_cast<std::size_t>(i) * ld) = zf;
+                }
+            }
+            if (sp.P() > 0)
+                std::memset(Z + static_cast<std::size_t>(1 + F) * cn * ld, 0,
+                            sizeof(T) * static_cast<std::size_t>(sp.P()) * cn * ld);
+            return true;
+        }
         for (int i = 0; i < cn; ++i) {
             T* z = Z + static_cast<std::size_t>(i) * ld;
             std::memcpy(z, B_[j].data(), sizeof(T) * ld);
