@@ -326,7 +326,11 @@ template <class T> class Model {
         Buffer<T> Ub, Vb;                // encoder adjoints ("modified")
         std::vector<T> om, af;           // the phases Ω (M x d) and seeds a_f (F x M)
         Buffer<T> out, gbar0, gbar1, tmp;
-        std::vector<Buffer<T>> gWT, gb;  // gradient accumulators, packed layout
+        // Gradient accumulators. gWT[j]: in x op_[j] (Wᵀ) for a matrix fed by the raw input jet,
+        // else out x ip_[j] (W, rows padded): see out_major. fresh[j]: gWT[j] not yet written in
+        // this sweep (its first product stores instead of accumulating: no zeroing pass).
+        std::vector<Buffer<T>> gWT, gb;
+        std::vector<char> fresh;
         std::vector<T> gB;               // embedding gradient (M x d)
         std::vector<double> rsum;        // residual scratch (C x cn)
         std::vector<Link> links;         // adjoint_activate: pairs touching each first-order stream
@@ -367,6 +371,12 @@ template <class T> class Model {
     // input jets: its products run on whole rows (simd.hpp) instead of through gemm. Wp_[j]
     // (W with the input padded to ip_[j]) is packed for every such j (needs_input_adjoint).
     bool small_out(int j) const { return j >= 2 && j <= L_ && ow_[j] <= kSmallOut; }
+    // The weight gradient of a matrix with stored input jets accumulates as gW = Σ z̄ᵀ h (out x
+    // ip_[j], W's own row order): unpacking it is a row copy, where the Wᵀ layout needed a
+    // transposition per term and call (≈ 2 µs of the seed step's fixed cost). A matrix fed by
+    // the raw input jet (d rows, summed in registers) keeps the Wᵀ layout.
+    bool out_major(int j) const { return input_of_is_raw(j) == false; }
+    bool input_of_is_raw(int j) const { return (j == 1 || j > L_) && !emb_; }
 
     void pack(const T* params) {
         for (int j = 1; j <= nm_; ++j) {
@@ -443,11 +453,24 @@ template <class T> class Model {
 
   private:
     void zero_grad(Work& w) {
+        w.fresh.assign(nm_ + 1, 0);
         for (int j = 1; j <= nm_; ++j) {
-            std::memset(w.gWT[j].data(), 0, sizeof(T) * ip_[j] * op_[j]);
+            if (out_major(j) && !small_out(j))
+                w.fresh[j] = 1;  // written by its first product
+            else
+                std::memset(w.gWT[j].data(), 0, sizeof(T) * ip_[j] * op_[j]);
             std::memset(w.gb[j].data(), 0, sizeof(T) * op_[j]);
         }
         std::fill(w.gB.begin(), w.gB.end(), T(0));
+    }
+
+    // Zero what no chunk wrote (a thread or term without points).
+    void finish_grad(Work& w) {
+        for (int j = 1; j <= nm_; ++j)
+            if (w.fresh[j]) {
+                std::memset(w.gWT[j].data(), 0, sizeof(T) * ip_[j] * op_[j]);
+                w.fresh[j] = 0;
+            }
     }
 
     // ---------------------------------------------------------------- fixed stream counts
@@ -836,11 +859,13 @@ template <class T> class Model {
         const int F = sp.F(), ldo = op_[j], R = sp.S() * cn;
         T* gWT = w.gWT[j].data();
         if (in) {
-            // gW^T (in x out) += H^T Z̄: A = H read transposed.
-            if (small_out(j))
-                small_out_grad<T>(R, ow_[j], iw_[j], in, ip_[j], G, ldo, gWT, ldo);
-            else
-                gemm<T>(iw_[j], gemm_cols<T>(ow_[j]), R, in, 1, ip_[j], G, ldo, gWT, ldo, true);
+            // gW (out x in) += Z̄ᵀ H: A = Z̄ read transposed.
+            if (small_out(j)) {
+                small_out_grad<T>(R, ow_[j], iw_[j], in, ip_[j], G, ldo, gWT, ip_[j]);
+            } else {
+                gemm<T>(ow_[j], gemm_cols<T>(iw_[j]), R, G, 1, ldo, in, ip_[j], gWT, ip_[j], !w.fresh[j]);
+                w.fresh[j] = 0;
+            }
         } else if (tm.d <= kRawSums) {
             raw_input_grad(tm, i0, cn, G, ldo, gWT, w.gb[j].data());
             return;
@@ -1094,6 +1119,7 @@ template <class T> class Model {
                 }
             }
         }
+        if (grad) finish_grad(w);
     }
 
     void sweep(const Term<T>& tm, Mode mode, SweepOut<T>& out, int nthreads) {
@@ -1143,11 +1169,17 @@ template <class T> class Model {
             for (std::size_t q = 0; q < work_[0].gB.size(); ++q) work_[0].gB[q] += work_[t].gB[q];
         }
         for (int j = 1; j <= nm_; ++j) {
-            const int out_w = ow_[j], in_w = iw_[j], po = op_[j];
+            const int out_w = ow_[j], in_w = iw_[j], po = op_[j], pi = ip_[j];
             const T* gWT = work_[0].gWT[j].data();
             T* gW = out.grad + w_off_[j];
-            for (int o = 0; o < out_w; ++o)
-                for (int k = 0; k < in_w; ++k) gW[static_cast<std::size_t>(o) * in_w + k] = gWT[static_cast<std::size_t>(k) * po + o];
+            if (out_major(j)) {
+                for (int o = 0; o < out_w; ++o)
+                    std::memcpy(gW + static_cast<std::size_t>(o) * in_w, gWT + static_cast<std::size_t>(o) * pi, sizeof(T) * in_w);
+            } else {
+                for (int o = 0; o < out_w; ++o)
+                    for (int k = 0; k < in_w; ++k)
+                        gW[static_cast<std::size_t>(o) * in_w + k] = gWT[static_cast<std::size_t>(k) * po + o];
+            }
             std::memcpy(out.grad + b_off_[j], work_[0].gb[j].data(), sizeof(T) * out_w);
         }
         if (arch_.trainable) std::memcpy(out.grad + B_off_, work_[0].gB.data(), sizeof(T) * work_[0].gB.size());

@@ -298,10 +298,11 @@ inline void small_out_adjoint(int R, int m, int ld_in, const T* G, std::ptrdiff_
         }
     }
 }
-// gWT[k, o] += Σ_r H[r, k] G[r, o] for o < m.
+// gW[o, k] += Σ_r G[r, o] H[r, k] for o < m, gW rows of ldw >= n_in rounded up to the vector
+// width (64-byte aligned; H's padded columns are zero, so gW's padding stays zero).
 template <class T>
 inline void small_out_grad(int R, int m, int n_in, const T* H, std::ptrdiff_t ldh, const T* G, std::ptrdiff_t ldg,
-                           T* gWT, std::ptrdiff_t ldw) {
+                           T* gW, std::ptrdiff_t ldw) {
     using V = typename Vec<T>::type;
     constexpr int w = Vec<T>::width;
     const int nv = (n_in + w - 1) / w;
@@ -326,16 +327,12 @@ inline void small_out_grad(int R, int m, int n_in, const T* H, std::ptrdiff_t ld
                 const T* h0 = H + r * ldh + v0 * w;
                 for (int v = 0; v < cnt; ++v) a0[v] += g0 * *reinterpret_cast<const V*>(h0 + v * w);
             }
-            for (int v = 0; v < cnt; ++v) {
-                const V s = a0[v] + a1[v];
-                for (int q = 0; q < w; ++q) {
-                    const int k = (v0 + v) * w + q;
-                    if (k < n_in) gWT[k * ldw + o] += s[q];
-                }
-            }
+            for (int v = 0; v < cnt; ++v)
+                *reinterpret_cast<V*>(gW + o * ldw + (v0 + v) * w) += a0[v] + a1[v];
         }
     }
 }
+
 // 1/d for finite d > 0 of normal range: with AVX-512 the 14-bit hardware estimate refined by
 // Newton steps r <- r + r (1 - d r) (two for double: 2^-14 -> 2^-28 -> 2^-56; one for float),
 // within an ulp of the division, in pipelined FMAs instead of a 512-bit divide.
