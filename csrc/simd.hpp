@@ -341,9 +341,9 @@ template <class T> inline typename Vec<T>::type reciprocal(typename Vec<T>::type
 #if defined(__AVX512F__)
     V r;
     if constexpr (sizeof(T) == 8)
-        r = reinterpret_cast<V>(_mm512_rcp14_pd(reinterpret_cast<__m512d>(d)));
+        r = reinterpret_cast<V>(_mm512_maskz_rcp14_pd(__mmask8(0xFF), reinterpret_cast<__m512d>(d)));
     else
-        r = reinterpret_cast<V>(_mm512_rcp14_ps(reinterpret_cast<__m512>(d)));
+        r = reinterpret_cast<V>(_mm512_maskz_rcp14_ps(__mmask16(0xFFFF), reinterpret_cast<__m512>(d)));
     r = r + r * (T(1) - d * r);
     if constexpr (sizeof(T) == 8) r = r + r * (T(1) - d * r);
     return r;
@@ -352,14 +352,16 @@ template <class T> inline typename Vec<T>::type reciprocal(typename Vec<T>::type
 #endif
 }
 
-// Element-wise square root of a vector (one instruction with AVX-512).
+// Element-wise square root of a vector (one instruction with AVX-512). The zero-masking forms
+// (mask all ones: the same instruction) avoid the unmasked intrinsics' deliberately undefined
+// pass-through operand, which GCC reports as maybe-uninitialized at -O1 (the sanitizer build).
 template <class T> inline typename Vec<T>::type sqrt_vec(typename Vec<T>::type x) {
     using V = typename Vec<T>::type;
 #if defined(__AVX512F__)
     if constexpr (sizeof(T) == 8)
-        return reinterpret_cast<V>(_mm512_sqrt_pd(reinterpret_cast<__m512d>(x)));
+        return reinterpret_cast<V>(_mm512_maskz_sqrt_pd(__mmask8(0xFF), reinterpret_cast<__m512d>(x)));
     else
-        return reinterpret_cast<V>(_mm512_sqrt_ps(reinterpret_cast<__m512>(x)));
+        return reinterpret_cast<V>(_mm512_maskz_sqrt_ps(__mmask16(0xFFFF), reinterpret_cast<__m512>(x)));
 #else
     V r;
     for (int q = 0; q < Vec<T>::width; ++q) r[q] = std::sqrt(x[q]);
