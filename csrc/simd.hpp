@@ -337,8 +337,8 @@ inline void small_out_grad(int R, int m, int n_in, const T* H, std::ptrdiff_t ld
 // Newton steps r <- r + r (1 - d r) (two for double: 2^-14 -> 2^-28 -> 2^-56; one for float),
 // within an ulp of the division, in pipelined FMAs instead of a 512-bit divide.
 template <class T> inline typename Vec<T>::type reciprocal(typename Vec<T>::type d) {
-    using V = typename Vec<T>::type;
 #if defined(__AVX512F__)
+    using V = typename Vec<T>::type;
     V r;
     if constexpr (sizeof(T) == 8)
         r = reinterpret_cast<V>(_mm512_maskz_rcp14_pd(__mmask8(0xFF), reinterpret_cast<__m512d>(d)));
