@@ -9,14 +9,15 @@ adjoint jets, weight gradients; bench/README.md). The matmul rate is NumPy's 204
 in the same dtype on the same number of threads (threadpoolctl), best of several, measured
 before and after the steps; the fraction uses the better of the two.
 
-    python bench/width_sweep.py                        # the issue's cases (table 1)
-    python bench/width_sweep.py --sweep                # widths × N × threads × dtypes (table 2)
+    python bench/width_sweep.py                        # the issue's cases (their table)
+    python bench/width_sweep.py --sweep                # widths × N × threads × dtypes (the sweep's table)
     python bench/width_sweep.py --sweep --widths 20,50 --ns 1000 --threads 1 --dtypes float64
     python bench/width_sweep.py --sweep --cpu-time     # on a shared, loaded machine
 
-Networks: the seed case is ``pc.problems.harmonic(n_collocation=50)`` on [1,50,50,50,1]; every
-other row is Burgers (``pc.problems.burgers``, streams u, u_t, u_x, u_xx on the PDE points) with
-three hidden layers of the given width, N PDE points and N/8 (at least 4) IC and BC points.
+Networks: the seed case is ``pc.problems.harmonic(n_collocation=50)`` on [1,50,50,50,1]; the
+other cases are Burgers (``pc.problems.burgers``, streams u, u_t, u_x, u_xx on the PDE points)
+with N PDE points and 256 IC and 256 BC points (its defaults, as in the issue); the sweep's rows
+are Burgers [2, w, w, w, 1] with N PDE points and N/8 (at least 4) IC and BC points.
 Timing: blocks of steps of ≈ 20 ms, the minimum per-step time over the blocks (the least
 disturbed block on a shared machine). Print the load (``uptime``) beside any figure you quote.
 """
@@ -55,7 +56,7 @@ def matmul_rate(dtype, threads, n=2048, repeats=3):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
-    ctx = threadpool_limits(limits=threads, user_api="blas") if threadpool_limits else None
+    limits = threadpool_limits(limits=threads, user_api="blas") if threadpool_limits else None
     try:
         best = np.inf
         for _ in range(repeats):
@@ -63,8 +64,8 @@ def matmul_rate(dtype, threads, n=2048, repeats=3):
             a @ b
             best = min(best, clock() - t)
     finally:
-        if ctx is not None:
-            ctx.unregister() if hasattr(ctx, "unregister") else ctx.__exit__(None, None, None)
+        if limits is not None:
+            limits.restore_original_limits()
     return 2.0 * n ** 3 / best / 1e9
 
 
