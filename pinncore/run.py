@@ -485,7 +485,7 @@ class Run:
             return self._diverged(L, G)
         self._ev, self._ctx = ev, None
         pw_next, w_before = None, self.w_state
-        if self._adapting:
+        if self._adapting and self.scheme.due(step):   # off-period steps build no context
             new = self.scheme.update(w_before, step, self.context)
             if new is not w_before:  # a scheme returns its state as is when nothing changed
                 self.w_state = new
