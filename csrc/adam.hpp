@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstddef>
 
+#include "simd.hpp"
+
 namespace pinncore {
 
 // Returns false, touching nothing, when a gradient entry is NaN or infinite: the trainer then
@@ -33,7 +35,7 @@ bool adam_step(T* params, const T* grads, const double* weights, int n_terms, st
     const T inv_sqrt_c2 = T(1.0 / std::sqrt(c2));
     const T tb1 = T(b1), tb2 = T(b2), te = T(eps);
     constexpr std::size_t B = 256;
-    T g[B];
+    alignas(64) T g[B];
     for (std::size_t q0 = 0; q0 < n; q0 += B) {
         const std::size_t nb = n - q0 < B ? n - q0 : B;
         const T w0 = n_terms > 0 ? T(weights[0]) : T(0);
@@ -46,7 +48,26 @@ bool adam_step(T* params, const T* grads, const double* weights, int n_terms, st
         T* p = params + q0;
         T* mq = m + q0;
         T* vq = v + q0;
-        for (std::size_t j = 0; j < nb; ++j) {
+        // Whole vectors by the refined hardware reciprocal (simd.hpp: within an ulp of the
+        // division); a 512-bit divide beside the square root was half of the step's time
+        // (7.7 µs for 7 801 parameters on Zen 4). The tail is scalar.
+        using V = typename Vec<T>::type;
+        constexpr std::size_t w = Vec<T>::width;
+        std::size_t j = 0;
+        for (; j + w <= nb; j += w) {
+            V mv, vv, pv;
+            const V gv = *reinterpret_cast<const V*>(g + j);
+            std::memcpy(&mv, mq + j, sizeof(V));
+            std::memcpy(&vv, vq + j, sizeof(V));
+            std::memcpy(&pv, p + j, sizeof(V));
+            mv = tb1 * mv + (T(1) - tb1) * gv;
+            vv = tb2 * vv + (T(1) - tb2) * gv * gv;
+            pv -= a * mv * reciprocal<T>(sqrt_vec<T>(vv) * inv_sqrt_c2 + te);
+            std::memcpy(mq + j, &mv, sizeof(V));
+            std::memcpy(vq + j, &vv, sizeof(V));
+            std::memcpy(p + j, &pv, sizeof(V));
+        }
+        for (; j < nb; ++j) {
             const T mj = tb1 * mq[j] + (T(1) - tb1) * g[j];
             const T vj = tb2 * vq[j] + (T(1) - tb2) * g[j] * g[j];
             mq[j] = mj;

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <unistd.h>  // getpid: the worker pool must not wait for threads lost in a fork()
@@ -325,7 +326,11 @@ template <class T> class Model {
         Buffer<T> Ub, Vb;                // encoder adjoints ("modified")
         std::vector<T> om, af;           // the phases Ω (M x d) and seeds a_f (F x M)
         Buffer<T> out, gbar0, gbar1, tmp;
-        std::vector<Buffer<T>> gWT, gb;  // gradient accumulators, packed layout
+        // Gradient accumulators. gWT[j]: in x op_[j] (Wᵀ) for a matrix fed by the raw input jet,
+        // else out x ip_[j] (W, rows padded): see out_major. fresh[j]: gWT[j] not yet written in
+        // this sweep (its first product stores instead of accumulating: no zeroing pass).
+        std::vector<Buffer<T>> gWT, gb;
+        std::vector<char> fresh;
         std::vector<T> gB;               // embedding gradient (M x d)
         std::vector<double> rsum;        // residual scratch (C x cn)
         std::vector<Link> links;         // adjoint_activate: pairs touching each first-order stream
@@ -362,6 +367,16 @@ template <class T> class Model {
     // first layer / encoders only when a trainable embedding is behind them.
     bool needs_input_adjoint(int j) const { return (j >= 2 && j <= L_) || (arch_.trainable && (j == 1 || j > L_)); }
     bool hidden(int j) const { return (j >= 1 && j < L_) || j > L_; }
+    // A narrow output (the output layer, m <= kSmallOut) of a dense chain's matrix with stored
+    // input jets: its products run on whole rows (simd.hpp) instead of through gemm. Wp_[j]
+    // (W with the input padded to ip_[j]) is packed for every such j (needs_input_adjoint).
+    bool small_out(int j) const { return j >= 2 && j <= L_ && ow_[j] <= kSmallOut; }
+    // The weight gradient of a matrix with stored input jets accumulates as gW = Σ z̄ᵀ h (out x
+    // ip_[j], W's own row order): unpacking it is a row copy, where the Wᵀ layout needed a
+    // transposition per term and call (≈ 2 µs of the seed step's fixed cost). A matrix fed by
+    // the raw input jet (d rows, summed in registers) keeps the Wᵀ layout.
+    bool out_major(int j) const { return input_of_is_raw(j) == false; }
+    bool input_of_is_raw(int j) const { return (j == 1 || j > L_) && !emb_; }
 
     void pack(const T* params) {
         for (int j = 1; j <= nm_; ++j) {
@@ -385,14 +400,18 @@ template <class T> class Model {
     int chunk_for(int S) const {
         if (chunk_points > 0) return chunk_points;
         // Keep the stored jets of a chunk (Z and H of every hidden layer, the gated outputs
-        // and the embedding) within ~384 KiB of L2.
+        // and the embedding) within ~768 KiB of L2 (1 MiB per core on Zen 4 and Skylake-X,
+        // more on later Xeons), up to 128 points: against 384 KiB / 64 points, measured in
+        // alternation, Burgers [2,20,20,20,1] N = 8 000 5.97-6.03 -> 5.76-5.77 ms per step,
+        // [2,32x4,1] 15.8 -> 14.8 ms, the seed 137.8 -> 135.9 µs (longer products, fewer
+        // per-chunk set-ups and gradient-tile passes).
         std::size_t per_point = 0;
         for (int j = 1; j <= nm_; ++j) per_point += 2 * static_cast<std::size_t>(op_[j]);
         if (arch_.modified) per_point += static_cast<std::size_t>(L_ + 1) * op_[1];
         if (emb_) per_point += 2 * static_cast<std::size_t>(pad0_) + padM_;
         per_point *= static_cast<std::size_t>(S) * sizeof(T);
-        int c = static_cast<int>((384 * 1024) / std::max<std::size_t>(per_point, 1));
-        return std::max(8, std::min(64, c));
+        int c = static_cast<int>((768 * 1024) / std::max<std::size_t>(per_point, 1));
+        return std::max(8, std::min(128, c));
     }
 
   public:
@@ -438,11 +457,141 @@ template <class T> class Model {
 
   private:
     void zero_grad(Work& w) {
+        w.fresh.assign(nm_ + 1, 0);
         for (int j = 1; j <= nm_; ++j) {
-            std::memset(w.gWT[j].data(), 0, sizeof(T) * ip_[j] * op_[j]);
+            if (out_major(j) && !small_out(j))
+                w.fresh[j] = 1;  // written by its first product
+            else
+                std::memset(w.gWT[j].data(), 0, sizeof(T) * ip_[j] * op_[j]);
             std::memset(w.gb[j].data(), 0, sizeof(T) * op_[j]);
         }
         std::fill(w.gB.begin(), w.gB.end(), T(0));
+    }
+
+    // Zero what no chunk wrote (a thread or term without points).
+    void finish_grad(Work& w) {
+        for (int j = 1; j <= nm_; ++j)
+            if (w.fresh[j]) {
+                std::memset(w.gWT[j].data(), 0, sizeof(T) * ip_[j] * op_[j]);
+                w.fresh[j] = 0;
+            }
+    }
+
+    // ---------------------------------------------------------------- fixed stream counts
+    // The element-wise jet passes with the stream counts as compile-time constants (F, P <= 3:
+    // the value plus up to three directions and three second-order pairs covers 1-D to 3-D
+    // second-order PINNs). With runtime counts every vector paid the stream loops' control and
+    // the adjoint's per-direction link lists (a profile of Burgers at width 20 had the adjoint
+    // pass at 12 % of the step, mostly loop control); unrolled, only the arithmetic and the
+    // loads remain. Same operations in the same order as the generic loops (bitwise equal).
+    template <int N> using IntC = std::integral_constant<int, N>;
+    template <class Op> static bool with_fixed_streams(int F, int P, Op&& op) {
+        if (F > 3 || P > 3) return false;
+        switch (F * 4 + P) {
+            case 0: op(IntC<0>{}, IntC<0>{}); break;
+            case 1: op(IntC<0>{}, IntC<1>{}); break;
+            case 2: op(IntC<0>{}, IntC<2>{}); break;
+            case 3: op(IntC<0>{}, IntC<3>{}); break;
+            case 4: op(IntC<1>{}, IntC<0>{}); break;
+            case 5: op(IntC<1>{}, IntC<1>{}); break;
+            case 6: op(IntC<1>{}, IntC<2>{}); break;
+            case 7: op(IntC<1>{}, IntC<3>{}); break;
+            case 8: op(IntC<2>{}, IntC<0>{}); break;
+            case 9: op(IntC<2>{}, IntC<1>{}); break;
+            case 10: op(IntC<2>{}, IntC<2>{}); break;
+            case 11: op(IntC<2>{}, IntC<3>{}); break;
+            case 12: op(IntC<3>{}, IntC<0>{}); break;
+            case 13: op(IntC<3>{}, IntC<1>{}); break;
+            case 14: op(IntC<3>{}, IntC<2>{}); break;
+            default: op(IntC<3>{}, IntC<3>{}); break;
+        }
+        return true;
+    }
+
+    template <int FC, int PC>
+    static void activate_fixed(T* Z, T* H, const T* bias, const StreamSpec& sp, std::size_t blk, int ld, int ib, int ie) {
+        using V = typename Vec<T>::type;
+        constexpr int vw = Vec<T>::width;
+        std::size_t pa[PC > 0 ? PC : 1], pb[PC > 0 ? PC : 1];
+        for (int p = 0; p < PC; ++p) {
+            pa[p] = (1 + sp.pairs[p][0]) * blk;
+            pb[p] = (1 + sp.pairs[p][1]) * blk;
+        }
+        auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
+        for (int i = ib; i < ie; ++i) {
+            const std::size_t row = static_cast<std::size_t>(i) * ld;
+            for (int k = 0; k < ld; k += vw) {
+                const std::size_t q = row + k;
+                V z = at(Z, q);
+                if (bias) z += *reinterpret_cast<const V*>(bias + k);
+                V s1;
+                const V h = tanh_sech2_vec<T>(z, s1);
+                at(H, q) = h;
+                at(Z, q) = s1;
+                const V s2 = T(-2) * h * s1;
+#pragma GCC unroll 4
+                for (int f = 0; f < FC; ++f) {
+                    const std::size_t o = (1 + f) * blk + q;
+                    at(H, o) = s1 * at(Z, o);
+                }
+#pragma GCC unroll 4
+                for (int p = 0; p < PC; ++p) {
+                    const std::size_t o = (1 + FC + p) * blk + q;
+                    at(H, o) = s2 * at(Z, pa[p] + q) * at(Z, pb[p] + q) + s1 * at(Z, o);
+                }
+            }
+        }
+    }
+
+    template <int FC, int PC>
+    static void adjoint_fixed(T* Z, T* H, T* G, const StreamSpec& sp, std::size_t blk, std::size_t q0, std::size_t n) {
+        using V = typename Vec<T>::type;
+        constexpr int PA = PC > 0 ? PC : 1;
+        std::size_t pa[PA], pb[PA];
+        // cf[f][p]: multiplicity of direction f in pair p (0, 1, or 2 for a repeated direction);
+        // of[f][p]: block offset of the pair's other factor.
+        T cf[FC > 0 ? FC : 1][PA];
+        std::size_t of[FC > 0 ? FC : 1][PA];
+        for (int p = 0; p < PC; ++p) {
+            const int a = sp.pairs[p][0], b = sp.pairs[p][1];
+            pa[p] = (1 + a) * blk;
+            pb[p] = (1 + b) * blk;
+            for (int f = 0; f < FC; ++f) {
+                cf[f][p] = (a != f && b != f) ? T(0) : (a == b ? T(2) : T(1));
+                of[f][p] = (1 + (a == f ? b : a)) * blk;
+            }
+        }
+        auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
+        for (std::size_t q = q0; q < n; q += Vec<T>::width) {
+            const V s1 = at(Z, q), h = at(H, q);
+            const V s2 = T(-2) * h * s1;
+            const V s3 = T(-2) * s1 * (T(1) - T(3) * h * h);
+            V g0 = at(G, q) * s1;
+#pragma GCC unroll 4
+            for (int f = 0; f < FC; ++f) {
+                const std::size_t o = (1 + f) * blk + q;
+                g0 += s2 * at(Z, o) * at(G, o);
+            }
+            V gp[PA];
+#pragma GCC unroll 4
+            for (int p = 0; p < PC; ++p) {
+                const std::size_t o = (1 + FC + p) * blk + q;
+                gp[p] = at(G, o);
+                g0 += (s3 * at(Z, pa[p] + q) * at(Z, pb[p] + q) + s2 * at(Z, o)) * gp[p];
+            }
+            at(G, q) = g0;
+#pragma GCC unroll 4
+            for (int f = 0; f < FC; ++f) {
+                const std::size_t o = (1 + f) * blk + q;
+                V gf = s1 * at(G, o);
+#pragma GCC unroll 4
+                for (int p = 0; p < PC; ++p)
+                    if (cf[f][p] != T(0)) gf += cf[f][p] * s2 * at(Z, of[f][p] + q) * gp[p];
+                at(G, o) = gf;
+            }
+#pragma GCC unroll 4
+            for (int p = 0; p < PC; ++p) at(G, (1 + FC + p) * blk + q) = s1 * gp[p];
+        }
     }
 
     // ---------------------------------------------------------------- forward
@@ -460,6 +609,10 @@ template <class T> class Model {
         const std::size_t blk = static_cast<std::size_t>(cn) * ld;
         T* Z = w.Z[l].data();
         T* H = w.H[l].data();
+        if (with_fixed_streams(F, P, [&](auto fc, auto pc) {
+                activate_fixed<decltype(fc)::value, decltype(pc)::value>(Z, H, bias, sp, blk, ld, ib, ie < 0 ? cn : ie);
+            }))
+            return;
         auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
         for (int i = ib; i < (ie < 0 ? cn : ie); ++i) {
             const std::size_t row = static_cast<std::size_t>(i) * ld;
@@ -495,8 +648,37 @@ template <class T> class Model {
         const int F = sp.F(), ld = op_[j], d = tm.d;
         const T* WT = WT_[j].data();
         if (in) {
-            gemm<T>(sp.S() * cn, gemm_cols<T>(ow_[j]), iw_[j], in, ip_[j], 1, WT, ld, Z, ld, false);
+            if (small_out(j))
+                small_out_forward<T>(sp.S() * cn, ow_[j], iw_[j], in, ip_[j], Wp_[j].data(), ip_[j], Z, ld);
+            else
+                gemm<T>(sp.S() * cn, gemm_cols<T>(ow_[j]), iw_[j], in, ip_[j], 1, WT, ld, Z, ld, false);
             return false;
+        }
+        if (d <= kRawSums) {
+            // Per vector of output units: the bias and the d weight columns in registers, then
+            // every point (the same FMAs in the same order as the loop below).
+            using V = typename Vec<T>::type;
+            const T* X = tm.xhat.data() + static_cast<std::size_t>(i0) * d;
+            for (int o = 0; o < ld; o += Vec<T>::width) {
+                V wk[kRawSums];
+                for (int k = 0; k < d; ++k) wk[k] = *reinterpret_cast<const V*>(WT + static_cast<std::size_t>(k) * ld + o);
+                const V b = *reinterpret_cast<const V*>(B_[j].data() + o);
+                for (int i = 0; i < cn; ++i) {
+                    V z = b;
+                    for (int k = 0; k < d; ++k) z += X[static_cast<std::size_t>(i) * d + k] * wk[k];
+                    *reinterpret_cast<V*>(Z + static_cast<std::size_t>(i) * ld + o) = z;
+                }
+                for (int f = 0; f < F; ++f) {
+                    const int k = sp.first[f];
+                    const V zf = tm.scale[k] * wk[k];
+                    T* Zf = Z + static_cast<std::size_t>(1 + f) * cn * ld + o;
+                    for (int i = 0; i < cn; ++i) *reinterpret_cast<V*>(Zf + static_cast<std::size_t>(i) * ld) = zf;
+                }
+            }
+            if (sp.P() > 0)
+                std::memset(Z + static_cast<std::size_t>(1 + F) * cn * ld, 0,
+                            sizeof(T) * static_cast<std::size_t>(sp.P()) * cn * ld);
+            return true;
         }
         for (int i = 0; i < cn; ++i) {
             T* z = Z + static_cast<std::size_t>(i) * ld;
@@ -581,6 +763,10 @@ template <class T> class Model {
         const std::size_t blk = static_cast<std::size_t>(cn) * ld, n = q1 ? q1 : blk;
         T* Z = w.Z[l].data();
         T* H = w.H[l].data();
+        if (with_fixed_streams(F, P, [&](auto fc, auto pc) {
+                adjoint_fixed<decltype(fc)::value, decltype(pc)::value>(Z, H, G, sp, blk, q0, n);
+            }))
+            return;
         auto at = [](T* base, std::size_t q) -> V& { return *reinterpret_cast<V*>(base + q); };
         // For each first-order stream, the pairs that contain it.
         std::vector<Link>& links = w.links;
@@ -677,8 +863,16 @@ template <class T> class Model {
         const int F = sp.F(), ldo = op_[j], R = sp.S() * cn;
         T* gWT = w.gWT[j].data();
         if (in) {
-            // gW^T (in x out) += H^T Z̄: A = H read transposed.
-            gemm<T>(iw_[j], gemm_cols<T>(ow_[j]), R, in, 1, ip_[j], G, ldo, gWT, ldo, true);
+            // gW (out x in) += Z̄ᵀ H: A = Z̄ read transposed.
+            if (small_out(j)) {
+                small_out_grad<T>(R, ow_[j], iw_[j], in, ip_[j], G, ldo, gWT, ip_[j]);
+            } else {
+                gemm<T>(ow_[j], gemm_cols<T>(iw_[j]), R, G, 1, ldo, in, ip_[j], gWT, ip_[j], !w.fresh[j]);
+                w.fresh[j] = 0;
+            }
+        } else if (tm.d <= kRawSums) {
+            raw_input_grad(tm, i0, cn, G, ldo, gWT, w.gb[j].data());
+            return;
         } else {
             for (int i = 0; i < cn; ++i) {
                 const T* x = tm.xhat.data() + static_cast<std::size_t>(i0 + i) * tm.d;
@@ -699,10 +893,44 @@ template <class T> class Model {
                 }
             }
         }
+        // gb += Σ_i z̄_0,i: column sums in registers, one update of gb per chunk.
+        using V = typename Vec<T>::type;
         T* gb = w.gb[j].data();
-        for (int i = 0; i < cn; ++i) {
-            const T* g = G + static_cast<std::size_t>(i) * ldo;
-            for (int o = 0; o < ldo; ++o) gb[o] += g[o];
+        for (int o = 0; o < ldo; o += Vec<T>::width) {
+            V sb = V{};
+            for (int i = 0; i < cn; ++i) sb += *reinterpret_cast<const V*>(G + static_cast<std::size_t>(i) * ldo + o);
+            *reinterpret_cast<V*>(gb + o) += sb;
+        }
+    }
+
+    // The first layer fed by the raw input jet (x̂, scale_k e_k, 0), d <= kRawSums inputs: per
+    // vector of output units, the chunk's sums Σ_i x̂_ik z̄_0,i, Σ_i z̄_0,i (the bias) and
+    // Σ_i z̄_f,i stay in registers and update gWT and gb once per chunk (per point, the
+    // read-modify-write of d + 1 rows cost more than the FMAs).
+    static constexpr int kRawSums = 8;
+    void raw_input_grad(const Term<T>& tm, int i0, int cn, const T* G, int ldo, T* gWT, T* gb) const {
+        using V = typename Vec<T>::type;
+        const StreamSpec& sp = tm.streams;
+        const int d = tm.d, F = sp.F();
+        const T* X = tm.xhat.data() + static_cast<std::size_t>(i0) * d;
+        auto vat = [](const T* p) { return *reinterpret_cast<const V*>(p); };
+        for (int o = 0; o < ldo; o += Vec<T>::width) {
+            V sx[kRawSums], sb = V{};
+            for (int k = 0; k < d; ++k) sx[k] = V{};
+            for (int i = 0; i < cn; ++i) {
+                const V g = vat(G + static_cast<std::size_t>(i) * ldo + o);
+                sb += g;
+                for (int k = 0; k < d; ++k) sx[k] += X[static_cast<std::size_t>(i) * d + k] * g;
+            }
+            for (int k = 0; k < d; ++k) *reinterpret_cast<V*>(gWT + static_cast<std::size_t>(k) * ldo + o) += sx[k];
+            *reinterpret_cast<V*>(gb + o) += sb;
+            for (int f = 0; f < F; ++f) {
+                V sf = V{};
+                const T* Gf = G + static_cast<std::size_t>(1 + f) * cn * ldo + o;
+                for (int i = 0; i < cn; ++i) sf += vat(Gf + static_cast<std::size_t>(i) * ldo);
+                const int k = sp.first[f];
+                *reinterpret_cast<V*>(gWT + static_cast<std::size_t>(k) * ldo + o) += tm.scale[k] * sf;
+            }
         }
     }
 
@@ -749,7 +977,10 @@ template <class T> class Model {
             vis.block(l, G, input_of(w, l));
             if (l >= 2) {
                 const int ldi = op_[l - 1];
-                gemm<T>(R, gemm_cols<T>(ow_[l - 1]), ow_[l], G, op_[l], 1, Wp_[l].data(), ldi, Gnext, ldi, false);
+                if (small_out(l))
+                    small_out_adjoint<T>(R, ow_[l], ldi, G, op_[l], Wp_[l].data(), ldi, Gnext, ldi);
+                else
+                    gemm<T>(R, gemm_cols<T>(ow_[l - 1]), ow_[l], G, op_[l], 1, Wp_[l].data(), ldi, Gnext, ldi, false);
                 if (arch_.modified) {
                     // Row by row: the gate's z̄ goes through the activation while in L1.
                     const std::size_t blk = static_cast<std::size_t>(cn) * ldi;
@@ -892,6 +1123,7 @@ template <class T> class Model {
                 }
             }
         }
+        if (grad) finish_grad(w);
     }
 
     void sweep(const Term<T>& tm, Mode mode, SweepOut<T>& out, int nthreads) {
@@ -941,11 +1173,17 @@ template <class T> class Model {
             for (std::size_t q = 0; q < work_[0].gB.size(); ++q) work_[0].gB[q] += work_[t].gB[q];
         }
         for (int j = 1; j <= nm_; ++j) {
-            const int out_w = ow_[j], in_w = iw_[j], po = op_[j];
+            const int out_w = ow_[j], in_w = iw_[j], po = op_[j], pi = ip_[j];
             const T* gWT = work_[0].gWT[j].data();
             T* gW = out.grad + w_off_[j];
-            for (int o = 0; o < out_w; ++o)
-                for (int k = 0; k < in_w; ++k) gW[static_cast<std::size_t>(o) * in_w + k] = gWT[static_cast<std::size_t>(k) * po + o];
+            if (out_major(j)) {
+                for (int o = 0; o < out_w; ++o)
+                    std::memcpy(gW + static_cast<std::size_t>(o) * in_w, gWT + static_cast<std::size_t>(o) * pi, sizeof(T) * in_w);
+            } else {
+                for (int o = 0; o < out_w; ++o)
+                    for (int k = 0; k < in_w; ++k)
+                        gW[static_cast<std::size_t>(o) * in_w + k] = gWT[static_cast<std::size_t>(k) * po + o];
+            }
             std::memcpy(out.grad + b_off_[j], work_[0].gb[j].data(), sizeof(T) * out_w);
         }
         if (arch_.trainable) std::memcpy(out.grad + B_off_, work_[0].gB.data(), sizeof(T) * work_[0].gB.size());

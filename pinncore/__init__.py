@@ -8,13 +8,17 @@ one file per idea (tests/test_module_map.py checks this map against the files):
     embedding       pc.FourierFeatures, pc.Periodic (input embeddings), the architecture spec
     layout          the flat parameter layout: block offsets and shapes, weight mask, views
     reference       the NumPy twin of the kernel (backend="numpy"), the test oracle
-    residual        the residual tracer: Python functions -> polynomial tables over jets
+    residual        the residual language: expressions, symbolic derivatives, the function registry
+    fields          the symbols a residual receives (x, u, u.t, ...) and tracing a residual function
+    table           a traced residual lowered at points into a term table, and its evaluation
+    unknown         pc.Unknown: unknown coefficients of residuals, trained with the network
     lowering        a problem's lowering: traced tables, kernel data, fused and fallback evaluations
     problem         pc.Problem / pc.Term: the declarative problem and its public evaluation calls
     metrics         predictions at any points, exact values, rel-L2
     problems        the problem library (each problem registers in registry.problems)
     geometry        domains: Box, Disk, Polygon, CSG, sampling, normals, grids
     conditions      Dirichlet, Neumann, Robin, initial, periodic and data terms
+    inverse         the library's inverse problems (burgers_inverse: λ1, λ2 from data)
     registry        the registries of optimizers, weighting schemes and library problems
     objective       what an optimizer sees: Σ λ_a L_a, residuals and Jacobian at given parameters
     optim           the optimizer interface; Adam (fused, compiled) and L-BFGS (strong Wolfe)
@@ -63,6 +67,7 @@ from .lm import LevenbergMarquardt
 from .bfgs import BFGS
 from .run import Run, TrainResult
 from .state import load_state
+from .unknown import Unknown
 from .trainer import train
 from .solve import solve
 from .weighting import NTK, Balanced, Fixed, GradNorm, ReLoBRaLo, SelfAdaptive, Weighting
@@ -77,7 +82,7 @@ __all__ = [
     "diagnose", "Diagnosis", "LossBalanceWarning",
     "set_num_threads", "get_num_threads",
     "FourierFeatures", "Periodic",
-    "sweep", "SweepResult",
+    "sweep", "SweepResult", "Unknown",
 ]
 
 # The residual language's elementwise functions (pc.sin, pc.exp, pc.abs, ...): one registry

@@ -340,6 +340,8 @@ def _cmd_train(args):
         f"{result.rel_l2:.3e} ({verdict(result.rel_l2, result.status, result.history)})"
     weights = ", ".join(f"{k}={v:.3g}" for k, v in result.weights.items())
     print(f"{result.status} at step {result.step} in {result.wall_time:.2f} s: rel-L2 {err}; weights {weights}")
+    if result.unknowns:   # the identified coefficients of an inverse problem (pc.Unknown)
+        print("unknowns " + ", ".join(f"{k}={v:.8g}" for k, v in result.unknowns.items()))
     if result.message and args.quiet:  # verbose training already printed it
         print(result.message, file=sys.stderr)
     print("wrote " + ", ".join(paths))

@@ -43,7 +43,8 @@ import numbers
 import numpy as np
 
 from .problem import Term
-from .residual import Expr, coordinate_names, field_label, pointwise
+from .fields import coordinate_names, field_label
+from .residual import Expr, pointwise
 
 __all__ = ["dirichlet", "neumann", "robin", "initial", "periodic", "data", "PairedTerm"]
 

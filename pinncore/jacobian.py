@@ -190,7 +190,7 @@ class Linearization:
         if a not in self._dr:
             lw = self.jac.problem.lowering.terms[a]
             J, Jv = self.jac.problem.lowering.table_jets(lw, self.be, self.params, self.jac.data[a])
-            r, dr = lw.table.evaluate(Jv)
+            r, dr = self.jac.problem.lowering.evaluate_table(lw, Jv)
             self._dr[a] = (J, r, dr)
         return self._dr[a]
 

@@ -4,6 +4,9 @@
 (docs/design.md §4). ``Layout`` gives each block's offset and shape, the parameter count, the
 weight mask (True on weight-matrix entries, which GradNorm's statistics use) and views of the
 blocks; the network, the NumPy twin, the saved-state checks and the schemes all ask it.
+With unknown coefficients (``pc.Unknown``), the optimizer's vector continues after the
+network's ``n_params`` entries with one raw parameter per unknown (pinncore.unknown;
+docs/design.md §4); the network's blocks keep their offsets.
 
 >>> lay = Layout([1, 2, 1])
 >>> lay.n_params, [(b.name, b.offset, b.shape) for b in lay.blocks]

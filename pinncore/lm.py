@@ -252,7 +252,8 @@ class LevenbergMarquardt(_optim.Optimizer):
             return "stopped: non-finite Jacobian at the current point"
         if 2.0 * float(np.abs(g).max(initial=0.0)) <= self.gtol:
             return "converged: gradient below gtol"
-        theta = np.asarray(params, dtype=np.float64)
+        # a copy: evaluating a trial may write it into ``params`` (an objective's own storage)
+        theta = np.array(params, dtype=np.float64)
         step_tol = self.xtol * (float(np.linalg.norm(theta)) + self.xtol)
         accelerate = self.geodesic and jac is not None and system["kind"] != "cg"
         for _ in range(self.max_trials):
@@ -282,6 +283,7 @@ class LevenbergMarquardt(_optim.Optimizer):
                 state["accepted"] += 1
                 state["stall"] = state["stall"] + 1 if F - F_new <= self.ftol * F else 0
                 break
+            params[:] = theta.astype(params.dtype)   # back at the current point
             if self._reject(state):
                 return "stopped: damping above mu_max (no step reduces the loss)"
         state["iteration"] += 1
@@ -354,6 +356,8 @@ class LevenbergMarquardt(_optim.Optimizer):
         point weights), rebuilt when those change; None for an objective that only offers
         ``residual_jacobian(params)``."""
         if not all(hasattr(objective, k) for k in ("problem", "net", "weights", "point_weights")):
+            return None
+        if getattr(objective, "n_unknowns", 0):   # unknowns' columns: the objective's dense (r, [J | J_u])
             return None
         pw = objective.point_weights
         key = (id(objective.problem), id(objective.net), np.asarray(objective.weights, dtype=np.float64).tobytes(),

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import residual as _residual
+from . import table as _table
 from .network import TermData, stream_plan
+from .unknown import Unknowns
 
 __all__ = ["Lowering", "LoweredTerm", "term_loss"]
 
@@ -46,12 +47,13 @@ class LoweredTerm:
 
     name: str
     points: np.ndarray
-    table: object             # residual.Table
+    table: object             # table.Table
     first: list
     pairs: list
     var_stream: list          # stream index of each table variable
     var_out: list             # network output of each table variable
     paired: int = 0           # > 0: a loss over r(x_j) - r(x_{paired+j}), point pairs (periodic terms)
+    unknown_index: list = None   # position in the lowering's unknowns of each of the table's unknowns
 
     @property
     def n(self):
@@ -76,25 +78,60 @@ class Lowering:
     (name, points, residual, paired) for paired terms (``pinncore.conditions.periodic``).
     """
 
-    def __init__(self, inputs, outputs, scale, shift, transform, terms):
+    def __init__(self, inputs, outputs, scale, shift, transform, terms, unknowns=()):
         self.inputs, self.outputs, self.scale, self.shift, self.transform = inputs, outputs, scale, shift, transform
-        self.terms = [self.lower(*t) for t in terms]
-        self._cache, self._predict_cache = {}, {}
+        lowered = [_table.trace(t[2], inputs, outputs, t[1], transform=transform, name=t[0]) for t in terms]
+        self.unknowns = self._collect_unknowns(lowered, unknowns)
+        self.theta = np.array([u.init for u in self.unknowns], dtype=np.float64)   # their values here
+        self.terms = [self.lower(*t, table=tb) for t, tb in zip(terms, lowered)]
+        self._cache, self._predict_cache, self._base = {}, {}, None
 
-    def lower(self, name, points, fn, paired=0):
-        """Trace ``fn`` on ``points`` into a ``LoweredTerm``."""
-        table = _residual.trace(fn, self.inputs, self.outputs, points, transform=self.transform, name=name)
+    def _collect_unknowns(self, tables, declared):
+        """The problem's unknowns: those declared (each must be used), then the others in creation
+        order; none may sit in the transform (the fields must not depend on them)."""
+        found = sorted({id(u): u for tb in tables for u in tb.unknowns}.values(), key=lambda u: u.serial)
+        used = {id(u) for u in found}
+        for u in declared:
+            if id(u) not in used:
+                raise ValueError(f"unknown {u.name!r} is not used by any residual; write it into a term's "
+                                 f"residual or leave it out")
+        if self.transform is not None:
+            probe = _table.trace(lambda x, *u: list(u), self.inputs, self.outputs,
+                                 np.zeros((0, len(self.inputs))), transform=self.transform, name="transform")
+            if probe.unknowns:
+                raise ValueError(f"unknown {probe.unknowns[0].name!r} appears in the transform; unknowns may "
+                                 f"only appear in residuals (the fields must not depend on them)")
+        ordered = {id(u): u for u in list(declared) + found}
+        return Unknowns(ordered.values())
+
+    def bind(self, theta):
+        """A Lowering with the unknowns at values ``theta`` (U,): the kernel data of the terms that
+        use them carry θ in their monomial coefficients; the other terms' data are shared."""
+        other = Lowering.__new__(Lowering)
+        other.__dict__.update(self.__dict__)
+        other.theta = np.array(theta, dtype=np.float64).reshape(len(self.unknowns))
+        other._cache, other._base = {}, self._base or self
+        return other
+
+    def lower(self, name, points, fn, paired=0, table=None):
+        """Trace ``fn`` on ``points`` into a ``LoweredTerm`` (``table``: already traced)."""
+        if table is None:
+            table = _table.trace(fn, self.inputs, self.outputs, points, transform=self.transform, name=name)
+        for u in table.unknowns:
+            if u not in self.unknowns:
+                raise ValueError(f"unknown {u.name!r} in term {name!r} is not one of the problem's unknowns "
+                                 f"{self.unknowns.names}")
         derivs = sorted({v[1] for v in table.vars}, key=lambda m: (len(m), m))
         first, pairs, index = stream_plan(derivs)
         return LoweredTerm(name=name, points=points, table=table, first=first, pairs=pairs,
                            var_stream=[index[v[1]] for v in table.vars], var_out=[v[0] for v in table.vars],
-                           paired=int(paired))
+                           paired=int(paired), unknown_index=[self.unknowns.index(u) for u in table.unknowns])
 
     def replaced(self, name, points, fn, paired=0):
         """A new Lowering with term ``name`` re-traced on ``points`` (the others are shared)."""
         other = Lowering.__new__(Lowering)
         other.inputs, other.outputs, other.scale, other.shift = self.inputs, self.outputs, self.scale, self.shift
-        other.transform = self.transform
+        other.transform, other.unknowns, other.theta, other._base = self.transform, self.unknowns, self.theta, None
         other.terms = [self.lower(name, points, fn, paired) if lt.name == name else lt for lt in self.terms]
         other._cache, other._predict_cache = {}, self._predict_cache
         return other
@@ -115,12 +152,15 @@ class Lowering:
         n = points.shape[0]
         if tb.polynomial:
             comp, off, fs, fo, coef = [], [0], [], [], []
+            V, theta = len(tb.vars), self.theta[lt.unknown_index]
             for c, factors, cf in tb.monomials:
                 comp.append(c)
-                fs += [lt.var_stream[v] for v in factors]
-                fo += [lt.var_out[v] for v in factors]
+                jets = [v for v in factors if v < V]   # unknown factors (v >= V) scale the coefficient
+                fs += [lt.var_stream[v] for v in jets]
+                fo += [lt.var_out[v] for v in jets]
                 off.append(len(fs))
-                coef.append(np.broadcast_to(np.asarray(cf, dtype=np.float64), (n,)))
+                scale = np.prod([theta[v - V] for v in factors if v >= V])
+                coef.append(np.broadcast_to(np.asarray(cf * scale, dtype=np.float64), (n,)))
             kw.update(comp=np.asarray(comp, np.int32), fac_off=np.asarray(off, np.int32),
                       fac_stream=np.asarray(fs, np.int32), fac_out=np.asarray(fo, np.int32),
                       coef=np.asarray(coef, dtype=np.float64).reshape(len(comp), n))
@@ -130,7 +170,9 @@ class Lowering:
         """Every term's ``TermData`` in ``dtype``, built once."""
         key = np.dtype(dtype).char
         if key not in self._cache:
-            self._cache[key] = [self.termdata(lt, lt.points, dtype) for lt in self.terms]
+            shared = self._base.data(dtype) if self._base is not None else None
+            self._cache[key] = [shared[a] if shared is not None and not lt.unknown_index
+                                else self.termdata(lt, lt.points, dtype) for a, lt in enumerate(self.terms)]
         return self._cache[key]
 
     def check_point_weights(self, point_weights, dtype):
@@ -192,6 +234,49 @@ class Lowering:
             if lt.var_stream else np.zeros((0, td.xhat.shape[0]))
         return J, Jv
 
+    def evaluate_table(self, lt, Jv):
+        """``lt.table.evaluate`` with the table's unknowns at this lowering's values θ: r (C, N) and
+        dr (C, V + U_a, N), the last U_a rows ∂r/∂θ of the term's own unknowns."""
+        return lt.table.evaluate(Jv, self.theta[lt.unknown_index])
+
+    def unknown_derivatives(self, a, net, p):
+        """(r, ∂r/∂θ) of term a over its loss rows: (C, n) and (C, U_a, n) in float64 (pair
+        differences for a paired term), from one kernel forward pass and the NumPy table."""
+        lt = self.terms[a]
+        _, Jv = self.table_jets(lt, net.backend, p, self.data(net.dtype)[a])
+        r, dr = self.evaluate_table(lt, Jv)
+        du = dr[:, len(lt.table.vars):, :]
+        M = lt.paired
+        return (r[:, :M] - r[:, M:], du[..., :M] - du[..., M:]) if M else (r, du)
+
+    def unknown_grads(self, net, p, point_weights=None):
+        """∂L_a/∂θ_j (T, U) float64 at network parameters ``p``: exactly Σ_c Σ_i (2 w_i / N_a) r_c,i
+        ∂r_c,i/∂θ_j, where ∂r/∂θ_j is the table's sum of coef·m_k over the monomials holding θ_j
+        (the loss definition of ``term_loss``, differentiated in the coefficient)."""
+        pw = [None] * len(self.terms) if point_weights is None else point_weights
+        G = np.zeros((len(self.terms), len(self.unknowns)))
+        for a, lt in enumerate(self.terms):
+            if not lt.unknown_index:
+                continue
+            r, du = self.unknown_derivatives(a, net, p)
+            w = 1.0 if pw[a] is None else np.asarray(pw[a], dtype=np.float64)
+            G[a, lt.unknown_index] = np.einsum("cn,cun->u", 2.0 * w * r / max(lt.n_loss, 1), du)
+        return G
+
+    def unknown_rows(self, net, p, scales):
+        """∂r/∂θ (rows, U) float64 of the stacked residual vector of ``pinncore.jacobian`` (rows: term,
+        component, point; term a scaled by ``scales[a]`` (n_a,)): the unknowns' Jacobian columns."""
+        blocks = []
+        for a, lt in enumerate(self.terms):
+            C, n = lt.table.n_components, lt.n_loss
+            block = np.zeros((C * n, len(self.unknowns)))
+            if lt.unknown_index:
+                _, du = self.unknown_derivatives(a, net, p)
+                s = np.asarray(scales[a], dtype=np.float64)
+                block[:, lt.unknown_index] = (du * s).transpose(0, 2, 1).reshape(C * n, -1)
+            blocks.append(block)
+        return np.concatenate(blocks) if blocks else np.zeros((0, len(self.unknowns)))
+
     def table_adjoint(self, lt, J, seed, dr):
         """∂/∂J of Σ_c seed_c·r_c: the output-jet adjoint (S, N, m) from ∂r/∂J (C, V, N)."""
         adj = np.zeros(J.shape, dtype=np.float64)
@@ -203,7 +288,7 @@ class Lowering:
         """Non-polynomial residual: kernel forward, NumPy residual with exact ∂r/∂J, kernel backward."""
         lt = self.terms[a]
         J, Jv = self.table_jets(lt, be, p, td)
-        r, dr = lt.table.evaluate(Jv)
+        r, dr = self.evaluate_table(lt, Jv)
         M = lt.paired
         if M:   # periodic pairs: the loss is over R_j = r(x_j) − r(x_{M+j}), seeded back to both points
             r = r[:, :M] - r[:, M:]
@@ -228,7 +313,7 @@ class Lowering:
                 continue
             lt = self.terms[a]
             J, Jv = self.table_jets(lt, be, p, data[a])
-            _, dr = lt.table.evaluate(Jv)
+            _, dr = self.evaluate_table(lt, Jv)
             total = np.zeros(lt.n, dtype=net.dtype)
             for c in range(lt.table.n_components):
                 seed = np.zeros((lt.table.n_components, lt.n))

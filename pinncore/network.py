@@ -251,6 +251,26 @@ class MLP:
             raise TypeError(f"params must be a 1-D {self.dtype} array of length {self.n_params}, got None")
         self._params[...] = self.check_params(value, "params")
 
+    def share_params(self, storage):
+        """Keep the parameters in ``storage`` from now on (its current values are overwritten with
+        the net's): a C-contiguous, writeable 1-D array of the net's dtype and length
+        ``n_params``, e.g. the head of a run's flat vector that holds a problem's unknowns after
+        the network's parameters (``pinncore.unknown``), so the kernel reads what the optimizer
+        writes without a copy.
+
+        >>> import numpy as np, pinncore as pc
+        >>> net = pc.MLP([1, 2, 1]); flat = np.zeros(net.n_params + 1)
+        >>> net.share_params(flat[:net.n_params]); flat[0] = 5.0; float(net.params[0])
+        5.0
+        """
+        arr = storage
+        if not (isinstance(arr, np.ndarray) and arr.dtype == self.dtype and arr.shape == (self.n_params,)
+                and arr.flags.c_contiguous and arr.flags.writeable):
+            raise ValueError(f"storage must be a writeable C-contiguous {self.dtype} array of shape "
+                             f"({self.n_params},)")
+        arr[...] = self._params
+        self._params = arr
+
     @property
     def n_params(self):
         return self._params.size

@@ -149,6 +149,31 @@ def history_axes(history, ax_loss, ax_weight, ax_grad):
         ax.legend(fontsize=7)
 
 
+def unknown_columns(history):
+    """The history's ``unknown:<name>`` columns (a run of a problem with ``pc.Unknown`` coefficients).
+
+    >>> from pinncore.history import History
+    >>> h = History(["pde"]); h.append({"step": 0, "pde_loss": 1.0, "unknown:nu": 0.05})
+    >>> unknown_columns(h)
+    ['unknown:nu']
+    """
+    return [k for k in history.columns if k.startswith("unknown:")]
+
+
+def unknown_axes(history, ax, true=None):
+    """Each unknown coefficient's value against the step on ``ax`` (``true``: {name: value} drawn
+    as dotted lines, e.g. the coefficients the data were generated with)."""
+    steps = history["step"]
+    for i, col in enumerate(unknown_columns(history)):
+        name = col.split(":", 1)[1]
+        ax.plot(steps, np.asarray(history[col], dtype=float), color=f"C{i % 10}", label=name)
+        if true and name in true:
+            ax.axhline(true[name], color=f"C{i % 10}", ls=":", lw=1.0)
+    ax.set_title("unknown coefficients")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=7)
+
+
 def _grid(problem, n):
     d = len(problem.inputs)
     axes = [np.linspace(*problem.domain[k], n if i < 2 else 1) for i, k in enumerate(problem.inputs)]
@@ -204,9 +229,12 @@ def solution_axes(fig, spec, problem, net):
 def train_figure(problem, result, path, title=None):
     """Loss / weight / gradient-norm histories and the solution of a training run. Returns ``path``."""
     two_d = len(problem.inputs) >= 2
-    fig = _figure((15, 8.5) if two_d else (13, 8))
-    gs = fig.add_gridspec(2, 3)
+    unknowns = bool(unknown_columns(result.history))   # an inverse problem: a panel for its coefficients
+    fig = _figure(((19 if unknowns else 15), 8.5) if two_d else ((17 if unknowns else 13), 8))
+    gs = fig.add_gridspec(2, 4 if unknowns else 3)
     history_axes(result.history, fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1]), fig.add_subplot(gs[0, 2]))
+    if unknowns:
+        unknown_axes(result.history, fig.add_subplot(gs[0, 3]))
     solution_axes(fig, gs[1, :], problem, result.net)
     err = "" if result.rel_l2 is None else f", rel-L2 {result.rel_l2:.2e}"
     fig.suptitle(title or f"{problem.inputs} -> {problem.outputs}: {result.status} at step {result.step}{err}")

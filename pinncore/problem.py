@@ -120,7 +120,7 @@ class Problem:
     origin = None
     geometry = None
 
-    def __init__(self, inputs, outputs, terms, domain, exact=None, test_points=None, transform=None):
+    def __init__(self, inputs, outputs, terms, domain, exact=None, test_points=None, transform=None, unknowns=()):
         self.inputs = self._names(inputs, "inputs")
         self.outputs = self._names(outputs, "outputs")
         if not 1 <= len(self.inputs) <= 4:
@@ -159,7 +159,14 @@ class Problem:
         self.term_names = list(self.terms)
         self.lowering = Lowering(self.inputs, self.outputs, self.scale, self.shift, transform,
                                  [(name, t.points, t.residual, t.paired)
-                                  for name, t in self.terms.items()])
+                                  for name, t in self.terms.items()], self._declared(unknowns))
+        # Unknown coefficients (pc.Unknown) found in the residuals: trained after the network's
+        # parameters (pinncore.unknown); their names key result.unknowns and history columns.
+        self.unknowns = self.lowering.unknowns
+        for name in self.unknowns.names:
+            if name in self.terms or name in self.outputs or name in self.inputs:
+                what = "term" if name in self.terms else "output" if name in self.outputs else "input"
+                raise ValueError(f"unknown {name!r} has the name of a {what}; give it another name")
         # Prediction: the fields themselves (through the transform), on demand at any points.
         if test_points is None:
             tp = _default_grid(self.domain, self.inputs)
@@ -177,6 +184,15 @@ class Problem:
         self.exact = exact
 
     # -- construction helpers -----------------------------------------------------------
+    @staticmethod
+    def _declared(unknowns):
+        from .unknown import Unknown
+        items = [unknowns] if isinstance(unknowns, Unknown) else list(unknowns or ())
+        for u in items:
+            if not isinstance(u, Unknown):
+                raise TypeError(f"unknowns must be pc.Unknown objects, got {type(u).__name__}")
+        return items
+
     @staticmethod
     def _names(names, what):
         if isinstance(names, str):
@@ -381,6 +397,33 @@ class Problem:
         other.lowering = self.lowering.replaced(term, new.points, new.residual, paired)
         return other
 
+    def with_unknowns(self, values):
+        """A copy of the problem with its unknowns at ``values`` (U,) (or a dict name -> value;
+        missing ones at their inits): losses, gradients and Jacobians then use them.
+
+        >>> import numpy as np, pinncore as pc
+        >>> c = pc.Unknown("c", 0.5)
+        >>> p = pc.Problem(["t"], ["u"], {"pde": pc.Term(np.zeros((1, 1)), lambda x, u: u - c)}, {"t": (0, 1)})
+        >>> net = pc.MLP([1, 4, 1])
+        >>> round(float(p.with_unknowns([2.0]).residuals(net)["pde"][0, 0] - p.residuals(net)["pde"][0, 0]), 12)
+        -1.5
+        """
+        names = self.unknowns.names
+        if isinstance(values, dict):
+            extra = sorted(set(values) - set(names))
+            if extra:
+                raise ValueError(f"values name unknowns {extra} the problem does not have; its unknowns are {names}")
+            values = [values.get(k, u.init) for k, u in zip(names, self.unknowns)]
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != (len(names),) or not np.isfinite(v).all():
+            raise ValueError(f"values must be {len(names)} finite numbers (unknowns {names}), got {values!r}")
+        bad = [k for k, u, x in zip(names, self.unknowns, v) if u.positive and x <= 0]
+        if bad:
+            raise ValueError(f"unknown {bad[0]!r} is positive; got the value {v[names.index(bad[0])]!r}")
+        other = copy.copy(self)
+        other.lowering = self.lowering.bind(v)
+        return other
+
     def residual_at(self, net, term, points, params=None):
         """Residuals (C, N) of term ``term``'s residual at any ``points``: one kernel forward
         pass, no gradient (adaptive resampling scores candidate points with it).
@@ -400,7 +443,7 @@ class Problem:
         lt = low.lower(term, pts, fn)
         p = net.check_params(params) if params is not None else net.params
         _, Jv = low.table_jets(lt, net.backend, p, low.termdata(lt, pts, net.dtype))
-        return lt.table.evaluate(Jv)[0]
+        return low.evaluate_table(lt, Jv)[0]
 
     def __repr__(self):
         terms = ", ".join(f"{k}: {lt.n} pts" for k, lt in zip(self.term_names, self.lowering.terms))

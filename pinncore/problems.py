@@ -993,6 +993,9 @@ class _Library(collections.abc.MutableMapping):
 
 REGISTRY = _Library()
 
+# The library's inverse problems register beside their definitions (pinncore/inverse.py).
+from .inverse import burgers_inverse  # noqa: E402,F401
+
 
 def get(name, **kw):
     """Build the problem registered as ``name`` (``registry.problems``) with keyword arguments ``kw``.

@@ -219,7 +219,8 @@ class _Resampler(Observer):
         problem = run.problem
         old = problem.terms[self.term].points
         cand = self.candidates(problem, count)
-        eps = residual_norm(problem.residual_at(run.net, self.term, cand))
+        # at the unknown coefficients' current values (pc.Unknown), if the problem has any
+        eps = residual_norm(run.objective.current_problem().residual_at(run.net, self.term, cand))
         rng = np.random.default_rng([self.seed, count, 1])
         new, keep = self.select(old, cand, eps, rng)
         run.w_state = carry_point_states(run.w_state, self.term, old, new, problem.scale, keep)
@@ -234,7 +235,7 @@ class _Resampler(Observer):
             # old objective: the phase restarts with a fresh optimizer of the same settings
             opt = run.optimizer
             run.optimizer = type(opt)(**opt.config())
-            run.opt_state = run.optimizer.init(run.net.params)
+            run.opt_state = run.optimizer.init(run.params)   # the flat vector (unknowns after the net)
         self.events.append({"step": count, "term": self.term, "n_points": int(new.shape[0]),
                             "max_residual": float(eps.max()), "mean_residual": float(eps.mean())})
         return None

@@ -49,6 +49,7 @@ from .objective import Objective
 from .observers import Observer, Printer
 from .progress import Progress
 from .problem import Problem
+from .unknown import flat_vector, saved_unknowns
 from .state import STATE_KIND, check_like, check_state, load_state, optimizer_state
 
 __all__ = ["Run", "TrainResult"]
@@ -58,13 +59,14 @@ class TrainResult:
     """What a run returns: the trained ``net``, its ``history``, the final ``rel_l2`` (None
     without an exact solution), ``wall_time`` (s), final ``weights``, ``status``
     ("completed" | "converged" | "stopped" | "cancelled" | "interrupted" | "diverged"), a
-    ``message`` and the global ``step``. ``save(path)`` writes the full training state (no
+    ``message``, the global ``step`` and ``unknowns`` ({name: value} of the problem's
+    ``pc.Unknown`` coefficients, {} without). ``save(path)`` writes the full training state (no
     pickle) for ``train(..., resume=path)`` / ``pc.Run(..., resume=path)``."""
 
-    def __init__(self, net, history, rel_l2, wall_time, weights, status, message, step, state):
+    def __init__(self, net, history, rel_l2, wall_time, weights, status, message, step, state, unknowns=None):
         self.net, self.history, self.rel_l2, self.wall_time = net, history, rel_l2, wall_time
         self.weights, self.status, self.message, self.step = weights, status, message, step
-        self.state = state
+        self.state, self.unknowns = state, dict(unknowns or {})
 
     def save(self, path):
         """Save the training state atomically (pinncore.io format, versioned, checksummed)."""
@@ -173,6 +175,7 @@ class Run:
             else self._saved_scheme(state)
         self.problem, self.names = problem, problem.term_names
         self.net = self._network(problem, net, seed, state).copy()
+        self.params = flat_vector(self.net, problem.unknowns)   # [net.params | unknowns' φ]
         self._observers, self._lock, self._cancel = [], threading.Lock(), threading.Event()
         self._stop_request, self._intr = None, None
         self.status, self.message, self._ctx, self._ev = "ready", "", None, None
@@ -183,7 +186,7 @@ class Run:
         self._base = None   # (optimizer, state) of the last weight-adapting phase, while another runs
         if state is None:
             self.optimizer = resolve_optimizer(optimizer, lr)
-            self.opt_state = self.optimizer.init(self.net.params)
+            self.opt_state = self.optimizer.init(self.params)
             self.w_state, self.step_count, self.history = self.scheme.init(problem), 0, History(self.names)
         else:
             self._restore(state, optimizer, lr)
@@ -192,10 +195,11 @@ class Run:
         self._elapsed, self._t_loop = 0.0, None   # seconds in finished step() calls; start of the current one
         self._crisis = CrisisMonitor.from_history(self.history)   # episodes continue across a resume
         self._update_obs = []
-        self._mask = _weighting.weight_mask(self.net)  # the net's own layout (embedding, encoders)
-        self._prev, self._spare = self.net.params.copy(), self.net.params.copy()
+        # the net's own layout (embedding, encoders); unknowns are not weights
+        self._mask = np.concatenate([_weighting.weight_mask(self.net), np.zeros(len(problem.unknowns), bool)])
+        self._prev, self._spare = self.params.copy(), self.params.copy()
         self._needs_res = bool(self.scheme.needs_residuals)
-        self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res)
+        self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res, self.params)
         for obs in observers:
             self.add_observer(obs)
         if verbose:
@@ -206,6 +210,11 @@ class Run:
             self.add_observer(Progress())
 
     # -- construction ---------------------------------------------------------------------
+    @property
+    def unknowns(self):
+        """{name: value} of the problem's unknowns at the current parameters ({} without unknowns)."""
+        return self.problem.unknowns.as_dict(self.params[self.net.n_params:])
+
     @staticmethod
     def _load(resume):
         if resume is None:
@@ -250,6 +259,7 @@ class Run:
         if type(self.scheme).__name__ != state["weighting"]["name"]:
             raise ValueError(f"resume state used weighting {state['weighting']['name']}, got {type(self.scheme).__name__}")
         self.net.params[...] = state["params"]
+        self.params[self.net.n_params:] = saved_unknowns(state, self.problem.unknowns)
         self.optimizer, self.opt_state = self._saved_optimizer(state, optimizer, lr)
         self._base = self._saved_optimizer(state, "adam", lr) if "phase" in state else None
         self.w_state = state["weighting"]["state"]
@@ -276,7 +286,7 @@ class Run:
                 opt = _optim.get(saved.get("name", "adam"), **saved["config"])
                 return opt, {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in optimizer_state(saved).items()}
         opt = resolve_optimizer(optimizer, lr)
-        return opt, opt.init(self.net.params)
+        return opt, opt.init(self.params)
 
     def _check_scheme_state(self, name):
         try:  # a hand-made weighting state must have the structure of a fresh one and produce valid weights
@@ -357,7 +367,7 @@ class Run:
         rel = self.problem.rel_l2(self.net) if self.problem.exact is not None else None
         return TrainResult(net=self.net, history=self.history, rel_l2=rel, wall_time=self._elapsed,
                            weights=self.weights, status=self.status if self.status != "ready" else "completed",
-                           message=self.message, step=self.step_count, state=self.state())
+                           message=self.message, step=self.step_count, state=self.state(), unknowns=self.unknowns)
 
     def state(self):
         """The full training state (a dict of plain values and arrays, see ``pinncore.state``)."""
@@ -368,6 +378,8 @@ class Run:
                "weighting": {"name": type(self.scheme).__name__, "config": self.scheme.config(),
                              "state": self.w_state},
                "history": self.history.to_dict()}
+        if len(self.problem.unknowns):
+            out["unknowns"] = {"names": list(self.problem.unknowns.names), "raw": self.params[net.n_params:].copy()}
         if self._points:
             out["points"] = {k: np.array(v) for k, v in self._points.items()}
             out["points_changed"] = dict(self.points_changed)
@@ -386,7 +398,7 @@ class Run:
         self.problem = self.problem.with_points(term, points)
         self._points[term] = self.problem.terms[term].points
         self.points_changed[term] = self.step_count
-        self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res)
+        self.objective = Objective(self.problem, self.net, self._lam(), self._pw(), self._needs_res, self.params)
         self._ntk_cache = None
 
     def __repr__(self):
@@ -406,7 +418,7 @@ class Run:
 
     def _ntk_traces(self):
         if self._ntk_cache is None or self._ntk_cache[0] != self.step_count:
-            self._ntk_cache = (self.step_count, self.problem.ntk_traces(self.net))
+            self._ntk_cache = (self.step_count, self.objective.current_problem().ntk_traces(self.net))
         return self._ntk_cache[1]
 
     def _make_context(self, ev):
@@ -426,7 +438,7 @@ class Run:
             self._base = (self.optimizer, self.opt_state)
         elif new.adapts_weights:
             self._base = None
-        self.optimizer, self.opt_state = new, new.init(self.net.params)
+        self.optimizer, self.opt_state = new, new.init(self.params)
         self.objective.forget()
 
     def _loop(self, n):
@@ -474,7 +486,7 @@ class Run:
     def _iteration(self, step_obs):
         """One iteration; False when the run must stop (the status says why). This is the hot
         loop: at the seed size it must cost a few microseconds beside the kernel."""
-        obj, params, step = self.objective, self.net.params, self.step_count
+        obj, params, step = self.objective, self.params, self.step_count
         ev = self._evaluation()
         L, G = ev[0], ev[1]
         # NaN/inf gradients: here, or in the optimizer's own pass when it checks them (Adam).
@@ -482,7 +494,7 @@ class Run:
             return self._diverged(L, G)
         self._ev, self._ctx = ev, None
         pw_next, w_before = None, self.w_state
-        if self._adapting:
+        if self._adapting and self.scheme.due(step):   # off-period steps build no context
             new = self.scheme.update(w_before, step, self.context)
             if new is not w_before:  # a scheme returns its state as is when nothing changed
                 self.w_state = new
@@ -546,7 +558,7 @@ class Run:
         self.status = "diverged"
         self.message = f"{what}; returned the parameters of step {max(step - 1, 0)}"
         if step:
-            self.net.params[...] = self._prev
+            self.params[...] = self._prev
         self.objective.forget()
         return False
 
@@ -564,7 +576,7 @@ class Run:
         self.message = (f"{why} (step {self.step_count}; the largest weighted gradient is that of term "
                         f"{self.names[worst]!r}, λ = {lam[worst]:.3g}); reduce the weights; returned the "
                         f"parameters of step {self.step_count - 1}")
-        self.net.params[...] = self._prev   # before the update that overflowed (it may hold inf/inf = NaN)
+        self.params[...] = self._prev   # before the update that overflowed (it may hold inf/inf = NaN)
         self.objective.forget()
         return True
 
@@ -581,6 +593,8 @@ class Run:
             row[f"{k}_weight"] = rw[k]
         if self.problem.exact is not None:
             row["rel_l2"] = self.problem.rel_l2(self.net)
+        for k, v in self.unknowns.items():
+            row[f"unknown:{k}"] = v
         warning = self._balance_columns(row, G)
         for obs in self._observers:
             row.update(obs.row_columns(self))
@@ -627,7 +641,7 @@ class Run:
         if self.history.last_step == self.step_count and len(self.history):
             return
         with np.errstate(all="ignore"):
-            ev = self.objective.evaluate(self.net.params)
+            ev = self.objective.evaluate(self.params)
             L, G, _ = ev
             if all(math.isfinite(v) for v in L) and np.isfinite(G).all():
                 warn, self.warn = self.warn, False

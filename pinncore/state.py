@@ -3,7 +3,9 @@
 A state is a dict of plain values and arrays, saved by ``pinncore.io`` (versioned, checksummed,
 atomic): the network (layers, dtype, seed, backend, params), the term names, the global step,
 the current optimizer (name, config and its state's arrays, at the top level of
-``state["optimizer"]``), the weighting scheme (name, config, state) and the history columns.
+``state["optimizer"]``), the weighting scheme (name, config, state) and the history columns;
+with unknown coefficients, ``state["unknowns"]`` = {"names": [...], "raw": φ (U,)} (the tail of the
+optimizer's vector, pinncore.unknown).
 
 >>> sorted(optimizer_state({"name": "adam", "config": {}, "m": 1, "v": 2, "step": 0}))
 ['m', 'step', 'v']
@@ -57,6 +59,18 @@ def _check_optimizer(opt, n, dt, bad):
         bad(str(e))
 
 
+def _check_unknowns(u, dt, bad):
+    """The saved unknowns (pinncore.unknown): names and raw parameters φ; returns their count."""
+    if not (isinstance(u, dict) and isinstance(u.get("names"), list) and all(isinstance(k, str) for k in u["names"])):
+        bad("unknowns must hold a list of 'names' and their 'raw' values")
+    raw, k = u.get("raw"), len(u["names"])
+    if len(set(u["names"])) != k:
+        bad(f"unknowns has a name twice: {u['names']}")
+    if not (isinstance(raw, np.ndarray) and raw.dtype == dt and raw.shape == (k,) and np.isfinite(raw).all()):
+        bad(f"unknowns raw must be a finite {dt} array of shape ({k},)")
+    return k
+
+
 def _is_int(v, lo=0):
     return isinstance(v, int) and not isinstance(v, bool) and v >= lo
 
@@ -102,9 +116,10 @@ def check_state(state):
         bad(f"params must be a {dt} array of shape ({n},)")
     if not np.isfinite(p).all():
         bad("params must be finite")
+    u = _check_unknowns(state.get("unknowns", {"names": [], "raw": np.zeros(0, dt)}), dt, bad)
     for key in ("optimizer", "phase"):
-        if key in state:
-            _check_optimizer(state[key], n, dt, bad)
+        if key in state:   # the optimizer's vector: the network's parameters, then the unknowns'
+            _check_optimizer(state[key], n + u, dt, bad)
     w = state["weighting"]
     if not (isinstance(w, dict) and isinstance(w.get("name"), str) and isinstance(w.get("state"), dict)
             and isinstance(w.get("config", {}), dict)):

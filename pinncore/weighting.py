@@ -263,6 +263,16 @@ class Weighting:
         saved with the training state so that a resumed run uses the same settings."""
         return {}
 
+    def due(self, step: int) -> bool:
+        """Whether ``update`` at ``step`` may change the state. The run calls ``update`` (and
+        builds that step's context) only on due steps; a periodic scheme says False between its
+        updates. Default: every step.
+
+        >>> Balanced(every=10).due(20), Balanced(every=10).due(21), Weighting().due(21)
+        (True, False, True)
+        """
+        return True
+
     def update(self, state, step: int, ctx: Context) -> dict:
         """New state after seeing ``ctx`` at ``step`` (counted from 0). Never mutates ``state``;
         a scheme whose state cannot change may return it as is. Default: an unchanged copy."""
@@ -444,6 +454,9 @@ class GradNorm(Weighting):
         sel = a[mask]
         return float(sel.max()), float(np.mean([a[s:e].mean() for s, e in blocks]))
 
+    def due(self, step):
+        return step % self.every == 0   # update() returns the state unchanged in between
+
     def update(self, state, step, ctx):
         if step % self.every:
             return state  # nothing changes between updates (and nothing is mutated)
@@ -555,6 +568,9 @@ class NTK(Weighting):
         return {"weights": {k: 1.0 for k in problem.term_names},
                 "n_points": {k: int(problem.n_points[k]) for k in problem.term_names},
                 "updates": 0}
+
+    def due(self, step):
+        return step % self.every == 0   # update() returns the state unchanged in between
 
     def update(self, state, step, ctx):
         if step % self.every:
@@ -927,6 +943,9 @@ class Balanced(Weighting):
         if self.floor == "initial":
             return max(1.0, hat)
         return 1.0 if self.floor == "one" else 1.0 / self.max_weight
+
+    def due(self, step):
+        return step % self.every == 0   # update() returns the state unchanged in between
 
     def update(self, state, step, ctx):
         if step % self.every:

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-MODULES = ["backend", "network", "embedding", "reference", "residual", "problem", "problems", "objective", "optim", "weighting",
+MODULES = ["backend", "network", "embedding", "reference", "residual", "fields", "table", "unknown", "inverse", "problem", "problems", "objective", "optim", "weighting",
            "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
            "jacobian", "lm", "sweep", "geometry", "conditions", "resampling", "audit", "bfgs", "solve", "progress"]
 MODULES += ["registry", "phases", "verdict", "demo", "sweep_grid", "sweep_problems", "sweep_fit", "sweep_exec",

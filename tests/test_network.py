@@ -79,6 +79,27 @@ def test_vjp_and_norms_backends_agree(dtype, layers, n):
     assert_rel(g_only, ga, tol(dtype), "grad without norms")
 
 
+@pytest.mark.parametrize("d", [2, 4])
+@pytest.mark.parametrize("m", [4, 5])
+def test_kernel_path_boundaries_agree(d, m):
+    """The kernel picks per layer: row-wise products for outputs m <= 4 (else the micro-kernel)
+    and compiled element-wise passes for F, P <= 3 (else the generic loops). Both sides of
+    each boundary vs NumPy, with a 4-output layer after a 5-wide one."""
+    cpp, ref = net_pair([d, 6, 5, m], np.float64, seed=d + m)
+    n = 37
+    x = points(n, d, seed=d)
+    sets = [[(), (0,), (d - 1,), (0, d - 1)]]                                    # F = 2, P = 1
+    if d == 4:
+        sets.append([(), (0,), (1,), (2,), (3,), (0, 1), (1, 2), (2, 3), (0, 3)])  # F = 4, P = 4
+    for derivs in sets:
+        assert_rel(cpp.jets(x, derivs), ref.jets(x, derivs), tol(np.float64), "jets")
+        adj = np.random.default_rng(d * m).normal(size=(len(derivs), n, m))
+        ga, na = cpp.jets_vjp(x, derivs, adj, norms=True)
+        gb, nb = ref.jets_vjp(x, derivs, adj, norms=True)
+        assert_rel(ga, gb, tol(np.float64), "param grad")
+        assert_rel(na, nb, tol(np.float64), "norms")
+
+
 derivs_strategy = st.integers(1, 4).flatmap(lambda d: st.tuples(
     st.just(d),
     st.lists(st.one_of(st.just(()), st.tuples(st.integers(0, d - 1)),
