@@ -2,7 +2,7 @@
 """The cost of one dense self-scaled BFGS iteration against one fused loss-and-gradient evaluation.
 
 Burgers (ν = 0.01/π) with N ≈ 4 000 collocation points (3 600 + 200 initial + 200 boundary) on a
-[2,21,21,21,1] network (P = 1 009), after 300 Adam steps and 20 warm-up SSBFGS iterations. In
+[2,21,21,21,1] network (P = 1 009), after 300 Adam steps and ``--warm`` SSBFGS iterations. In
 ONE process, interleaved in rounds so that machine load hits both alike:
 
 * eval: ``objective.evaluate`` (the kernel's fused per-term losses and gradients);
@@ -36,13 +36,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--width", type=int, default=21)
+    ap.add_argument("--warm", type=int, default=20, help="SSBFGS iterations before timing (default 20)")
     args = ap.parse_args()
     pc.set_num_threads(args.threads)
     prob = pc.problems.burgers(n_collocation=3600, n_ic=200, n_bc=200)
     net = pc.MLP([2, args.width, args.width, args.width, 1], seed=0)
     run = pc.Run(prob, net, weighting=pc.Fixed(), log_every=10 ** 9, warn=False, progress=False)
     run.step(300)
-    run.step(20, optimizer=BFGS())
+    run.step(args.warm, optimizer=BFGS())
     obj, P = run.objective, run.net.n_params
     # a second objective over the same net times the evaluation without touching the run's cache
     timer = Objective(run.problem, run.net, obj.weights)
@@ -75,7 +76,8 @@ def main():
         own.append(time.perf_counter() - t)
     e, i, o = statistics.median(ev), statistics.median(it), statistics.median(own)
     mean_evals = sum(evals) / len(evals)
-    print(f"Burgers, P = {P}, N = {N}, threads {args.threads}, rounds {args.rounds}, load {os.getloadavg()[0]:.2f}")
+    print(f"Burgers, P = {P}, N = {N}, threads {args.threads}, rounds {args.rounds}, after {args.warm} SSBFGS "
+          f"iterations, load {os.getloadavg()[0]:.2f}")
     print(f"  fused loss+gradient evaluation   {e * 1e3:8.3f} ms")
     print(f"  one SSBFGS iteration (run.step)  {i * 1e3:8.3f} ms  ({mean_evals:.2f} evaluations per iteration)")
     print(f"  BFGS algebra (dsymv + dsyr2)     {o * 1e3:8.3f} ms")
