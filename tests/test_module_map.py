@@ -8,7 +8,7 @@ import re
 import pinncore
 
 PKG = os.path.dirname(os.path.abspath(pinncore.__file__))
-ROOT = os.path.dirname(PKG)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the checkout (the package may be installed elsewhere)
 
 
 def package_modules():

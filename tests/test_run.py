@@ -252,7 +252,8 @@ def test_a_real_write_error_in_a_subprocess(tmp_path):
             f"    r = pc.train(pc.problems.harmonic(), pc.MLP([1, 16, 1]), steps=20, warn=False, checkpoint={str(tmp_path / 'c.pcs')!r}, checkpoint_every=5)\n"
             "print(r.status, r.step, len([x for x in w if x.category is pc.observers.CheckpointWarning]))\n"
             "print(r.message)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)   # not the repository root: that would import the source tree
     assert out.returncode == 0, out.stderr
     first, message = out.stdout.splitlines()[:2]
     assert first == "completed 20 1" and "could not be written" in message and "no checkpoint was written" in message
