@@ -26,7 +26,11 @@ one file per idea (tests/test_module_map.py checks this map against the files):
     lm              pc.LevenbergMarquardt on that Jacobian (optimizer="lm")
     bfgs            pc.BFGS: dense self-scaled BFGS / SSBroyden (optimizer="bfgs")
     phases          training schedules [(optimizer, iterations)]: built and run by one rule
-    weighting       loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo, Balanced
+    weighting       loss-weighting schemes by name: get, default, restore (and every scheme re-exported)
+    weighting_base  the Weighting interface, the Context an update sees, argument checks, Fixed
+    weighting_gradient  GradNorm and NTK: weights from gradient statistics
+    weighting_adaptive  SelfAdaptive: per-point weights by gradient ascent
+    weighting_balance   ReLoBRaLo and Balanced (the default scheme)
     observers       the observer interface (every hook a run calls); callbacks, checkpoints, tolerances
     history         the history table
     state           the saved-state format and its validation

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 MODULES = ["backend", "network", "embedding", "reference", "residual", "fields", "table", "unknown", "inverse", "problem", "problems", "objective", "optim", "weighting",
+           "weighting_base", "weighting_gradient", "weighting_adaptive", "weighting_balance",
            "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
            "jacobian", "lm", "sweep", "geometry", "conditions", "resampling", "audit", "bfgs", "solve", "progress"]
 MODULES += ["registry", "phases", "verdict", "demo", "sweep_grid", "sweep_problems", "sweep_fit", "sweep_exec",
