@@ -16,6 +16,10 @@ one file per idea (tests/test_module_map.py checks this map against the files):
     problem         pc.Problem / pc.Term: the declarative problem and its public evaluation calls
     metrics         predictions at any points, exact values, rel-L2
     problems        the problem library (each problem registers in registry.problems)
+    problems_common     what library problems share: points, registration with origin, argument checks
+    problems_classic    the papers' benchmarks on boxes (harmonic, Burgers, heat, wave, ...)
+    problems_domains    problems on non-rectangular domains and systems (L-shape, holes, disk, Kovasznay)
+    problems_reference  reference solutions: Cole–Hopf quadrature, L-shape finite differences
     geometry        domains: Box, Disk, Polygon, CSG, sampling, normals, grids
     conditions      Dirichlet, Neumann, Robin, initial, periodic and data terms
     inverse         the library's inverse problems (burgers_inverse: λ1, λ2 from data)

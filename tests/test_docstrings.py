@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-MODULES = ["backend", "network", "embedding", "reference", "residual", "fields", "table", "unknown", "inverse", "problem", "problems", "objective", "optim", "weighting",
+MODULES = ["backend", "network", "embedding", "reference", "residual", "fields", "table", "unknown", "inverse", "problem", "problems",
+           "problems_common", "problems_classic", "problems_domains", "problems_reference", "objective", "optim", "weighting",
            "weighting_base", "weighting_gradient", "weighting_adaptive", "weighting_balance",
            "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
            "jacobian", "lm", "sweep", "geometry", "conditions", "resampling", "audit", "bfgs", "solve", "progress"]
