@@ -56,6 +56,7 @@ one file per idea (tests/test_module_map.py checks this map against the files):
     plotting        figures (the only module that imports matplotlib, and only when called)
     demo            the demo experiment: the loss-balance crisis and its cures
     cli             the `pinncore` command's argument parsing
+    commands        the bodies of the `pinncore` subcommands (train, sweep, solve, serve, ...)
     web/            `pinncore serve`: the Loss Weight Tuner page and its JSON API
 
 The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, embedding.hpp, adam.hpp, jacobian.hpp,
