@@ -21,6 +21,9 @@ one file per idea (tests/test_module_map.py checks this map against the files):
     problems_domains    problems on non-rectangular domains and systems (L-shape, holes, disk, Kovasznay)
     problems_reference  reference solutions: Cole–Hopf quadrature, L-shape finite differences
     geometry        domains: Box, Disk, Polygon, CSG, sampling, normals, grids
+    geometry_shapes     the Geometry interface and the primitives Box, Disk, Polygon
+    geometry_csg        boolean combinations: Union, Intersection, Difference
+    geometry_sampling   seeded point streams (uniform, Sobol, Halton, LHS), unit grids, Grid
     conditions      Dirichlet, Neumann, Robin, initial, periodic and data terms
     inverse         the library's inverse problems (burgers_inverse: λ1, λ2 from data)
     registry        the registries of optimizers, weighting schemes and library problems
