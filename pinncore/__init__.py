@@ -56,6 +56,9 @@ one file per idea (tests/test_module_map.py checks this map against the files):
     sweep_exec      executors: a crash-recovering local pool, inline, Dask; the progress bar
     sweep_results   the results table (SweepResult) and its Goldilocks analysis
     io              versioned, checksummed, atomic files (no pickle)
+    io_format       the file format's constants, FormatError and shared checks
+    io_write        writing a tree: dumps, atomic save
+    io_read         reading a file: loads, load, every check before allocation
     plotting        figures (the only module that imports matplotlib, and only when called)
     demo            the demo experiment: the loss-balance crisis and its cures
     cli             the `pinncore` command's argument parsing
