@@ -26,14 +26,15 @@ import warnings
 import numpy as np
 
 import pinncore as pc
-from pinncore.problems import _space_time_points, heat1d_exact
+from pinncore.problems import heat1d_exact
+from pinncore.problems_common import space_time_points
 
 LAMS = np.logspace(-3, 5, 17).tolist()
 
 
 def heat4(kappa=0.1, n_collocation=256, n_ic=32, n_bc=32, seed=0):
     """pc.problems.heat1d with the walls x = 0 and x = 1 as separate terms "left" and "right"."""
-    pde, ic, bc = _space_time_points(seed, 1.0, 0.0, 1.0, n_collocation, n_ic, n_bc)
+    pde, ic, bc = space_time_points(seed, 1.0, 0.0, 1.0, n_collocation, n_ic, n_bc)
     return pc.Problem(
         inputs=["t", "x"], outputs=["u"], domain={"t": (0.0, 1.0), "x": (0.0, 1.0)},
         terms={"pde": pc.Term(points=pde, residual=lambda x, u: u.t - kappa * u.xx),

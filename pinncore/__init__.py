@@ -16,7 +16,14 @@ one file per idea (tests/test_module_map.py checks this map against the files):
     problem         pc.Problem / pc.Term: the declarative problem and its public evaluation calls
     metrics         predictions at any points, exact values, rel-L2
     problems        the problem library (each problem registers in registry.problems)
+    problems_common     what library problems share: points, registration with origin, argument checks
+    problems_classic    the papers' benchmarks on boxes (harmonic, Burgers, heat, wave, ...)
+    problems_domains    problems on non-rectangular domains and systems (L-shape, holes, disk, Kovasznay)
+    problems_reference  reference solutions: Cole–Hopf quadrature, L-shape finite differences
     geometry        domains: Box, Disk, Polygon, CSG, sampling, normals, grids
+    geometry_shapes     the Geometry interface and the primitives Box, Disk, Polygon
+    geometry_csg        boolean combinations: Union, Intersection, Difference
+    geometry_sampling   seeded point streams (uniform, Sobol, Halton, LHS), unit grids, Grid
     conditions      Dirichlet, Neumann, Robin, initial, periodic and data terms
     inverse         the library's inverse problems (burgers_inverse: λ1, λ2 from data)
     registry        the registries of optimizers, weighting schemes and library problems
@@ -26,7 +33,11 @@ one file per idea (tests/test_module_map.py checks this map against the files):
     lm              pc.LevenbergMarquardt on that Jacobian (optimizer="lm")
     bfgs            pc.BFGS: dense self-scaled BFGS / SSBroyden (optimizer="bfgs")
     phases          training schedules [(optimizer, iterations)]: built and run by one rule
-    weighting       loss-weighting schemes: Fixed, GradNorm, NTK, SelfAdaptive, ReLoBRaLo, Balanced
+    weighting       loss-weighting schemes by name: get, default, restore (and every scheme re-exported)
+    weighting_base  the Weighting interface, the Context an update sees, argument checks, Fixed
+    weighting_gradient  GradNorm and NTK: weights from gradient statistics
+    weighting_adaptive  SelfAdaptive: per-point weights by gradient ascent
+    weighting_balance   ReLoBRaLo and Balanced (the default scheme)
     observers       the observer interface (every hook a run calls); callbacks, checkpoints, tolerances
     history         the history table
     state           the saved-state format and its validation
@@ -45,9 +56,13 @@ one file per idea (tests/test_module_map.py checks this map against the files):
     sweep_exec      executors: a crash-recovering local pool, inline, Dask; the progress bar
     sweep_results   the results table (SweepResult) and its Goldilocks analysis
     io              versioned, checksummed, atomic files (no pickle)
+    io_format       the file format's constants, FormatError and shared checks
+    io_write        writing a tree: dumps, atomic save
+    io_read         reading a file: loads, load, every check before allocation
     plotting        figures (the only module that imports matplotlib, and only when called)
     demo            the demo experiment: the loss-balance crisis and its cures
     cli             the `pinncore` command's argument parsing
+    commands        the bodies of the `pinncore` subcommands (train, sweep, solve, serve, ...)
     web/            `pinncore serve`: the Loss Weight Tuner page and its JSON API
 
 The compiled kernel is ``pinncore._core`` (csrc/: simd.hpp, kernel.hpp, embedding.hpp, adam.hpp, jacobian.hpp,

@@ -16,7 +16,6 @@ import collections
 import multiprocessing
 import signal
 import sys
-import time
 import uuid
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -175,34 +174,38 @@ def run_dask(client, jobs, retries, on_record):
 
 
 class Bar:
-    """records done / total and the ETA on one live line of stderr, only when it is a terminal."""
+    """A tqdm bar (``tqdm.auto``, as runs use: pinncore.progress) of records done / total with
+    tqdm's elapsed time, rate and estimate, and the count of failed fits. Live only when the
+    stream is a terminal, or, for the default stream (stderr), in a notebook; otherwise it only
+    counts, so pipes and logs get nothing.
+
+    >>> import io
+    >>> bar = Bar(2, stream=io.StringIO())
+    >>> bar(1, 2, {"status": "error"}); bar.close()
+    >>> bar.live, bar.failed
+    (False, 1)
+    """
 
     def __init__(self, total, stream=None):
+        from .progress import Progress
         self.stream = stream if stream is not None else sys.stderr
-        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.total, self.failed, self.t0, self.shown = total, 0, time.perf_counter(), False
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)()) or (stream is None and Progress.wanted())
+        self.total, self.failed = total, 0
+        self._bar = None
+        if self.live:
+            from tqdm.auto import tqdm
+            self._bar = tqdm(total=total, desc="sweep", unit="fit", file=self.stream, dynamic_ncols=True)
 
     def __call__(self, done, total, record):
         if record.get("status") != "completed":
             self.failed += 1
-        if not self.live:
+        if self._bar is None:
             return
-        elapsed = time.perf_counter() - self.t0
-        eta = elapsed / done * (total - done)
-        n = int(24 * done / total)
-        bad = f"  {self.failed} failed" if self.failed else ""
-        self.stream.write(f"\r\033[Ksweep {done}/{total} [{'#' * n}{'.' * (24 - n)}] {done / total:4.0%}  "
-                          f"{_fmt_time(elapsed)} elapsed, ETA {_fmt_time(eta)}{bad}")
-        self.stream.flush()
-        self.shown = True
+        if self.failed:
+            self._bar.set_postfix(failed=self.failed, refresh=False)
+        self._bar.update(done - self._bar.n)
 
     def close(self):
-        if self.live and self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _fmt_time(s):
-    if s < 60:
-        return f"{s:.1f}s"
-    return f"{int(s // 60)}m{int(s % 60):02d}s" if s < 3600 else f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

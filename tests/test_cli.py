@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pinncore
-from pinncore import cli, problems
+from pinncore import cli, commands, problems
 from pinncore.io import load
 
 DEMO_METHODS = [f"Fixed λ_ic={cli._fmt_lam(lam)}" for lam in cli.DEMO_LAMBDAS] + [
@@ -239,7 +239,7 @@ def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
 
 
 def test_bench_without_compare_script(monkeypatch, capsys):
-    monkeypatch.setattr(cli.os.path, "isfile", lambda p: False)
+    monkeypatch.setattr(commands.os.path, "isfile", lambda p: False)
     assert cli.main(["bench"]) == 1
     assert "bench/compare.py" in capsys.readouterr().err
 
@@ -267,8 +267,8 @@ def test_cli_without_plot_never_imports_matplotlib(tmp_path):
 
 
 def test_plot_without_matplotlib_is_a_usage_error(tmp_path, monkeypatch, capsys):
-    real = cli.importlib.util.find_spec
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda n, *a: None if n == "matplotlib" else real(n, *a))
+    real = commands.importlib.util.find_spec
+    monkeypatch.setattr(commands.importlib.util, "find_spec", lambda n, *a: None if n == "matplotlib" else real(n, *a))
     assert cli.main(["demo", "--plot", str(tmp_path / "d.png")]) == 2
     assert cli.main(["train", "--problem", "harmonic", "--plot", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.splitlines()

@@ -7,9 +7,11 @@ import warnings
 import numpy as np
 import pytest
 
-MODULES = ["backend", "network", "embedding", "reference", "residual", "fields", "table", "unknown", "inverse", "problem", "problems", "objective", "optim", "weighting",
-           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "cli", "lowering", "metrics", "layout",
-           "jacobian", "lm", "sweep", "geometry", "conditions", "resampling", "audit", "bfgs", "solve", "progress"]
+MODULES = ["backend", "network", "embedding", "reference", "residual", "fields", "table", "unknown", "inverse", "problem", "problems",
+           "problems_common", "problems_classic", "problems_domains", "problems_reference", "objective", "optim", "weighting",
+           "weighting_base", "weighting_gradient", "weighting_adaptive", "weighting_balance",
+           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "io_format", "io_write", "io_read", "cli", "commands", "lowering", "metrics", "layout",
+           "jacobian", "lm", "sweep", "geometry", "geometry_shapes", "geometry_csg", "geometry_sampling", "conditions", "resampling", "audit", "bfgs", "solve", "progress"]
 MODULES += ["registry", "phases", "verdict", "demo", "sweep_grid", "sweep_problems", "sweep_fit", "sweep_exec",
             "sweep_results"]
 MODULES += ["web", "web.spec", "web.worker", "web.jobs"]

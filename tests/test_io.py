@@ -546,7 +546,7 @@ def test_a_path_swapped_after_the_check_is_refused_on_the_descriptor(saved, tmp_
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     real_open = os.open
-    monkeypatch.setattr(pio.os, "open", lambda p, flags, *a: real_open(str(fifo), flags, *a))
+    monkeypatch.setattr(os, "open", lambda p, flags, *a: real_open(str(fifo), flags, *a))
     with pytest.raises(FormatError, match="FIFO"):
         pio.load(saved)
 

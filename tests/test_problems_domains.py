@@ -5,6 +5,7 @@ import pytest
 
 import pinncore as pc
 from pinncore import problems as P
+from pinncore import problems_domains, problems_reference
 
 
 def _fd_laplacian(f, x, h=1e-4):
@@ -19,8 +20,8 @@ def _fd_laplacian(f, x, h=1e-4):
 # ------------------------------------------------------------------------------ L-shape
 
 def test_lshape_reference_converges_and_vanishes_on_the_boundary():
-    axis, U = P._lshape_grid(128)
-    a64, U64 = P._lshape_grid(64)
+    axis, U = problems_reference.lshape_grid(128)
+    a64, U64 = problems_reference.lshape_grid(64)
     common = U[::2, ::2]
     assert np.linalg.norm(common - U64) / np.linalg.norm(common) < 5e-4      # extrapolated h=1/32 vs 1/64
     p = P.poisson_lshape(n_collocation=100, n_bc=200)
@@ -60,7 +61,7 @@ def test_holes_exact_solution_solves_the_problem(hole_bc):
     # every hole whatever the network n is: the hole term's loss vanishes
     def transform(x, n):
         D = 1.0
-        for cx, cy, r in P._HOLES:
+        for cx, cy, r in problems_domains.HOLES:
             D = D * ((x.x - cx) ** 2 + (x.y - cy) ** 2 - r * r)
         return pc.sin(np.pi * x.x) * pc.sin(np.pi * x.y) + D * D * n
     holes_only = pc.Problem(["x", "y"], ["u"], domain=p.domain, terms={"holes": p.terms["holes"]},

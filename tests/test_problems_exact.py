@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pinncore import problems as P
+from pinncore import problems_classic, problems_domains
 from pinncore import registry
 
 EPS = np.finfo(np.float64).eps
@@ -335,9 +336,15 @@ def _fd_field(f, X, inputs, h):
 
 @pytest.fixture
 def fake_api(monkeypatch):
-    monkeypatch.setattr(P, "_lazy_api", lambda: (_FakeProblem, _FakeTerm))
-    monkeypatch.setattr(P, "_lazy_sin", lambda: np.sin)
-    monkeypatch.setattr(P, "_lazy_cos", lambda: np.cos)
+    _fake(monkeypatch)
+
+
+def _fake(m):
+    """The constructors (in the family modules) build with the fake API and NumPy's sin/cos."""
+    for mod in (problems_classic, problems_domains):
+        m.setattr(mod, "lazy_api", lambda: (_FakeProblem, _FakeTerm), raising=False)
+        m.setattr(mod, "lazy_sin", lambda: np.sin, raising=False)
+        m.setattr(mod, "lazy_cos", lambda: np.cos, raising=False)
 
 
 # (name, kwargs, FD step, absolute tolerance on every residual component)
@@ -546,9 +553,7 @@ def test_real_losses_of_zero_network_match_numpy(monkeypatch, name, kw):
     net.params[:] = 0.0
     got = prob.losses(net)
     with monkeypatch.context() as m:
-        m.setattr(P, "_lazy_api", lambda: (_FakeProblem, _FakeTerm))
-        m.setattr(P, "_lazy_sin", lambda: np.sin)
-        m.setattr(P, "_lazy_cos", lambda: np.cos)
+        _fake(m)
         want = _zero_field_losses(P.get(name, **kw))
     assert set(got) == set(want)
     for k in want:

@@ -389,7 +389,8 @@ def test_progress_bar_only_on_a_terminal():
         bar.close()
     assert pipe.getvalue() == ""
     out = tty.getvalue()
-    assert "sweep 3/3" in out and "ETA" in out and "1 failed" in out and out.endswith("\n")
+    # tqdm's line (issue 20 #4): the count, elapsed<remaining, the failed fits; left on screen
+    assert "sweep: 100%" in out and "3/3 [" in out and "<" in out and "failed=1" in out and out.endswith("\n")
 
 
 def test_sweep_prints_nothing_when_stderr_is_not_a_terminal(capfd):
