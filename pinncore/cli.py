@@ -4,7 +4,7 @@ Subcommands::
 
     pinncore demo      [--steps N] [--lbfgs N] [--lm N] [--seed S] [--plot FILE.png]
     pinncore train     --problem NAME [--weighting SCHEME] [--weights TERM=λ,...] [--steps N]
-                       [--optimizer NAME] [--lbfgs N] [--lm N] [--lr X] [--resume STATE.pcs]
+                       [--optimizer NAME] [--lbfgs N] [--lm N] [--phases OPT:N,...] [--lr X] [--resume STATE.pcs]
                        [--layers 1,50,50,50,1] [--seed S] [--out DIR] [--plot]
     pinncore diagnose  --problem NAME [--layers ...] [--seed S]
     pinncore problems
@@ -92,6 +92,21 @@ def _weights(s):
     return out
 
 
+def _phases(s):
+    """``adam:2000,bfgs:5000`` -> [("adam", 2000), ("bfgs", 5000)]; a name without a count runs
+    its optimizer's default iterations. Names come from the optimizer registry."""
+    out = []
+    for item in s.split(","):
+        name, colon, count = (p.strip() for p in item.partition(":"))
+        if name not in registry.optimizers:
+            raise argparse.ArgumentTypeError(f"unknown optimizer {name!r} in {s!r}; choose from "
+                                             f"{', '.join(registry.optimizers.names())}")
+        if colon and not (count.isascii() and count.isdigit() and len(count) <= 9):
+            raise argparse.ArgumentTypeError(f"must look like adam:2000,bfgs:5000 (counts are integers >= 0), got {s!r}")
+        out.append((name, int(count) if colon else None))
+    return out
+
+
 def _build_parser():
     from . import __version__
     p = _Parser(prog="pinncore", description="pinncore: a fast CPU engine for physics-informed neural networks.")
@@ -124,6 +139,9 @@ def _build_parser():
                    help=_optimizer_help())
     t.add_argument("--lm", type=_nonneg_int, default=0,
                    help="Levenberg–Marquardt iterations after the first phase and L-BFGS (default 0)")
+    t.add_argument("--phases", type=_phases, default=None, metavar="OPT:N,...",
+                   help="the whole schedule, e.g. adam:2000,bfgs:5000 (optimizers: "
+                        f"{', '.join(registry.optimizers.names())}; replaces --optimizer/--steps/--lbfgs/--lm)")
     t.add_argument("--lr", type=_pos_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     t.add_argument("--layers", type=_layers, default=None, metavar="1,50,50,50,1",
                    help="layer widths (default: inputs,50,50,50,outputs)")

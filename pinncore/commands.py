@@ -134,7 +134,10 @@ def _cmd_train(args):
         _need_matplotlib()
     _check_out(out)
 
-    plan = phases.build(args.optimizer, args.steps, args.lbfgs, args.lm)
+    if args.phases is not None and (args.steps is not None or args.lbfgs or args.lm or args.optimizer != "adam"):
+        raise UsageError("--phases gives the whole schedule: do not combine it with --optimizer, --steps, --lbfgs or --lm")
+    plan = phases.build(phases=args.phases) if args.phases is not None else \
+        phases.build(args.optimizer, args.steps, args.lbfgs, args.lm)
     what = " + ".join(f"{n} {registry.optimizers[o].factory.label or o.upper()}" for o, n in plan)
     layers = list(net.layers) if net is not None else list(state["layers"])
     resumed = "" if state is None else f", resuming {args.resume} at step {state['step']}"

@@ -151,6 +151,20 @@ def test_train_levenberg_marquardt(tmp_path, capsys):
     assert phases[-3:] == ["lm"] * 3 and phases[0] == "adam"
 
 
+def test_train_phases_from_the_registry(tmp_path, capsys):
+    """--phases names any registered optimizer: Adam, then the dense quasi-Newton method."""
+    out = tmp_path / "ph"
+    rc = cli.main(["train", "--problem", "harmonic", "--phases", "adam:10,bfgs:4", "--layers", "1,8,8,1",
+                   "--weighting", "fixed", "--quiet", "--log-every", "5", "--out", str(out)])
+    assert rc == 0
+    cols = json.loads((out / "history.json").read_text())["columns"]
+    assert cols["phase"][0] == "adam" and cols["phase"][-1] == "bfgs" and cols["step"][-1] == 14
+    for bad in (["--phases", "adam:10,nope:3"], ["--phases", "adam:-1"], ["--phases", "adam:10", "--lm", "3"]):
+        assert cli.main(["train", "--problem", "harmonic", *bad, "--quiet", "--out", str(tmp_path / "bad")]) != 0
+    err = capsys.readouterr().err
+    assert "unknown optimizer 'nope'" in err and "--phases gives the whole schedule" in err
+
+
 def test_train_fixed_weights_and_warning_line(tmp_path, capsys):
     out = tmp_path / "w"
     assert cli.main(["train", "--problem", "harmonic", "--weights", "ic=100", "--steps", "3", "--quiet",
