@@ -113,6 +113,17 @@ def load():
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def remeasure_rates(rates):
+    """Measure the matmul rates again after the timings (keep the better of the two, the machine's
+    rate when less loaded) and print them with the load average."""
+    for key in rates:
+        rates[key] = max(rates[key], matmul_rate(*key))
+    print(f"load average after: {load()}")
+    print("matmul rate (GFLOP/s, 2048³, same process): " +
+          ", ".join(f"{dt} {th}t {r:.1f}" for (dt, th), r in rates.items()))
+    print()
+
+
 def issue_table(threads, dtypes):
     print(f"load average before: {load()}")
     rates = {(dt, th): matmul_rate(dt, th) for dt in dtypes for th in threads}
@@ -123,12 +134,7 @@ def issue_table(threads, dtypes):
         for dt in dtypes:
             for th in threads:
                 rows.append((label, dt, th, fl, time_steps(problem, layers, dt, th)))
-    for key in rates:
-        rates[key] = max(rates[key], matmul_rate(*key))
-    print(f"load average after: {load()}")
-    print("matmul rate (GFLOP/s, 2048³, same process): " +
-          ", ".join(f"{dt} {th}t {r:.1f}" for (dt, th), r in rates.items()))
-    print()
+    remeasure_rates(rates)
     print("| case | dtype | threads | per step | GFLOP/s | fraction of the matmul rate |")
     print("|---|---|---|---|---|---|")
     for label, dt, th, fl, t in rows:
@@ -163,12 +169,7 @@ def sweep_table(widths, ns, threads, dtypes):
             for dt in dtypes:
                 for th in threads:
                     res[(w, N, dt, th)] = fl / time_steps(problem, layers, dt, th, blocks=8) / 1e9
-    for key in rates:
-        rates[key] = max(rates[key], matmul_rate(*key))
-    print(f"load average after: {load()}")
-    print("matmul rate (GFLOP/s, 2048³, same process): " +
-          ", ".join(f"{dt} {th}t {r:.1f}" for (dt, th), r in rates.items()))
-    print()
+    remeasure_rates(rates)
     cols = [(dt, th) for dt in dtypes for th in threads]
     print("| width | N | " + " | ".join(f"{dt} {th}t" for dt, th in cols) + " |")
     print("|---|---|" + "---|" * len(cols))
