@@ -224,8 +224,10 @@ def _on_box(problem, points):
 
 
 def interior_terms(problem):
-    """Names of the terms whose points are interior collocation points (not on a face of the
-    domain box, not paired) — the terms adaptive resampling may redraw.
+    """Names of the terms whose points are interior collocation points — not on a face of the
+    domain box nor on the boundary of ``problem.geometry``, not paired, and whose residual can be
+    evaluated at other points (a term built from values given as an array, such as measured data,
+    cannot: its points are part of the data) — the terms adaptive resampling may redraw.
 
     >>> interior_terms(__import__("pinncore").problems.burgers())
     ['pde']
@@ -233,15 +235,32 @@ def interior_terms(problem):
     lo = np.array([problem.domain[k][0] for k in problem.inputs], dtype=np.float64)
     hi = np.array([problem.domain[k][1] for k in problem.inputs], dtype=np.float64)
     tol = 1e-9 * (hi - lo)
+    geom = problem.geometry
+    spans = geom is not None and getattr(geom, "dim", None) == len(problem.inputs)
     out = []
     for name, term in problem.terms.items():
         pts = np.asarray(term.points, dtype=np.float64)
         if term.paired or pts.ndim != 2 or pts.shape[0] < 100:
             continue
         on_face = ((np.abs(pts - lo) <= tol) | (np.abs(pts - hi) <= tol)).any(axis=1)
-        if on_face.mean() < 0.01:
+        if spans:   # a boundary condition on a disk, an L-shape's inner corner: not on the box's faces
+            on_face |= geom.on_boundary(pts)
+        if on_face.mean() < 0.01 and _relowers(problem, name):
             out.append(name)
     return out
+
+
+def _relowers(problem, name):
+    """Whether term ``name``'s residual can be lowered at points other than its own (values
+    given as arrays for fixed points cannot, pinncore.conditions): the midpoints of consecutive
+    points, which stay inside a convex-enough domain and differ from every given point."""
+    pts = np.asarray(problem.terms[name].points, dtype=np.float64)
+    trial = 0.5 * (pts[:8] + pts[1:9])
+    try:
+        problem.with_points(name, trial)
+    except ValueError:
+        return False
+    return True
 
 
 def _resamplers(problem, seed):
