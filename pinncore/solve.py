@@ -29,8 +29,8 @@ The recipe (choices and the measurements behind them: docs/design.md, "pc.solve"
    time limit (checked after every iteration). When the method ends its phase early (LM stalls,
    the line search fails) the remaining time goes to the other method; when an attempt ends short
    of ``tol`` (stagnation, both methods stalled, divergence) with at least ``RESTART_SHARE`` of
-   the time left, the recipe starts again from a network of the next seed, and the best result
-   is returned (``record["attempts"]``).
+   the time left and its loss above ``ROUNDOFF`` × its starting loss, the recipe starts again
+   from a network of the next seed, and the best result is returned (``record["attempts"]``).
 
 The result is the usual ``TrainResult``; ``result.record`` (also ``result.choices``) says what
 was chosen and why.
@@ -67,6 +67,7 @@ RAD_CANDIDATES = 100_000
 MIN_INTERIOR_POINTS = 4000
 STALL_WINDOW = {"lm": 100, "bfgs": 3000, "lbfgs": 3000}
 RESTART_SHARE = 0.25
+ROUNDOFF = 1e-14
 _FOREVER = 10 ** 9
 
 
@@ -331,10 +332,19 @@ def solve(problem, net=None, *, time_limit=300.0, tol=None, progress=True, seed=
         if best is None or _better(result, best):
             best = result
         left = deadline - time.perf_counter()
-        if net is not None or result.status == "converged" or left < RESTART_SHARE * float(time_limit):
+        if net is not None or result.status == "converged" or left < RESTART_SHARE * float(time_limit) \
+                or _at_roundoff(result):
             break
     best.record.update(time_limit=float(time_limit), tol=tol, attempts=attempts, wall_time=time.perf_counter() - t0)
     return best
+
+
+def _at_roundoff(result):
+    """Whether an attempt's loss fell to ``ROUNDOFF`` × its loss at the start: a fresh network
+    cannot do better there (the oscillators' LM phases end at 1e-19 × their start, rel-L2 1e-10,
+    by the optimizers' own convergence tests) and restarting only spends the time."""
+    loss = result.history["total_loss"]
+    return bool(len(loss) and math.isfinite(loss[-1]) and loss[-1] <= ROUNDOFF * loss[0])
 
 
 def _better(a, b):
