@@ -97,7 +97,9 @@ class Stagnation(Observer):
     the last ``window`` iterations of this phase. The value is the rel-L2 error when the
     problem has an exact solution (it does not depend on the collocation points), else the
     total loss — and then only rows since the points last changed count (a resample moves the
-    loss onto other points).
+    loss onto other points). On an inverse problem the unknown coefficients must also have
+    settled: none moved by more than ``rel`` / 10 of its size over the window (with noisy data
+    the fit's error levels off at the noise while the coefficients are still moving).
 
     >>> Stagnation(window=3000).window
     3000
@@ -116,17 +118,25 @@ class Stagnation(Observer):
             changed = max(run.points_changed.values(), default=-1)
             self._rows = [r for r in self._rows if r[0] > changed]
         value = float(err if err is not None else row["total_loss"])
-        self._rows.append((int(row["step"]), value))
+        unknowns = np.array([float(v) for k, v in row.items() if k.startswith("unknown:")])
+        self._rows.append((int(row["step"]), value, unknowns))
         cut = self._rows[-1][0] - self.window
-        before = [v for st, v in self._rows if st <= cut]
+        before = [r for r in self._rows if r[0] <= cut]
         if not before or not math.isfinite(value):
             return None
         self._rows = [r for r in self._rows if r[0] >= cut - self.window]   # bounded memory
-        if min(v for st, v in self._rows if st > cut) > (1.0 - self.rel) * min(before):
+        if min(r[1] for r in self._rows if r[0] > cut) > (1.0 - self.rel) * min(r[1] for r in before) \
+                and self._settled(before[-1][2], unknowns):
             what = "rel-L2" if err is not None else "loss"
             run.request_stop("stopped", f"stopped at stagnation: the {what} fell by less than {self.rel:.0%} over "
                                         f"{self.window} iterations (step {row['step']})")
         return None
+
+    def _settled(self, then, now):
+        """Whether no unknown moved by more than rel/10 of its size (at least 1e-12) since ``then``."""
+        if now.size == 0 or then.shape != now.shape:
+            return True
+        return bool(np.all(np.abs(now - then) <= 0.1 * self.rel * np.maximum(np.abs(now), 1e-12)))
 
 
 def _periods(problem):

@@ -115,6 +115,16 @@ def test_stagnation_compares_windows_and_forgets_rows_before_a_resample():
     assert "loss" in run.stopped[1]
 
 
+def test_stagnation_waits_for_the_unknowns_to_settle():
+    from pinncore.solve import Stagnation
+    s, run = Stagnation(window=100, rel=0.01), _Stub()
+    for step, lam in [(0, 1.0), (100, 1.01), (200, 1.02)]:     # the error is flat, λ moves 1 %
+        s.on_log(run, {"step": step, "rel_l2": 0.1, "total_loss": 9.0, "unknown:lam": lam})
+    assert run.stopped is None
+    s.on_log(run, {"step": 300, "rel_l2": 0.1, "total_loss": 9.0, "unknown:lam": 1.0201})   # 0.01 %: settled
+    assert run.stopped[0] == "stopped"
+
+
 def test_a_stagnation_short_of_tol_restarts_from_the_next_seed():
     # contradictory conditions (u = 0 and u = 1 on the same points): the loss cannot go below
     # 1/2, so every attempt ends short of tol; pc.solve tries further seeds while a quarter of the time is left
