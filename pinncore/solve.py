@@ -75,7 +75,11 @@ _FOREVER = 10 ** 9
 
 class TimeLimit(Observer):
     """Stop the run (status "stopped") after the iteration that reaches ``deadline``
-    (``time.perf_counter()`` seconds).
+    (``time.perf_counter()`` seconds), or earlier when the next iteration would end past it:
+    when the shorter of the last two iterations no longer fits before the deadline. At 400 000
+    points an SSBFGS iteration (0.45 s) and the closing history row (0.26 s) overran a 3 s limit
+    by 0.7 s; the shorter of two keeps one slow iteration (a resample, a log row) from ending a
+    phase early.
 
     >>> TimeLimit(0.0).every
     'step'
@@ -85,9 +89,18 @@ class TimeLimit(Observer):
 
     def __init__(self, deadline, what="the time limit"):
         self.deadline, self.what = float(deadline), what
+        self._last, self._dt = None, (math.inf, math.inf)
+
+    def on_start(self, run):
+        self._last, self._dt = time.perf_counter(), (math.inf, math.inf)
 
     def on_step(self, run, step):
-        if time.perf_counter() >= self.deadline:
+        now = time.perf_counter()
+        if self._last is not None:
+            self._dt = (self._dt[1], now - self._last)
+        self._last = now
+        nxt = min(self._dt)
+        if now >= self.deadline or (math.isfinite(nxt) and now + nxt >= self.deadline):
             run.request_stop("stopped", f"stopped at {self.what} (step {run.step_count})")
         return None
 

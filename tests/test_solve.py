@@ -239,3 +239,27 @@ def test_attempts_at_the_same_noise_floor_stop_restarting():
     r = pc.solve(p, time_limit=15.0, progress=False)
     assert len(r.record["attempts"]) == 2, r.record["attempts"]
     assert abs(r.unknowns["omega"] - 3.0) < 0.01, r.unknowns      # 2.9959 (the noise's bias)
+
+
+def test_time_limit_stops_before_an_iteration_that_would_end_past_it(monkeypatch):
+    from pinncore.solve import TimeLimit
+    clock = [100.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    stop, run = TimeLimit(101.0), _Stub()
+    run.step_count = 0
+    stop.on_start(run)
+    for dt in (0.3, 0.3):                  # ends at 100.6; the next 0.3 s still fits
+        clock[0] += dt
+        stop.on_step(run, None)
+    assert run.stopped is None
+    clock[0] += 0.3                        # 100.9: a fourth 0.3 s iteration would end at 101.2
+    stop.on_step(run, None)
+    assert run.stopped[0] == "stopped"
+    stop2, run2 = TimeLimit(101.0), _Stub()
+    run2.step_count = 0
+    clock[0] = 100.0
+    stop2.on_start(run2)
+    for dt in (0.1, 0.7, 0.05):            # one slow iteration (a resample) does not end the phase
+        clock[0] += dt
+        stop2.on_step(run2, None)
+    assert run2.stopped is None            # at 100.85, the shorter of the last two (0.05) fits
