@@ -70,6 +70,8 @@ class Progress(Observer):
             post = {"loss": f"{row['total_loss']:.3e}"}
             if row.get("rel_l2") is not None:
                 post["rel_l2"] = f"{row['rel_l2']:.3e}"
+            # an inverse problem's unknown coefficients (pc.Unknown) are what its user watches
+            post.update({k[len("unknown:"):]: f"{v:.6g}" for k, v in row.items() if k.startswith("unknown:")})
             self._bar.set_postfix(post, refresh=False)
         return None
 

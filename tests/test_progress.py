@@ -27,3 +27,16 @@ def test_no_bar_for_short_phases_or_when_disabled(capsys):
 def test_progress_true_attaches_one_bar():
     run = _run(progress=True, observers=[Progress(delay=60.0)])
     assert sum(isinstance(o, Progress) for o in run._observers) == 1  # noqa: SLF001
+
+
+def test_the_bar_shows_unknown_coefficients():
+    from pinncore.progress import Progress
+
+    class Bar:
+        def set_postfix(self, post, refresh):
+            self.post = post
+
+    p = Progress()
+    p._bar = Bar()
+    p.on_log(None, {"total_loss": 1.0, "unknown:D": 0.1234567})
+    assert p._bar.post == {"loss": "1.000e+00", "D": "0.123457"}
