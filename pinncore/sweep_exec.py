@@ -16,6 +16,7 @@ import collections
 import multiprocessing
 import signal
 import sys
+import time
 import uuid
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -127,15 +128,26 @@ class LocalPool:
         self._start()
 
     def _kill(self):
+        """Stop every worker now (do not wait for running fits). The executor may still be starting
+        a worker when we are interrupted (it spawns them while jobs are submitted), so the worker
+        table is read again over a few short rounds; a worker that ignores SIGTERM is killed."""
         ex = self.executor
         if ex is None:
             return
-        procs = list(getattr(ex, "_processes", {}).values())
-        for p in procs:  # do not wait for running fits
-            p.terminate()
-        ex.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            p.join(timeout=5)
+        seen = {}
+        for round_ in range(3):
+            seen.update({p.pid: p for p in list((getattr(ex, "_processes", None) or {}).values())})
+            for p in seen.values():
+                if p.is_alive():
+                    p.terminate()
+            if round_ == 0:
+                ex.shutdown(wait=False, cancel_futures=True)
+            for p in seen.values():
+                p.join(timeout=5)
+                if p.is_alive():
+                    p.kill()
+                    p.join(timeout=5)
+            time.sleep(0.05)
 
 
 def run_inline(jobs, on_record):
