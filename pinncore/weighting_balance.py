@@ -219,11 +219,8 @@ class Balanced(Weighting):
             return max(1.0, hat)
         return 1.0 if self.floor == "one" else 1.0 / self.max_weight
 
-    def due(self, step):
-        return step % self.every == 0   # update() returns the state unchanged in between
-
     def update(self, state, step, ctx):
-        if step % self.every:
+        if not self.due(step):
             return state  # nothing changes between updates (and nothing is mutated)
         ref = state["reference"]
         with np.errstate(over="ignore", invalid="ignore"):   # an overflowing norm is skipped below

@@ -209,6 +209,7 @@ class Weighting:
     reports_weights = False   # True: ``reported_weights`` is the scheme's own summary (logged as λ)
     needs_ntk = False         # reads ctx.ntk_traces() on its update steps (observers that replay
     needs_residuals = False   # schemes, like the audit, compute the traces only when one needs them)
+    every = 1                 # update period in steps (GradNorm, NTK, Balanced: their ``every=``)
     name = "weighting"
 
     def init(self, problem) -> dict:
@@ -235,13 +236,13 @@ class Weighting:
     def due(self, step: int) -> bool:
         """Whether ``update`` at ``step`` may change the state. The run calls ``update`` (and
         builds that step's context) only on due steps; a periodic scheme says False between its
-        updates. Default: every step.
+        updates: steps that are multiples of ``every`` (1: every step).
 
         >>> from pinncore.weighting import Balanced
         >>> Balanced(every=10).due(20), Balanced(every=10).due(21), Weighting().due(21)
         (True, False, True)
         """
-        return True
+        return step % self.every == 0
 
     def update(self, state, step: int, ctx: Context) -> dict:
         """New state after seeing ``ctx`` at ``step`` (counted from 0). Never mutates ``state``;

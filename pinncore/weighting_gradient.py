@@ -109,11 +109,8 @@ class GradNorm(Weighting):
         sel = a[mask]
         return float(sel.max()), float(np.mean([a[s:e].mean() for s, e in blocks]))
 
-    def due(self, step):
-        return step % self.every == 0   # update() returns the state unchanged in between
-
     def update(self, state, step, ctx):
-        if step % self.every:
+        if not self.due(step):
             return state  # nothing changes between updates (and nothing is mutated)
         new = copy_state(state)
         ref = state["reference"]
@@ -224,11 +221,8 @@ class NTK(Weighting):
                 "n_points": {k: int(problem.n_points[k]) for k in problem.term_names},
                 "updates": 0}
 
-    def due(self, step):
-        return step % self.every == 0   # update() returns the state unchanged in between
-
     def update(self, state, step, ctx):
-        if step % self.every:
+        if not self.due(step):
             return state  # nothing changes between updates (and nothing is mutated)
         new = copy_state(state)
         traces = ctx.ntk_traces()
