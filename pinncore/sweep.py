@@ -202,6 +202,16 @@ def _fixed_class():
     return Fixed
 
 
+def _reporter(progress, total):
+    """(report callback or None, the tqdm bar to close or None) for ``sweep``'s ``progress``."""
+    if callable(progress):
+        return progress, None
+    if progress in (True, False, None):
+        bar = Bar(total) if progress else None
+        return bar, bar
+    raise TypeError(f"progress must be True, False or a callable progress(done, total, record), got {progress!r}")
+
+
 def sweep(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=None, layers=None, client=None,
           progress=True, workers=None, retries=2, **train_kwargs):
     """Train one fit per grid combination and seed; return a ``SweepResult`` (records in grid
@@ -244,13 +254,7 @@ def sweep(problem, grid, *, seeds=(0,), weighting=None, optimizer="adam", steps=
                                            train_kwargs)
     workers = _check_count("workers", workers, 1) or available_cores()
     retries = _check_count("retries", retries, 0)
-    if callable(progress):
-        report, bar = progress, None
-    elif progress in (True, False, None):
-        bar = Bar(len(jobs)) if progress else None
-        report = bar
-    else:
-        raise TypeError(f"progress must be True, False or a callable progress(done, total, record), got {progress!r}")
+    report, bar = _reporter(progress, len(jobs))
     records = [None] * len(jobs)
     done = [0]
 
