@@ -42,6 +42,7 @@ one file per idea (tests/test_module_map.py checks this map against the files):
     history         the history table
     state           the saved-state format and its validation
     run             pc.Run: the training loop, stop conditions, save/resume
+    result          TrainResult: what a run returns (net, history, rel-L2, status, unknowns)
     trainer         pc.train: builds a Run and runs its phases
     solve           pc.solve: network, second-order method and resampling chosen for a time limit
     progress        tqdm progress bars for long phases (an observer)

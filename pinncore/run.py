@@ -50,31 +50,10 @@ from .observers import Observer, Printer
 from .progress import Progress
 from .problem import Problem
 from .unknown import flat_vector, saved_unknowns
+from .result import TrainResult
 from .state import STATE_KIND, check_like, check_state, load_state, optimizer_state
 
 __all__ = ["Run", "TrainResult"]
-
-
-class TrainResult:
-    """What a run returns: the trained ``net``, its ``history``, the final ``rel_l2`` (None
-    without an exact solution), ``wall_time`` (s), final ``weights``, ``status``
-    ("completed" | "converged" | "stopped" | "cancelled" | "interrupted" | "diverged"), a
-    ``message``, the global ``step`` and ``unknowns`` ({name: value} of the problem's
-    ``pc.Unknown`` coefficients, {} without). ``save(path)`` writes the full training state (no
-    pickle) for ``train(..., resume=path)`` / ``pc.Run(..., resume=path)``."""
-
-    def __init__(self, net, history, rel_l2, wall_time, weights, status, message, step, state, unknowns=None):
-        self.net, self.history, self.rel_l2, self.wall_time = net, history, rel_l2, wall_time
-        self.weights, self.status, self.message, self.step = weights, status, message, step
-        self.state, self.unknowns = state, dict(unknowns or {})
-
-    def save(self, path):
-        """Save the training state atomically (pinncore.io format, versioned, checksummed)."""
-        _io.save(path, self.state, kind=STATE_KIND)
-
-    def __repr__(self):
-        err = "n/a" if self.rel_l2 is None else f"{self.rel_l2:.3e}"
-        return f"TrainResult(status={self.status!r}, step={self.step}, rel_l2={err}, wall_time={self.wall_time:.3f}s)"
 
 
 def check_int(name, v, lo):

@@ -10,7 +10,7 @@ import pytest
 MODULES = ["backend", "network", "embedding", "reference", "residual", "fields", "table", "unknown", "inverse", "problem", "problems",
            "problems_common", "problems_classic", "problems_domains", "problems_reference", "objective", "optim", "weighting",
            "weighting_base", "weighting_gradient", "weighting_adaptive", "weighting_balance",
-           "observers", "history", "state", "run", "trainer", "diagnostics", "io", "io_format", "io_write", "io_read", "cli", "commands", "lowering", "metrics", "layout",
+           "observers", "history", "state", "run", "result", "trainer", "diagnostics", "io", "io_format", "io_write", "io_read", "cli", "commands", "lowering", "metrics", "layout",
            "jacobian", "lm", "sweep", "geometry", "geometry_shapes", "geometry_csg", "geometry_sampling", "conditions", "resampling", "audit", "bfgs", "solve", "progress"]
 MODULES += ["registry", "phases", "verdict", "demo", "sweep_grid", "sweep_problems", "sweep_fit", "sweep_exec",
             "sweep_results"]
