@@ -128,6 +128,7 @@ class LevenbergMarquardt(_optim.Optimizer):
     log_every_iteration = True  # a run writes one history row per LM iteration
     default_iterations = 200    # converges in tens of iterations where it converges at all
     cost = 50.0                 # forms the residual Jacobian and solves with it
+    forms_jacobian = True
 
     def __init__(self, solver="auto", memory_budget=2 * 10 ** 9, tau=1e-6, mu_init=None, gtol=1e-12, xtol=1e-15,
                  ftol=1e-10, stall_iterations=20, mu_max=1e15, max_trials=10, cg_maxiter=200, cg_tol=1e-8,

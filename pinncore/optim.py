@@ -47,6 +47,7 @@ class Optimizer:
     default_iterations = 1000   # a phase's iterations when the user gives none (phases.build)
     follow_iterations = None    # iterations as a later phase when none are given (None: default_iterations)
     cost = 10.0                 # work of one iteration relative to an Adam step (the web server's budget)
+    forms_jacobian = False      # True: an iteration forms the residual Jacobian (rows x parameters)
     label = None                # a short display name (None: the name in capitals)
     learning_rate = None        # a method ``learning_rate(step)`` on optimizers that have one (logged as lr)
 

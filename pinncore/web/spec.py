@@ -234,7 +234,7 @@ def _first_limit(opt, sweep=False):
 
 
 def _forms_jacobian(opt):
-    return any(n and "memory_budget" in registry.optimizers[n].params for n in _split(opt))
+    return any(n and registry.optimizers[n].factory.forms_jacobian for n in _split(opt))
 
 
 def __getattr__(name):
